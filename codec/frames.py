@@ -1,0 +1,63 @@
+"""The in-memory picture types every stage shares: stream facts (VideoInfo) and GOPs of YUV 4:2:0."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from fractions import Fraction
+
+import numpy as np
+
+GOP_SIZE = 16  # frames per GOP (the mask codec's patch depth)
+
+# ffmpeg's colour enums (AVColorRange, AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic)
+COLOR_RANGE_UNSPECIFIED = 0
+COLOR_RANGE_TV = 1  # limited / MPEG range, 16-235
+COLOR_RANGE_PC = 2  # full / JPEG range, 0-255
+COLOR_UNSPECIFIED = 2  # "unspecified" in the other three enums
+
+
+@dataclass(frozen=True)
+class VideoInfo:
+    """What a stream is: size, timing and colour, as read from the input and kept in .vcx."""
+
+    width: int
+    height: int
+    fps: Fraction
+    frame_count: int | None = None  # the container's claim; None when it does not say
+    color_range: int = COLOR_RANGE_UNSPECIFIED
+    colorspace: int = COLOR_UNSPECIFIED  # the YUV matrix (1 = BT.709, 5/6 = BT.601, 9 = BT.2020)
+    color_primaries: int = COLOR_UNSPECIFIED
+    color_trc: int = COLOR_UNSPECIFIED
+
+    @property
+    def chroma_size(self) -> tuple[int, int]:
+        """(height, width) of a 4:2:0 chroma plane: the luma size halved, rounded up."""
+        return (self.height + 1) // 2, (self.width + 1) // 2
+
+
+@dataclass
+class Gop:
+    """Consecutive frames in YUV 4:2:0, 8 bit.
+
+    y: [T, H, W] uint8; u, v: [T, ceil(H/2), ceil(W/2)] uint8; start: index of the first frame.
+    """
+
+    y: np.ndarray
+    u: np.ndarray
+    v: np.ndarray
+    start: int = 0
+
+    @property
+    def n_frames(self) -> int:
+        return int(self.y.shape[0])
+
+    @property
+    def height(self) -> int:
+        return int(self.y.shape[1])
+
+    @property
+    def width(self) -> int:
+        return int(self.y.shape[2])
+
+    def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        return self.y, self.u, self.v
