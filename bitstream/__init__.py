@@ -1,1 +1,1 @@
-"""The .vcx container: header, metadata, typed CRC-checked chunks, and its errors (no torch here)."""
+"""The .vcx container: header, metadata, typed CRC-checked chunks, errors (no torch)."""

@@ -1,4 +1,4 @@
-"""The in-memory picture types every stage shares: stream facts (VideoInfo) and GOPs of YUV 4:2:0."""
+"""Picture types every stage shares: stream facts (VideoInfo) and GOPs of YUV 4:2:0 frames."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 
 GOP_SIZE = 16  # frames per GOP (the mask codec's patch depth)
 
-# ffmpeg's colour enums (AVColorRange, AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic)
+# ffmpeg's colour enums: AVColorRange, AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic
 COLOR_RANGE_UNSPECIFIED = 0
 COLOR_RANGE_TV = 1  # limited / MPEG range, 16-235
 COLOR_RANGE_PC = 2  # full / JPEG range, 0-255
@@ -61,3 +61,9 @@ class Gop:
 
     def planes(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         return self.y, self.u, self.v
+
+    @classmethod
+    def from_frames(cls, frames: list[tuple[np.ndarray, ...]], start: int = 0) -> Gop:
+        """Stack per-frame (y, u, v) planes into a GOP."""
+        y, u, v = (np.stack(plane) for plane in zip(*frames, strict=True))
+        return cls(y, u, v, start)

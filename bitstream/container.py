@@ -1,0 +1,314 @@
+"""The .vcx container: versioned header + metadata, then typed, CRC32-checked chunks (FORMAT.md)."""
+
+from __future__ import annotations
+
+import json
+import zlib
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field, fields
+from enum import IntEnum
+from typing import BinaryIO
+
+from .errors import (
+    BadMagicError,
+    ChecksumError,
+    MalformedError,
+    TruncatedError,
+    UnsupportedVersionError,
+)
+from .fields import ByteReader, ByteWriter
+
+MAGIC = b"VCX"
+FORMAT_VERSION = 1  # the byte after the magic; a decoder refuses any other value
+METADATA_VERSION = 1  # "metadata_version" inside the metadata block
+MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
+MAX_METADATA_BYTES = 1 << 16
+AUDIO_PIECE_BYTES = 1 << 20  # audio is split into chunks of at most 1 MiB
+ANCILLARY_BIT = 0x80  # chunk types with this bit set may be skipped by a decoder that lacks them
+MODES = ("hybrid", "pure")
+PIX_FMTS = ("yuv420p",)
+
+
+class ChunkType(IntEnum):
+    SEGMENT = 0x01  # starts a base-layer segment: codec, coded size, extradata
+    GOP = 0x02  # one GOP's side info (range coded)
+    BASE = 0x03  # base-layer packets, in decode order
+    AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
+    END = 0x7F  # last chunk: totals; a stream without it is truncated
+
+
+@dataclass(frozen=True)
+class StreamHeader:
+    """The metadata block: everything a decoder must know before the first chunk."""
+
+    width: int
+    height: int
+    fps_num: int
+    fps_den: int
+    color_range: int = 0
+    colorspace: int = 2
+    color_primaries: int = 2
+    color_trc: int = 2
+    pix_fmt: str = "yuv420p"
+    gop_size: int = 16
+    mode: str = "hybrid"
+    base_codec: str = "x265"
+    qp: int = 32
+    models: dict[str, str] = field(default_factory=dict)  # model name -> weights sha256
+    encoder: str = ""
+
+    def validate(self) -> StreamHeader:
+        checks = [
+            (1 <= self.width <= 65535 and 1 <= self.height <= 65535, "frame size"),
+            (self.fps_num > 0 and self.fps_den > 0, "frame rate"),
+            (1 <= self.gop_size <= 256, "GOP size"),
+            (self.mode in MODES, "mode"),
+            (self.pix_fmt in PIX_FMTS, "pixel format"),
+            (0 <= self.qp <= 63, "qp"),
+        ]
+        for ok, name in checks:
+            if not ok:
+                raise MalformedError(f"metadata: invalid {name}")
+        return self
+
+
+@dataclass(frozen=True)
+class Segment:
+    codec: str  # base-layer codec: "x265", "x264", "av1"
+    width: int  # coded size of the base layer
+    height: int
+    extradata: bytes = b""
+
+
+@dataclass(frozen=True)
+class GopChunk:
+    index: int
+    first_frame: int
+    n_frames: int
+    side_info: bytes
+
+
+@dataclass(frozen=True)
+class BasePackets:
+    packets: tuple[bytes, ...]
+
+
+@dataclass(frozen=True)
+class AudioPiece:
+    data: bytes
+
+
+@dataclass(frozen=True)
+class End:
+    frame_count: int
+    gop_count: int
+
+
+Chunk = Segment | GopChunk | BasePackets | AudioPiece | End
+
+
+# --- header --------------------------------------------------------------------------------
+
+
+def encode_header(header: StreamHeader) -> bytes:
+    meta = {"metadata_version": METADATA_VERSION, **asdict(header.validate())}
+    body = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
+    head = MAGIC + bytes([FORMAT_VERSION]) + len(body).to_bytes(4, "little") + body
+    return head + zlib.crc32(head).to_bytes(4, "little")
+
+
+def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
+    """The header and its size in bytes (where the first chunk starts)."""
+    prefix = stream.read(len(MAGIC) + 1)
+    if prefix[: len(MAGIC)] != MAGIC[: len(prefix)] or not prefix:
+        raise BadMagicError("not a .vcx stream (bad magic bytes)")
+    prefix = _read_exact(stream, len(MAGIC) + 1, "header", prefix)
+    version = prefix[len(MAGIC)]
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError(
+            f"format version {version} is not supported (this vcodec reads version "
+            f"{FORMAT_VERSION}); a newer vcodec may read it"
+        )
+    size_bytes = _read_exact(stream, 4, "header")
+    size = int.from_bytes(size_bytes, "little")
+    if size > MAX_METADATA_BYTES:
+        raise MalformedError(f"metadata block of {size} bytes is implausible: damaged header")
+    body = _read_exact(stream, size, "metadata")
+    crc = int.from_bytes(_read_exact(stream, 4, "metadata checksum"), "little")
+    if zlib.crc32(prefix + size_bytes + body) != crc:
+        raise ChecksumError("metadata block: CRC32 mismatch, the header is damaged")
+    return _parse_metadata(body), len(prefix) + 4 + size + 4
+
+
+def _parse_metadata(body: bytes) -> StreamHeader:
+    try:
+        meta = json.loads(body.decode("utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise MalformedError("metadata block is not valid JSON") from exc
+    if not isinstance(meta, dict):
+        raise MalformedError("metadata block is not an object")
+    if meta.get("metadata_version") != METADATA_VERSION:
+        raise UnsupportedVersionError(
+            f"metadata version {meta.get('metadata_version')!r} is not supported"
+        )
+    known = {f.name: f for f in fields(StreamHeader)}
+    kwargs = {k: v for k, v in meta.items() if k in known}  # unknown keys: newer, optional
+    try:
+        header = StreamHeader(**kwargs)
+        _check_types(header)
+    except TypeError as exc:
+        raise MalformedError(f"metadata: {exc}") from exc
+    return header.validate()
+
+
+def _check_types(header: StreamHeader) -> None:
+    for f in fields(StreamHeader):
+        value = getattr(header, f.name)
+        expected = {"int": int, "str": str}.get(str(f.type))
+        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
+            raise TypeError(f"field {f.name!r} has the wrong type")
+    if not all(isinstance(k, str) and isinstance(v, str) for k, v in header.models.items()):
+        raise TypeError("field 'models' must map names to hashes")
+
+
+def _read_exact(stream: BinaryIO, n: int, what: str, already: bytes = b"") -> bytes:
+    need = n - len(already)
+    data = already + stream.read(need) if need > 0 else already
+    if len(data) < n:
+        raise TruncatedError(f"{what}: the stream ends after {len(data)} of {n} bytes")
+    return data
+
+
+# --- chunks --------------------------------------------------------------------------------
+
+
+def encode_chunk(chunk: Chunk) -> bytes:
+    ctype, payload = _encode_payload(chunk)
+    head = bytes([ctype]) + len(payload).to_bytes(4, "little")
+    return head + payload + zlib.crc32(head + payload).to_bytes(4, "little")
+
+
+def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
+    w = ByteWriter()
+    if isinstance(chunk, Segment):
+        w.text(chunk.codec).varint(chunk.width).varint(chunk.height).blob(chunk.extradata)
+        return ChunkType.SEGMENT, w.getvalue()
+    if isinstance(chunk, GopChunk):
+        w.varint(chunk.index).varint(chunk.first_frame).varint(chunk.n_frames)
+        return ChunkType.GOP, w.raw(chunk.side_info).getvalue()
+    if isinstance(chunk, BasePackets):
+        w.varint(len(chunk.packets))
+        for packet in chunk.packets:
+            w.blob(packet)
+        return ChunkType.BASE, w.getvalue()
+    if isinstance(chunk, AudioPiece):
+        return ChunkType.AUDIO, chunk.data
+    if isinstance(chunk, End):
+        return ChunkType.END, w.varint(chunk.frame_count).varint(chunk.gop_count).getvalue()
+    raise TypeError(f"not a chunk: {chunk!r}")
+
+
+def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
+    r = ByteReader(payload, where)
+    if ctype == ChunkType.SEGMENT:
+        out: Chunk = Segment(r.text(), r.varint(), r.varint(), r.blob())
+    elif ctype == ChunkType.GOP:
+        out = GopChunk(r.varint(), r.varint(), r.varint(), r.rest())
+    elif ctype == ChunkType.BASE:
+        out = BasePackets(tuple(r.blob() for _ in range(r.varint())))
+    elif ctype == ChunkType.AUDIO:
+        out = AudioPiece(r.rest())
+    elif ctype == ChunkType.END:
+        out = End(r.varint(), r.varint())
+    elif ctype & ANCILLARY_BIT:
+        return None  # an optional chunk from a newer encoder: skip it
+    else:
+        raise UnsupportedVersionError(
+            f"{where}: chunk type 0x{ctype:02x} is unknown and required; a newer vcodec may read it"
+        )
+    r.expect_end()
+    return out
+
+
+class VcxWriter:
+    """Writes a .vcx stream: the header at once, then chunks; close() writes the END chunk."""
+
+    def __init__(self, stream: BinaryIO, header: StreamHeader) -> None:
+        self.stream = stream
+        self.header = header
+        self.bytes_written = stream.write(encode_header(header))
+        self.frames = 0
+        self.gops = 0
+
+    def write(self, chunk: Chunk) -> None:
+        if isinstance(chunk, End):
+            raise ValueError("the END chunk is written by close()")
+        if isinstance(chunk, GopChunk):
+            self.frames += chunk.n_frames
+            self.gops += 1
+        self.bytes_written += self.stream.write(encode_chunk(chunk))
+
+    def write_audio(self, data: bytes) -> None:
+        for start in range(0, len(data), AUDIO_PIECE_BYTES):
+            self.write(AudioPiece(data[start : start + AUDIO_PIECE_BYTES]))
+
+    def close(self) -> None:
+        self.bytes_written += self.stream.write(encode_chunk(End(self.frames, self.gops)))
+
+
+class VcxReader:
+    """Reads a .vcx stream: ``header`` on construction, then iterate for the chunks.
+
+    Iteration checks every CRC, the order of GOPs, the END totals, and that nothing
+    follows END; it skips unknown ancillary chunks and raises a VcxError on anything else.
+    """
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+        self.header, self.offset = read_header(stream)
+
+    def __iter__(self) -> Iterator[Chunk]:
+        frames = gops = 0
+        for number in range(1 << 62):
+            chunk = self._next_chunk(number)
+            if chunk is None:
+                continue
+            if isinstance(chunk, GopChunk):
+                self._check_gop(chunk, number, gops, frames)
+                frames += chunk.n_frames
+                gops += 1
+            yield chunk
+            if isinstance(chunk, End):
+                if (chunk.frame_count, chunk.gop_count) != (frames, gops):
+                    raise MalformedError(
+                        f"END chunk says {chunk.frame_count} frames in {chunk.gop_count} GOPs, "
+                        f"the stream holds {frames} in {gops}"
+                    )
+                if self.stream.read(1):
+                    raise MalformedError("unexpected bytes after the END chunk")
+                return
+
+    def _next_chunk(self, number: int) -> Chunk | None:
+        start = self.offset
+        head = self.stream.read(5)
+        if not head:
+            raise TruncatedError(f"the stream ends after chunk #{number - 1} with no END chunk")
+        where = f"chunk #{number} at byte {start}"
+        head = _read_exact(self.stream, 5, where, head)
+        ctype, size = head[0], int.from_bytes(head[1:], "little")
+        name = ChunkType(ctype).name if ctype in ChunkType._value2member_map_ else f"0x{ctype:02x}"
+        where = f"chunk #{number} ({name}) at byte {start}"
+        if size > MAX_CHUNK_BYTES:
+            raise MalformedError(f"{where}: length {size} is implausible, the file is damaged")
+        payload = _read_exact(self.stream, size, where)
+        crc = int.from_bytes(_read_exact(self.stream, 4, f"{where} checksum"), "little")
+        if zlib.crc32(head + payload) != crc:
+            raise ChecksumError(f"{where}: CRC32 mismatch, the file is damaged")
+        self.offset = start + 9 + size
+        return _decode_payload(ctype, payload, where)
+
+    def _check_gop(self, chunk: GopChunk, number: int, gops: int, frames: int) -> None:
+        if chunk.index != gops or chunk.first_frame != frames:
+            raise MalformedError(f"chunk #{number}: GOP {chunk.index} is out of order")
+        if not 1 <= chunk.n_frames <= self.header.gop_size:
+            raise MalformedError(f"chunk #{number}: GOP of {chunk.n_frames} frames")

@@ -1,0 +1,270 @@
+"""The `vcodec` command line: parses options, calls the library, reports errors as one red line."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.table import Table
+
+from vcodec import __version__
+from vcodec.bitstream.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, VcxError
+
+app = typer.Typer(
+    name="vcodec",
+    help="A learned, task-aware video codec: encode video to .vcx, decode it, benchmark it "
+    "against x264/x265.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
+Device = Annotated[str, typer.Option(help="Where networks and resampling run: auto, cpu or cuda.")]
+
+
+def _version(value: bool) -> None:
+    if value:
+        out.print(f"vcodec {__version__}")
+        raise typer.Exit()
+
+
+@app.callback()
+def main(
+    version: Annotated[
+        bool, typer.Option("--version", callback=_version, is_eager=True, help="Print the version.")
+    ] = False,
+) -> None:
+    """vcodec: encode, decode, inspect and benchmark .vcx video."""
+
+
+@contextmanager
+def reported_errors() -> Iterator[None]:
+    """Turn every error into one red line on stderr and the documented exit code."""
+    import av
+
+    try:
+        yield
+    except VcxError as exc:
+        _fail(str(exc), exc.exit_code)
+    except av.error.FFmpegError as exc:
+        _fail(f"video error: {exc}", EXIT_BAD_INPUT)
+    except KeyboardInterrupt:
+        _fail("interrupted", 130)
+    except (typer.Exit, typer.Abort, SystemExit):
+        raise
+    except Exception as exc:  # an unexpected failure: still one line, the trace on request
+        if os.environ.get("VCODEC_DEBUG"):
+            raise
+        _fail(
+            f"internal error: {type(exc).__name__}: {exc} (VCODEC_DEBUG=1 shows the trace)",
+            EXIT_INTERNAL,
+        )
+
+
+def _fail(message: str, code: int) -> None:
+    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+@contextmanager
+def frame_progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar counting frames; yields the callback the library calls."""
+    with Progress(
+        "[progress.description]{task.description}",
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeRemainingColumn(),
+        console=err,
+        transient=True,
+        disable=not err.is_terminal,
+    ) as bar:
+        task = bar.add_task(label, total=total)
+        yield lambda n: bar.advance(task, n)
+
+
+@app.command()
+def encode(
+    src: Annotated[
+        Path,
+        typer.Argument(
+            help="Input video (mp4, mkv, avi, y4m, .264/.265, or a folder of PNG/JPG frames)."
+        ),
+    ],
+    output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
+    qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
+    base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
+    scale: Annotated[str, typer.Option(help="Base-layer down-scaling: auto, 1 or 2.")] = "auto",
+    preset: Annotated[str, typer.Option(help="Base-layer encoder preset.")] = "medium",
+    frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Encode a video into a .vcx file."""
+    with reported_errors():
+        from vcodec.encoder import EncodeConfig
+        from vcodec.encoder import encode as run_encode
+        from vcodec.io import open_video
+
+        config = EncodeConfig(
+            qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device
+        ).validate()
+        with open_video(src) as reader:
+            total = reader.info.frame_count
+        total = min(total, frames) if total and frames else total or frames
+        with frame_progress(f"encoding {src.name}", total) as progress:
+            stats = run_encode(src, output, config, force=force, progress=progress)
+        out.print(
+            f"{output}: {stats.frames} frames, {stats.bytes:,} bytes, {stats.bpp:.4f} bpp, "
+            f"{8 * stats.bytes * stats.fps / max(1, stats.frames) / 1000:.1f} kbps, "
+            f"{stats.frames / stats.seconds:.1f} fps"
+        )
+
+
+@app.command()
+def decode(
+    src: Annotated[Path, typer.Argument(help="The .vcx file to decode.")],
+    output: Annotated[
+        Path,
+        typer.Option(
+            "--output",
+            "-o",
+            help="Output: .y4m (exact), .mp4 or .mkv (x264), or a folder of PNG frames.",
+        ),
+    ],
+    fmt: Annotated[
+        str | None,
+        typer.Option("--format", help="y4m, mp4, mkv or png; default: from the output's suffix."),
+    ] = None,
+    lossless: Annotated[bool, typer.Option(help="mp4/mkv: lossless x264 (exact frames).")] = False,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Decode a .vcx file into video (or PNG frames)."""
+    with reported_errors():
+        from vcodec.decoder import decode as run_decode
+        from vcodec.info import describe
+
+        total = describe(src)["frames"]
+        with frame_progress(f"decoding {src.name}", total) as progress:
+            stats = run_decode(
+                src,
+                output,
+                force=force,
+                fmt=fmt,
+                lossless=lossless,
+                device=device,
+                progress=progress,
+            )
+        out.print(f"{output}: {stats.frames} frames, {stats.frames / stats.seconds:.1f} fps")
+
+
+@app.command()
+def info(
+    src: Annotated[Path, typer.Argument(help="The .vcx file to inspect.")],
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Show a .vcx file's header, chunks and rate (and check every checksum)."""
+    with reported_errors():
+        from vcodec.info import describe
+
+        summary = describe(src)
+        if as_json:
+            print(json.dumps(summary, indent=2))
+            return
+        out.print(_info_table(summary))
+
+
+def _info_table(s: dict[str, Any]) -> Table:
+    h = s["header"]
+    table = Table(title=s["file"], show_header=False)
+    rows = [
+        ("size", f"{h['width']}x{h['height']}, {h['pix_fmt']}"),
+        (
+            "frames",
+            f"{s['frames']} in {s['gops']} GOPs of {h['gop_size']}, "
+            f"{h['fps_num']}/{h['fps_den']} fps, {s['duration_s']} s",
+        ),
+        ("mode", f"{h['mode']}, base {h['base_codec']}, qp {h['qp']}"),
+        ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
+        (
+            "colour",
+            f"range {h['color_range']}, matrix {h['colorspace']}, "
+            f"primaries {h['color_primaries']}, transfer {h['color_trc']}",
+        ),
+        ("models", ", ".join(f"{k} ({v[:12]})" for k, v in h["models"].items()) or "none"),
+        ("rate", f"{s['bytes']:,} bytes, {s['kbps']} kbps, {s['bpp']} bpp"),
+        ("header", f"{h['bytes']} bytes, written by {h['encoder'] or 'unknown'}"),
+    ]
+    rows += [
+        (f"{k} chunks", f"{v['count']} ({v['bytes']:,} bytes)") for k, v in s["chunks"].items()
+    ]
+    for key, value in rows:
+        table.add_row(key, value)
+    return table
+
+
+@app.command()
+def bench(
+    inputs: Annotated[
+        list[Path] | None,
+        typer.Argument(help="Clips to benchmark; none: the built-in sample clip."),
+    ] = None,
+    codecs: Annotated[
+        str, typer.Option(help="Comma-separated: vcx, x264, x265.")
+    ] = "vcx,x264,x265",
+    qps: Annotated[
+        str | None,
+        typer.Option(
+            "--qp", help="Comma-separated QP/CRF points for every codec (default: 22,27,32,37,42)."
+        ),
+    ] = None,
+    frames: Annotated[int, typer.Option(help="Frames per clip (from the start).")] = 50,
+    preset: Annotated[
+        str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
+    ] = "medium",
+    out_dir: Annotated[
+        Path, typer.Option("--out", help="Folder for bench.json, bench.csv, rd.png.")
+    ] = Path("bench_out"),
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Rate-distortion bench of vcx against x264 and x265: table, JSON, CSV and RD plot."""
+    with reported_errors():
+        from vcodec.bench import BenchConfig, run_bench
+
+        config = BenchConfig.from_strings(
+            codecs=codecs, qps=qps, frames=frames, preset=preset, device=device
+        )
+        total = config.work_units(len(inputs) if inputs else 1)
+        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
+            task = bar.add_task("benchmarking", total=total)
+            result = run_bench(
+                inputs or [],
+                config,
+                out_dir,
+                force=force,
+                progress=lambda label: bar.update(task, advance=1, description=label),
+            )
+        for table in result.tables:
+            out.print(table)
+        out.print(f"wrote {', '.join(str(p) for p in result.files)}")
+
+
+def run() -> None:
+    """Console-script entry point."""
+    app(prog_name="vcodec")
+
+
+if __name__ == "__main__":
+    sys.exit(run())

@@ -1,0 +1,115 @@
+"""The legacy-codec base layer through PyAV: x265 (default), x264 or AV1 encoders and decoders.
+
+The same encoder runs the bench's x264/x265 anchors, so vcx and its anchors are coded by one
+piece of code with the same preset.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from fractions import Fraction
+
+import av
+
+from vcodec.bitstream.errors import InputError, MalformedError
+
+from .frames import Gop
+from .io import frame_from_planes, planes_from_frame
+
+os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
+
+
+@dataclass(frozen=True)
+class BaseCodec:
+    """One legacy codec: its PyAV encoder and decoder names, and how --qp maps onto it."""
+
+    name: str
+    encoder: str
+    decoder: str
+    max_crf: int
+
+    def crf(self, qp: int) -> int:
+        """--qp is on x264's 0-51 scale; AV1's CRF runs 0-63, so it is stretched."""
+        return max(0, min(self.max_crf, round(qp * self.max_crf / 51)))
+
+    def options(self, qp: int, preset: str) -> dict[str, str]:
+        crf = str(self.crf(qp))
+        if self.name == "x265":
+            return {"crf": crf, "preset": preset, "x265-params": "log-level=error"}
+        if self.name == "x264":
+            return {"crf": crf, "preset": preset}
+        return {"crf": crf, "preset": str(SVT_PRESETS.get(preset, 8))}
+
+
+BASE_CODECS = {
+    "x265": BaseCodec("x265", "libx265", "hevc", 51),
+    "x264": BaseCodec("x264", "libx264", "h264", 51),
+    "av1": BaseCodec("av1", "libsvtav1", "libdav1d", 63),
+}
+# x264/x265 preset names mapped onto SVT-AV1's numeric presets (0 slowest .. 13 fastest)
+SVT_PRESETS = {"veryslow": 2, "slower": 3, "slow": 5, "medium": 8, "fast": 10, "faster": 11}
+PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
+
+
+def get_codec(name: str) -> BaseCodec:
+    try:
+        return BASE_CODECS[name]
+    except KeyError:
+        raise InputError(f"unknown base codec {name!r}; choose {', '.join(BASE_CODECS)}") from None
+
+
+class BaseEncoder:
+    """Encodes GOPs of one fixed size into packets (bytes, in decode order)."""
+
+    def __init__(
+        self, codec: str, width: int, height: int, fps: Fraction, qp: int, preset: str = "medium"
+    ) -> None:
+        self.codec = get_codec(codec)
+        self._ctx = av.CodecContext.create(self.codec.encoder, "w")
+        self._ctx.width, self._ctx.height = width, height
+        self._ctx.pix_fmt = "yuv420p"
+        self._ctx.time_base = 1 / Fraction(fps)
+        self._ctx.framerate = Fraction(fps)
+        self._ctx.options = self.codec.options(qp, preset)
+        self._pts = 0
+
+    @property
+    def extradata(self) -> bytes:
+        return bytes(self._ctx.extradata or b"")
+
+    def encode(self, gop: Gop) -> list[bytes]:
+        packets: list[bytes] = []
+        for t in range(gop.n_frames):
+            frame = frame_from_planes(gop.y[t], gop.u[t], gop.v[t])
+            frame.pts = self._pts
+            self._pts += 1
+            packets += [bytes(p) for p in self._ctx.encode(frame)]
+        return packets
+
+    def flush(self) -> list[bytes]:
+        return [bytes(p) for p in self._ctx.encode(None)]
+
+
+class BaseDecoder:
+    """Decodes packets back into (y, u, v) frames, in display order."""
+
+    def __init__(self, codec: str, extradata: bytes = b"") -> None:
+        self._ctx = av.CodecContext.create(get_codec(codec).decoder, "r")
+        if extradata:
+            self._ctx.extradata = extradata
+
+    def decode(self, packets: list[bytes] | tuple[bytes, ...]) -> list[tuple]:
+        frames = []
+        try:
+            for data in packets:
+                frames += self._ctx.decode(av.Packet(data))
+        except av.error.FFmpegError as exc:
+            raise MalformedError(f"base layer does not decode: {exc}") from exc
+        return [planes_from_frame(f) for f in frames]
+
+    def flush(self) -> list[tuple]:
+        try:
+            return [planes_from_frame(f) for f in self._ctx.decode(None)]
+        except av.error.FFmpegError as exc:
+            raise MalformedError(f"base layer does not decode: {exc}") from exc

@@ -1,0 +1,235 @@
+"""`vcodec bench`: vcx against x264/x265 on the same frames, with real byte counts and timings."""
+
+from __future__ import annotations
+
+import io
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+
+from vcodec import __version__
+from vcodec.bitstream.errors import InputError
+
+from .base_layer import BASE_CODECS, PRESETS, BaseDecoder, BaseEncoder
+from .decoder import VcxDecoder
+from .encoder import EncodeConfig, encode_gops, resolve_device
+from .files import check_output
+from .frames import GOP_SIZE, Gop, VideoInfo
+from .io import open_video
+from .metrics import MetricAccumulator, msssim_settings
+from .report import (
+    BenchPoint,
+    bd_table,
+    plot_rd,
+    rate_kbps_bpp,
+    render_tables,
+    write_csv,
+    write_json,
+)
+from .resample import coded_size, crop_gop, pad_gop
+from .sample import make_sample
+
+DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
+CODECS = ("vcx", "x264", "x265")
+OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
+
+
+@dataclass(frozen=True)
+class BenchConfig:
+    codecs: tuple[str, ...] = CODECS
+    qps: tuple[int, ...] = DEFAULT_QPS
+    frames: int = 50
+    preset: str = "medium"
+    device: str = "auto"
+
+    @classmethod
+    def from_strings(
+        cls, *, codecs: str, qps: str | None, frames: int, preset: str, device: str
+    ) -> BenchConfig:
+        names = tuple(c.strip() for c in codecs.split(",") if c.strip())
+        unknown = [c for c in names if c not in CODECS]
+        if unknown or not names:
+            raise InputError(f"unknown codec {unknown}; choose from {', '.join(CODECS)}")
+        try:
+            points = tuple(int(q) for q in qps.split(",")) if qps else DEFAULT_QPS
+        except ValueError:
+            raise InputError(f"--qp must be comma-separated integers, got {qps!r}") from None
+        if not all(0 <= q <= 51 for q in points):
+            raise InputError("every --qp point must be between 0 and 51")
+        if frames < 1:
+            raise InputError("--frames must be at least 1")
+        if preset not in PRESETS:
+            raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
+        resolve_device(device)
+        return cls(names, points, frames, preset, device)
+
+    def work_units(self, n_clips: int) -> int:
+        return n_clips * len(self.codecs) * len(self.qps)
+
+
+@dataclass
+class BenchResult:
+    points: list[BenchPoint]
+    bd_rows: list[dict]
+    files: list[Path]
+    tables: list = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    info: VideoInfo
+    gops: list[Gop]
+
+    @property
+    def frames(self) -> int:
+        return sum(g.n_frames for g in self.gops)
+
+
+def run_bench(
+    inputs: list[Path],
+    config: BenchConfig,
+    out_dir: Path,
+    *,
+    force: bool = False,
+    progress: Callable[[str], None] | None = None,
+) -> BenchResult:
+    """Bench every clip (the built-in sample when ``inputs`` is empty); write JSON, CSV, plot."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    targets = [check_output(out_dir / name, force=force) for name in OUTPUT_FILES]
+    clips = [load_clip(p, config.frames) for p in inputs] or [sample_clip(config.frames)]
+    points = []
+    for clip in clips:
+        for codec in config.codecs:
+            for qp in config.qps:
+                points.append(bench_point(clip, codec, qp, config))
+                if progress:
+                    progress(f"{clip.name} {codec} q{qp}")
+    rows = bd_table(points)
+    write_json(targets[0], points, rows, settings(config), [clip_entry(c) for c in clips])
+    write_csv(targets[1], points)
+    plot_rd(targets[2], points)
+    return BenchResult(points, rows, targets, render_tables(points, rows))
+
+
+def load_clip(path: Path, frames: int) -> Clip:
+    with open_video(path) as reader:
+        gops = list(reader.gops(GOP_SIZE, frames))
+    return Clip(Path(path).stem, reader.info, gops)
+
+
+def sample_clip(frames: int) -> Clip:
+    info, gops = make_sample(frames=frames)
+    return Clip("sample", info, gops)
+
+
+def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPoint:
+    if codec == "vcx":
+        decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config)
+    else:
+        decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
+    metrics = MetricAccumulator()
+    device = str(resolve_device(config.device))
+    for ref, test in zip(clip.gops, decoded, strict=True):
+        metrics.add(ref, test, device=device)
+    mean = metrics.mean()
+    kbps, bpp = rate_kbps_bpp(
+        n_bytes, clip.frames, clip.info.fps, clip.info.width, clip.info.height
+    )
+    return BenchPoint(
+        clip=clip.name,
+        codec=codec,
+        q=qp,
+        bytes=n_bytes,
+        frames=clip.frames,
+        kbps=kbps,
+        bpp=bpp,
+        psnr_y=mean["psnr_y"],
+        psnr_yuv=mean["psnr_yuv"],
+        msssim_y=mean["msssim_y"],
+        enc_fps=clip.frames / enc_s,
+        dec_fps=clip.frames / dec_s,
+    )
+
+
+def _run_vcx(clip: Clip, qp: int, config: BenchConfig) -> tuple[list[Gop], int, float, float]:
+    buffer = io.BytesIO()
+    enc_cfg = EncodeConfig(qp=qp, preset=config.preset, device=config.device)
+    start = time.perf_counter()
+    encode_gops(clip.gops, clip.info, buffer, enc_cfg)
+    enc_s = time.perf_counter() - start
+    buffer.seek(0)
+    start = time.perf_counter()
+    decoded = list(VcxDecoder(buffer, config.device).gops())
+    return decoded, buffer.getbuffer().nbytes, enc_s, time.perf_counter() - start
+
+
+def _run_anchor(
+    clip: Clip, codec: str, qp: int, preset: str
+) -> tuple[list[Gop], int, float, float]:
+    """The bare codec at CRF = qp, full resolution (padded to even size, cropped back)."""
+    h, w = coded_size(clip.info.height, clip.info.width, 1)
+    start = time.perf_counter()
+    encoder = BaseEncoder(codec, w, h, clip.info.fps, qp, preset)
+    packets = [p for gop in clip.gops for p in encoder.encode(pad_gop(gop, h, w))]
+    packets += encoder.flush()
+    enc_s = time.perf_counter() - start
+    start = time.perf_counter()
+    decoder = BaseDecoder(codec)
+    frames = decoder.decode(packets) + decoder.flush()
+    decoded = []
+    for gop in clip.gops:
+        part, frames = frames[: gop.n_frames], frames[gop.n_frames :]
+        padded = Gop.from_frames(part, gop.start)
+        decoded.append(crop_gop(padded, clip.info.height, clip.info.width))
+    return decoded, sum(len(p) for p in packets), enc_s, time.perf_counter() - start
+
+
+def clip_entry(clip: Clip) -> dict:
+    return {
+        "name": clip.name,
+        "width": clip.info.width,
+        "height": clip.info.height,
+        "frames": clip.frames,
+        "fps": str(Fraction(clip.info.fps)),
+        "msssim_win_size_levels": msssim_settings(clip.info.height, clip.info.width),
+    }
+
+
+def settings(config: BenchConfig) -> dict:
+    return {
+        "vcodec": __version__,
+        "codecs": list(config.codecs),
+        "qps": list(config.qps),
+        "frames_per_clip": config.frames,
+        "preset": config.preset,
+        "anchors": {
+            name: {
+                "encoder": BASE_CODECS[name].encoder,
+                "version": encoder_version(name),
+                "rate_control": "crf = qp",
+                "gop": "encoder default",
+            }
+            for name in ("x264", "x265")
+        },
+        "vcx": {"mode": "hybrid", "base": "x265", "scale": "auto", "preset": config.preset},
+        "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",
+        "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
+    }
+
+
+def encoder_version(codec: str) -> str:
+    """The encoder's own version string, read from the SEI it writes into its first packet."""
+    encoder = BaseEncoder(codec, 64, 64, Fraction(25), 32, "ultrafast")
+    gop = Gop.from_frames(
+        [(np.zeros((64, 64), np.uint8),) + (np.full((32, 32), 128, np.uint8),) * 2]
+    )
+    data = b"".join(encoder.encode(gop) + encoder.flush())
+    match = re.search(rb"(x26[45][^\x00]{0,40}?)(?: - |\x00)", data)
+    return match.group(1).decode("ascii", "replace").strip() if match else "unknown"

@@ -1,0 +1,158 @@
+"""decode(): .vcx in, video out; VcxDecoder streams reconstructed GOPs for any consumer."""
+
+from __future__ import annotations
+
+import time
+from collections import deque
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from fractions import Fraction
+from itertools import chain
+from pathlib import Path
+from typing import BinaryIO
+
+from vcodec.bitstream.container import (
+    AudioPiece,
+    BasePackets,
+    End,
+    GopChunk,
+    Segment,
+    VcxReader,
+)
+from vcodec.bitstream.errors import InputError, MalformedError
+from vcodec.models.registry import require
+
+from .base_layer import BaseDecoder
+from .encoder import resolve_device
+from .files import atomic_output
+from .frames import Gop, VideoInfo
+from .io import open_writer, output_format
+from .params import GopParams
+from .resample import coded_size, crop_gop, upscale_gop
+
+Progress = Callable[[int], None]
+
+
+@dataclass(frozen=True)
+class DecodeStats:
+    frames: int
+    seconds: float
+
+
+class VcxDecoder:
+    """Reads a .vcx stream: ``info`` and ``audio`` at once, then ``gops()`` yields the video."""
+
+    def __init__(self, stream: BinaryIO, device: str = "auto") -> None:
+        self.device = resolve_device(device)
+        self._reader = VcxReader(stream)
+        self.header = self._reader.header
+        for name, sha256 in self.header.models.items():
+            require(name, sha256)
+        self._chunks = iter(self._reader)
+        pieces = []
+        self._first = next(self._chunks)
+        while isinstance(self._first, AudioPiece):
+            pieces.append(self._first.data)
+            self._first = next(self._chunks)
+        self.audio = b"".join(pieces) or None
+
+    @property
+    def info(self) -> VideoInfo:
+        h = self.header
+        return VideoInfo(
+            width=h.width,
+            height=h.height,
+            fps=Fraction(h.fps_num, h.fps_den),
+            color_range=h.color_range,
+            colorspace=h.colorspace,
+            color_primaries=h.color_primaries,
+            color_trc=h.color_trc,
+        )
+
+    def gops(self) -> Iterator[Gop]:
+        base: BaseDecoder | None = None
+        segment: Segment | None = None
+        pending: deque[tuple[GopChunk, GopParams, Segment]] = deque()
+        frames: list[tuple] = []
+        for chunk in chain([self._first], self._chunks):
+            if isinstance(chunk, (Segment, End)) and base is not None:
+                frames += base.flush()
+                yield from self._ready(pending, frames)
+            if isinstance(chunk, Segment):
+                segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata)
+            elif isinstance(chunk, GopChunk):
+                if segment is None:
+                    raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
+                pending.append((chunk, GopParams.unpack(chunk.side_info), segment))
+            elif isinstance(chunk, BasePackets):
+                if base is None:
+                    raise MalformedError("base-layer packets come before any SEGMENT chunk")
+                frames += base.decode(chunk.packets)
+                yield from self._ready(pending, frames)
+            elif isinstance(chunk, AudioPiece):
+                raise MalformedError("an AUDIO chunk follows the video; audio must come first")
+            elif isinstance(chunk, End) and (pending or frames):
+                raise MalformedError(
+                    f"the base layer holds {len(frames)} frames for {len(pending)} GOPs' need"
+                )
+
+    def _ready(self, pending: deque, frames: list[tuple]) -> Iterator[Gop]:
+        """Yield every pending GOP whose base-layer frames have all been decoded."""
+        while pending and len(frames) >= pending[0][0].n_frames:
+            chunk, params, segment = pending.popleft()
+            taken = frames[: chunk.n_frames]
+            del frames[: chunk.n_frames]
+            yield self._reconstruct(chunk, params, segment, taken)
+
+    def _reconstruct(
+        self, chunk: GopChunk, params: GopParams, segment: Segment, frames: list[tuple]
+    ) -> Gop:
+        h, w = self.header.height, self.header.width
+        coded_h, coded_w = coded_size(h, w, params.scale)
+        expected = (coded_h // params.scale, coded_w // params.scale)
+        if (segment.height, segment.width) != expected or any(
+            f[0].shape != expected for f in frames
+        ):
+            raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
+        base = Gop.from_frames(frames, chunk.first_frame)
+        return crop_gop(upscale_gop(base, params.scale, self.device), h, w)
+
+
+def decode(
+    src: str | Path,
+    dst: str | Path,
+    *,
+    force: bool = False,
+    fmt: str | None = None,
+    lossless: bool = False,
+    device: str = "auto",
+    progress: Progress | None = None,
+) -> DecodeStats:
+    """Decode the .vcx file ``src`` into a video file or PNG folder ``dst``."""
+    start = time.perf_counter()
+    fmt = output_format(dst, fmt)
+    with open_vcx(src) as stream:
+        decoder = VcxDecoder(stream, device)
+        with atomic_output(dst, force=force, directory=fmt == "png") as tmp:
+            frames = 0
+            with open_writer(
+                tmp, decoder.info, fmt=fmt, lossless=lossless, audio=decoder.audio
+            ) as writer:
+                for gop in decoder.gops():
+                    writer.write(gop)
+                    frames += gop.n_frames
+                    if progress:
+                        progress(gop.n_frames)
+    return DecodeStats(frames, time.perf_counter() - start)
+
+
+def open_vcx(path: str | Path) -> BinaryIO:
+    """Open a .vcx file for reading, turning a missing or unreadable file into InputError."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a .vcx file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None

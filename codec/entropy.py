@@ -1,0 +1,70 @@
+"""The one module that talks to constriction: range coding under integer frequency tables.
+
+Determinism (DESIGN §4): a model is a tuple of integer counts. The probabilities handed to
+constriction are those counts divided by their sum in float64, which is exact IEEE arithmetic on
+every machine, and constriction quantises them with a fixed integer algorithm, so an encoder and
+a decoder on any device derive identical tables.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+import constriction
+import numpy as np
+
+from vcodec.bitstream.errors import MalformedError
+
+
+@dataclass(frozen=True)
+class FrequencyTable:
+    """An adaptive-free categorical model: symbol i has probability counts[i] / sum(counts)."""
+
+    counts: tuple[int, ...]
+
+    def __post_init__(self) -> None:
+        if len(self.counts) < 1 or any(c <= 0 or int(c) != c for c in self.counts):
+            raise ValueError(f"counts must be positive integers, got {self.counts}")
+
+    @classmethod
+    def uniform(cls, size: int) -> FrequencyTable:
+        return cls((1,) * size)
+
+    @property
+    def size(self) -> int:
+        return len(self.counts)
+
+    @cached_property
+    def model(self) -> constriction.stream.model.Categorical:
+        counts = np.asarray(self.counts, dtype=np.float64)
+        return constriction.stream.model.Categorical(counts / counts.sum(), perfect=False)
+
+
+class SymbolEncoder:
+    """Collects symbols, each under its own table; ``finish()`` returns the compressed bytes."""
+
+    def __init__(self) -> None:
+        self._coder = constriction.stream.queue.RangeEncoder()
+
+    def encode(self, symbol: int, table: FrequencyTable) -> None:
+        if not 0 <= symbol < table.size:
+            raise ValueError(f"symbol {symbol} outside an alphabet of {table.size}")
+        self._coder.encode(np.array([symbol], dtype=np.int32), table.model)
+
+    def finish(self) -> bytes:
+        words = self._coder.get_compressed()
+        return np.asarray(words, dtype="<u4").tobytes()
+
+
+class SymbolDecoder:
+    """Reads back, in the same order and with the same tables, what a SymbolEncoder wrote."""
+
+    def __init__(self, data: bytes) -> None:
+        if len(data) % 4:
+            raise MalformedError(f"range-coded data of {len(data)} bytes is not whole 32-bit words")
+        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        self._coder = constriction.stream.queue.RangeDecoder(words)
+
+    def decode(self, table: FrequencyTable) -> int:
+        return int(self._coder.decode(table.model, 1)[0])

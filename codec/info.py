@@ -1,0 +1,61 @@
+"""A .vcx stream summarised for `vcodec info`: header fields, chunk counts and sizes, rates."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from vcodec.bitstream.container import (
+    AudioPiece,
+    BasePackets,
+    End,
+    GopChunk,
+    Segment,
+    VcxReader,
+)
+
+from .decoder import open_vcx
+from .params import GopParams
+
+
+def describe(path: str | Path) -> dict[str, Any]:
+    """Read every chunk of a .vcx (checking each CRC) and summarise the stream."""
+    with open_vcx(path) as stream:
+        reader = VcxReader(stream)
+        header_bytes = reader.offset
+        counts: Counter[str] = Counter()
+        sizes: Counter[str] = Counter()
+        scales: Counter[int] = Counter()
+        end = End(0, 0)
+        offset = reader.offset
+        for chunk in reader:
+            kind = type(chunk).__name__
+            counts[kind] += 1
+            sizes[kind] += reader.offset - offset
+            offset = reader.offset
+            if isinstance(chunk, GopChunk):
+                scales[GopParams.unpack(chunk.side_info).scale] += 1
+            elif isinstance(chunk, End):
+                end = chunk
+    h = reader.header
+    total = Path(path).stat().st_size
+    seconds = end.frame_count * h.fps_den / h.fps_num
+    names = {Segment: "segment", GopChunk: "gop", BasePackets: "base", AudioPiece: "audio"}
+    return {
+        "file": str(path),
+        "bytes": total,
+        "header": {**asdict(h), "bytes": header_bytes},
+        "frames": end.frame_count,
+        "gops": end.gop_count,
+        "duration_s": round(seconds, 3),
+        "kbps": round(8 * total / seconds / 1000, 3) if seconds else 0.0,
+        "bpp": round(8 * total / max(1, end.frame_count * h.width * h.height), 5),
+        "gop_scales": {str(s): n for s, n in sorted(scales.items())},
+        "chunks": {
+            names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
+            for t in (Segment, GopChunk, BasePackets, AudioPiece, End)
+            if counts[t.__name__]
+        },
+    }

@@ -1,0 +1,536 @@
+"""Video files in and out: any input decoded to YUV 4:2:0 GOPs, GOPs written as y4m/mp4/mkv/PNG."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import itertools
+from collections.abc import Iterator
+from fractions import Fraction
+from pathlib import Path
+
+import av
+import numpy as np
+from av.video.reformatter import ColorRange, Colorspace, Interpolation
+
+from vcodec.bitstream.errors import InputError
+from vcodec.frames import (
+    COLOR_RANGE_PC,
+    COLOR_RANGE_TV,
+    COLOR_RANGE_UNSPECIFIED,
+    COLOR_UNSPECIFIED,
+    GOP_SIZE,
+    Gop,
+    VideoInfo,
+)
+
+DEFAULT_FPS = Fraction(25)
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
+RAW_FORMATS = {".264": "h264", ".h264": "h264", ".265": "hevc", ".h265": "hevc", ".hevc": "hevc"}
+OUTPUT_FORMATS = ("y4m", "mp4", "mkv", "png")
+SUPPORTED_OUTPUTS = ".y4m, .mp4, .mkv or a directory of PNG frames"
+COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M: what RGB sources are converted with
+AVCOL_SPC_RGB = 0  # the identity matrix, meaningless for the YUV that gops() yields
+# swscale flags for colour conversions: accurate to +-1 against the exact float formulas
+ACCURATE = Interpolation.BILINEAR | Interpolation.ACCURATE_RND | Interpolation.FULL_CHR_H_INT
+# ffmpeg's AVColorSpace -> swscale's matrix; anything else (unspecified) is BT.601, as in ffmpeg
+SWS_MATRIX = {1: Colorspace.ITU709, 4: Colorspace.FCC, 7: Colorspace.SMPTE240M}
+SWS_MATRIX |= {9: Colorspace.BT2020, 10: Colorspace.BT2020}
+# VideoInfo's colour fields with their "unspecified" values
+COLOUR_FIELDS = {
+    "color_range": COLOR_RANGE_UNSPECIFIED,
+    "colorspace": COLOR_UNSPECIFIED,
+    "color_primaries": COLOR_UNSPECIFIED,
+    "color_trc": COLOR_UNSPECIFIED,
+}
+
+
+# --- reading --------------------------------------------------------------------------------
+
+
+def open_video(path: str | Path, *, fps: Fraction | None = None) -> VideoReader:
+    """Open a video file, a raw .264/.265 stream or a directory of PNG/JPG frames.
+
+    ``fps`` overrides the rate the input states (frame directories default to 25).
+    Raises InputError when the input is missing, not a video or has no decodable frame.
+    """
+    if fps is not None and fps <= 0:
+        raise InputError(f"Cannot read {path} at {fps} frames per second: fps must be positive.")
+    return VideoReader(Path(path), fps=None if fps is None else Fraction(fps))
+
+
+class VideoReader:
+    """A decoded input: ``info`` describes it, ``gops()`` streams its frames as YUV 4:2:0.
+
+    Each ``gops()`` call starts again from the first frame. Use it as a context manager (or call
+    ``close()``) to release the open file.
+    """
+
+    def __init__(self, path: Path, fps: Fraction | None = None) -> None:
+        if not path.exists():
+            raise InputError(f"Input {path} does not exist.")
+        self.path = path
+        self._container: av.container.InputContainer | None = None
+        self._frames = self._start()
+        first = next(self._frames, None)
+        if first is None:
+            self.close()
+            raise InputError(f"Input {path} has no decodable video frame.")
+        self._first: av.VideoFrame | None = first
+        self.info = self._describe(first, fps)
+
+    def gops(self, gop_size: int = GOP_SIZE, max_frames: int | None = None) -> Iterator[Gop]:
+        """Yield GOPs of up to ``gop_size`` frames (the last may be shorter), one in memory."""
+        if gop_size < 1:
+            raise ValueError(f"gop_size must be at least 1, got {gop_size}.")
+        frames = self._restart()
+        if max_frames is not None:
+            frames = itertools.islice(frames, max_frames)
+        start = 0
+        while (gop := self._read_gop(frames, gop_size, start)) is not None:
+            yield gop
+            start += gop.n_frames
+
+    def close(self) -> None:
+        self._frames.close()
+        if self._container is not None:
+            self._container.close()
+            self._container = None
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _restart(self) -> Iterator[av.VideoFrame]:
+        if self._first is not None:  # the frame decoded for `info` opens the first pass
+            first, self._first = self._first, None
+            return itertools.chain([first], self._frames)
+        self.close()
+        self._frames = self._start()
+        return self._frames
+
+    def _start(self) -> Iterator[av.VideoFrame]:
+        if self.path.is_dir():
+            return _directory_frames(self.path)
+        fmt = RAW_FORMATS.get(self.path.suffix.lower())
+        try:
+            container = av.open(str(self.path), format=fmt)
+        except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+            raise InputError(f"Input {self.path} is not a readable video ({_why(e)}).") from e
+        if not container.streams.video:
+            container.close()
+            raise InputError(f"Input {self.path} has no video stream.")
+        self._container = container
+        return _container_frames(container)
+
+    def _describe(self, frame: av.VideoFrame, fps: Fraction | None) -> VideoInfo:
+        if self._container is None:  # a frame directory
+            count, rate, stream = len(_frame_files(self.path)), None, None
+        else:
+            stream = self._container.streams.video[0]
+            count, rate = stream.frames or None, stream.average_rate or stream.guessed_rate
+        colour = _colour(frame, None if stream is None else stream.codec_context)
+        fps = fps or (Fraction(rate) if rate else DEFAULT_FPS)
+        return VideoInfo(frame.width, frame.height, fps, count, *colour)
+
+    def _read_gop(self, frames: Iterator[av.VideoFrame], size: int, start: int) -> Gop | None:
+        """Convert up to ``size`` frames straight into the GOP's arrays; None at the end."""
+        h, w = self.info.height, self.info.width
+        y = np.empty((size, h, w), np.uint8)
+        u, v = (np.empty((size, *self.info.chroma_size), np.uint8) for _ in range(2))
+        n = 0
+        for frame in itertools.islice(frames, size):
+            if (frame.width, frame.height) != (w, h):
+                raise InputError(
+                    f"Input {self.path} changes frame size mid-stream "
+                    f"({w}x{h} to {frame.width}x{frame.height}), which is not supported."
+                )
+            y[n], u[n], v[n] = _yuv420(frame)
+            n += 1
+        return Gop(y[:n], u[:n], v[:n], start=start) if n else None
+
+
+def _container_frames(container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
+    """Decode the first video stream like ffmpeg does: skip undecodable packets, stop at a
+    demuxing error (ffmpeg treats it as the end of the input)."""
+    stream = container.streams.video[0]
+    stream.thread_type = "AUTO"
+    packets = container.demux(stream)
+    while True:
+        try:
+            packet = next(packets)
+        except (StopIteration, av.error.FFmpegError):
+            return
+        try:
+            frames = packet.decode()
+        except av.error.FFmpegError:  # ffmpeg logs a broken packet and goes on
+            continue
+        yield from frames
+
+
+def _why(error: Exception) -> str:
+    """The reason in an ffmpeg/OS error, without the path it repeats."""
+    return getattr(error, "strerror", None) or str(error)
+
+
+def _frame_files(directory: Path) -> list[Path]:
+    return sorted(p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+
+
+def _directory_frames(directory: Path) -> Iterator[av.VideoFrame]:
+    files = _frame_files(directory)
+    if not files:
+        raise InputError(f"Input directory {directory} holds no PNG or JPG frames.")
+    for file in files:
+        try:
+            with av.open(str(file)) as image:
+                yield next(image.decode(video=0))
+        except (av.error.FFmpegError, OSError, StopIteration) as e:
+            raise InputError(f"Frame {file} could not be decoded as an image ({_why(e)}).") from e
+
+
+def _is_rgb_like(fmt: av.VideoFormat) -> bool:
+    """RGB and palette pictures: they need a YUV matrix chosen for them (grey ones do not)."""
+    return fmt.is_rgb or fmt.has_palette
+
+
+def _colour(frame: av.VideoFrame, ctx: av.CodecContext | None) -> tuple[int, int, int, int]:
+    """(range, matrix, primaries, trc) as ffmpeg ints: the frame's, else the stream's."""
+    if _is_rgb_like(frame.format):
+        return COLOR_RANGE_TV, COLORSPACE_BT601, frame.color_primaries, frame.color_trc
+    values = []
+    for name, unspecified in COLOUR_FIELDS.items():
+        value = getattr(frame, name)
+        if value == unspecified and ctx is not None:
+            value = getattr(ctx, name)
+        values.append(value)
+    if frame.format.name.startswith("yuvj"):
+        values[0] = COLOR_RANGE_PC
+    if values[1] == AVCOL_SPC_RGB:  # grey pictures say "RGB"; no matrix fits what we hand out
+        values[1] = COLOR_UNSPECIFIED
+    return tuple(int(v) for v in values)
+
+
+def _plane(plane: av.video.plane.VideoPlane) -> np.ndarray:
+    """One 8-bit plane as a [height, width] view, without the line padding."""
+    rows = np.frombuffer(plane, np.uint8).reshape(-1, plane.line_size)
+    return rows[: plane.height, : plane.width]
+
+
+def planes_from_frame(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """A decoded frame as (y, u, v) 8-bit 4:2:0 arrays of its own (copies, any size)."""
+    y, u, v = _yuv420(frame)
+    return y.copy(), u.copy(), v.copy()
+
+
+def _yuv420(frame: av.VideoFrame) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The frame's three 4:2:0 planes, converting only what is not 8-bit 4:2:0 already.
+
+    8-bit 4:4:4 gets its chroma averaged over 2x2 blocks: the exact inverse of the chroma
+    repetition the mp4/mkv writer uses for odd sizes, so lossless files round-trip bit-exactly.
+    """
+    name = frame.format.name
+    if name in ("yuv444p", "yuvj444p"):
+        y, u, v = (_plane(p) for p in frame.planes)
+        return y, _halve(u), _halve(v)
+    if name not in ("yuv420p", "yuvj420p"):
+        frame = _reformat_to_420(frame)
+    y, u, v = (_plane(p) for p in frame.planes)
+    return y, u, v
+
+
+def _halve(plane: np.ndarray) -> np.ndarray:
+    """2x2 mean (rounded), the odd last row/column averaging with itself."""
+    h, w = plane.shape
+    p = np.pad(plane, ((0, h % 2), (0, w % 2)), mode="edge").astype(np.uint16)
+    total = p[0::2, 0::2] + p[0::2, 1::2] + p[1::2, 0::2] + p[1::2, 1::2]
+    return ((total + 2) // 4).astype(np.uint8)
+
+
+def _reformat_to_420(frame: av.VideoFrame) -> av.VideoFrame:
+    if _is_rgb_like(frame.format):  # RGB becomes BT.601 limited range, as `info` says
+        return frame.reformat(
+            format="yuv420p",
+            dst_colorspace=Colorspace.ITU601,
+            src_color_range=ColorRange.JPEG,
+            dst_color_range=ColorRange.MPEG,
+            interpolation=ACCURATE,
+        )
+    full = frame.color_range == COLOR_RANGE_PC or frame.format.name.startswith("yuvj")
+    keep = ColorRange.JPEG if full else ColorRange.MPEG  # same matrix and range, only resampled
+    return frame.reformat(
+        format="yuv420p", src_color_range=keep, dst_color_range=keep, interpolation=ACCURATE
+    )
+
+
+def read_audio(path: str | Path) -> bytes | None:
+    """The input's first audio stream remuxed unchanged into an in-memory Matroska (.mka).
+
+    None when there is no audio (always for raw .264/.265 streams and frame directories).
+    """
+    path = Path(path)
+    if path.is_dir() or path.suffix.lower() in RAW_FORMATS:
+        return None
+    try:
+        with av.open(str(path)) as container:
+            if not container.streams.audio:
+                return None
+            return _remux_audio(container, container.streams.audio[0])
+    except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
+        raise InputError(f"The audio of {path} could not be read ({_why(e)}).") from e
+
+
+def _remux_audio(container: av.container.InputContainer, stream: av.AudioStream) -> bytes:
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="matroska") as output:
+        out_stream = output.add_stream_from_template(stream)
+        for packet in container.demux(stream):
+            if packet.dts is None:  # the flush packet at the end, or one with no timing
+                continue
+            packet.stream = out_stream
+            output.mux(packet)
+    return buffer.getvalue()
+
+
+# --- writing --------------------------------------------------------------------------------
+
+
+def open_writer(
+    path: str | Path,
+    info: VideoInfo,
+    *,
+    fmt: str | None = None,
+    lossless: bool = False,
+    crf: int = 12,
+    audio: bytes | None = None,
+) -> VideoWriter:
+    """A writer for GOPs of ``info``'s size and rate; ``fmt`` wins over the path's suffix.
+
+    - ``y4m``: raw frames, bit-exact at any size (colour range kept as XCOLORRANGE).
+    - ``mp4``/``mkv``: libx264, preset medium, ``crf`` (or ``qp=0``, bit-exact, when lossless),
+      colour tags kept. H.264 cannot store odd sizes in 4:2:0, so odd-sized video is written
+      as 4:4:4 (High 4:4:4 profile) with each chroma sample repeated over its 2x2 block; the
+      reader averages it back, so lossless odd-sized files still round-trip bit-exactly. Some
+      hardware players do not play 4:4:4; write .y4m or PNGs when that matters. Matroska
+      keeps times in ms: usual rates (30000/1001, 12, 25/2) survive, exotic ones get rounded.
+    - ``png``: a directory of ``%06d.png`` RGB frames (matrix and range from ``info``).
+
+    ``audio`` (bytes from ``read_audio``) is muxed unchanged into mp4/mkv; y4m and PNG
+    directories cannot carry audio and drop it.
+    """
+    path = Path(path)
+    fmt = output_format(path, fmt)
+    if fmt == "y4m":
+        return Y4mWriter(path, info)
+    if fmt == "png":
+        return PngWriter(path, info)
+    return X264Writer(path, info, container_format=fmt, lossless=lossless, crf=crf, audio=audio)
+
+
+def output_format(path: str | Path, fmt: str | None = None) -> str:
+    """The output format: ``fmt`` when given, else from the suffix (a directory or no suffix
+    means PNG frames). Raises InputError for anything else."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    if fmt is None and suffix in (".y4m", ".mp4", ".mkv"):
+        fmt = suffix[1:]
+    elif fmt is None and (path.is_dir() or not suffix):
+        fmt = "png"
+    if fmt not in OUTPUT_FORMATS:
+        shown = f" as {fmt!r}" if fmt else ""
+        raise InputError(f"Cannot write {path}{shown}: supported outputs are {SUPPORTED_OUTPUTS}.")
+    return fmt
+
+
+class VideoWriter:
+    """Writes GOPs in order; ``close()`` (or leaving the ``with`` block) finishes the file."""
+
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        self.path, self.info = path, info
+        self.frames_written = 0
+
+    def write(self, gop: Gop) -> None:
+        size, chroma = (self.info.height, self.info.width), self.info.chroma_size
+        if gop.y.shape[1:] != size or gop.u.shape[1:] != chroma or gop.v.shape[1:] != chroma:
+            raise ValueError(f"GOP planes {gop.y.shape}, {gop.u.shape} do not fit {self.info}.")
+        for t in range(gop.n_frames):
+            self._write_frame(gop.y[t], gop.u[t], gop.v[t])
+            self.frames_written += 1
+
+    def close(self) -> None:
+        """Finish the output; calling it again does nothing."""
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(self, exc_type: object, *rest: object) -> None:
+        if exc_type is None:
+            self.close()
+            return
+        with contextlib.suppress(Exception):  # the original error matters more than this one
+            self.close()
+
+    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        raise NotImplementedError
+
+
+class Y4mWriter(VideoWriter):
+    """YUV4MPEG2 written by hand: exact bytes, any size."""
+
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        super().__init__(path, info)
+        fps = Fraction(info.fps)
+        header = (
+            f"YUV4MPEG2 W{info.width} H{info.height} F{fps.numerator}:{fps.denominator}"
+            " Ip A1:1 C420jpeg XYSCSS=420JPEG"
+        )
+        ranges = {COLOR_RANGE_PC: " XCOLORRANGE=FULL", COLOR_RANGE_TV: " XCOLORRANGE=LIMITED"}
+        header += ranges.get(info.color_range, "")
+        self._file = _open_output(path)
+        self._file.write(header.encode("ascii") + b"\n")
+
+    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        self._file.write(b"FRAME\n")
+        for plane in (y, u, v):
+            self._file.write(np.ascontiguousarray(plane, np.uint8).tobytes())
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def _open_output(path: Path) -> io.BufferedWriter:
+    try:
+        return open(path, "wb")
+    except OSError as e:
+        raise InputError(f"Cannot write {path} ({_why(e)}).") from e
+
+
+class PngWriter(VideoWriter):
+    """A directory of RGB PNGs, ``000000.png`` onwards."""
+
+    def __init__(self, path: Path, info: VideoInfo) -> None:
+        super().__init__(path, info)
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise InputError(f"Cannot create the frame directory {path} ({_why(e)}).") from e
+        full = info.color_range == COLOR_RANGE_PC
+        self._src_range = ColorRange.JPEG if full else ColorRange.MPEG
+        self._matrix = SWS_MATRIX.get(info.colorspace, Colorspace.ITU601)
+
+    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        frame = frame_from_planes(y, u, v)
+        rgb = frame.reformat(
+            format="rgb24",
+            src_colorspace=self._matrix,
+            src_color_range=self._src_range,
+            dst_color_range=ColorRange.JPEG,
+            interpolation=ACCURATE,
+        )
+        rgb.save(self.path / f"{self.frames_written:06d}.png")
+
+
+class X264Writer(VideoWriter):
+    """H.264 (libx264) in mp4 or mkv, optionally with an audio stream carried unchanged."""
+
+    def __init__(
+        self,
+        path: Path,
+        info: VideoInfo,
+        *,
+        container_format: str,
+        lossless: bool,
+        crf: int,
+        audio: bytes | None,
+    ) -> None:
+        super().__init__(path, info)
+        self._odd = bool(info.width % 2 or info.height % 2)
+        self._time_base = 1 / Fraction(info.fps)  # frame pts count frames
+        fmt = "mp4" if container_format == "mp4" else "matroska"
+        try:
+            self._out = av.open(str(path), "w", format=fmt)
+        except (av.error.FFmpegError, OSError) as e:
+            raise InputError(f"Cannot write {path} ({_why(e)}).") from e
+        self._video = self._add_video(lossless, crf)
+        self._audio_in, self._audio_out, self._audio_next = None, None, None
+        self._audio_packets: Iterator[av.Packet] = iter(())
+        if audio is not None:
+            self._add_audio(audio)
+        self._closed = False
+
+    def _add_video(self, lossless: bool, crf: int) -> av.VideoStream:
+        info = self.info
+        stream = self._out.add_stream("libx264", rate=info.fps)
+        stream.width, stream.height = info.width, info.height
+        stream.pix_fmt = "yuv444p" if self._odd else "yuv420p"
+        stream.time_base = self._time_base
+        ctx = stream.codec_context
+        ctx.color_range, ctx.colorspace = info.color_range, info.colorspace
+        ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
+        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
+        stream.options = {"preset": "medium", **quality, "x264-params": "log=-1"}
+        return stream
+
+    def _add_audio(self, audio: bytes) -> None:
+        try:
+            self._audio_in = av.open(io.BytesIO(audio), format="matroska")
+            template = self._audio_in.streams.audio[0]
+            self._audio_out = self._out.add_stream_from_template(template)
+        except (av.error.FFmpegError, IndexError, ValueError) as e:
+            self._release()
+            raise InputError(f"Cannot carry this audio into {self.path} ({_why(e)}).") from e
+        packets = self._audio_in.demux(template)
+        self._audio_packets = (p for p in packets if p.dts is not None)
+        self._audio_next = next(self._audio_packets, None)
+
+    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
+        if self._odd:  # 4:4:4: each chroma sample over its 2x2 block, cropped to the frame
+            h, w = y.shape
+            u, v = (np.repeat(np.repeat(c, 2, 0), 2, 1)[:h, :w] for c in (u, v))
+        frame = frame_from_planes(y, u, v, self._video.pix_fmt)
+        info = self.info
+        frame.color_range, frame.colorspace = info.color_range, info.colorspace
+        frame.color_primaries, frame.color_trc = info.color_primaries, info.color_trc
+        frame.pts, frame.time_base = self.frames_written, self._time_base
+        self._mux_audio_until(self.frames_written / Fraction(info.fps))
+        self._out.mux(self._video.encode(frame))
+
+    def _mux_audio_until(self, seconds: Fraction | None) -> None:
+        """Mux the audio packets that start by ``seconds`` (all of them when None)."""
+        while self._audio_next is not None:
+            packet = self._audio_next
+            if seconds is not None and packet.dts * packet.time_base > seconds:
+                return
+            packet.stream = self._audio_out
+            self._out.mux(packet)
+            self._audio_next = next(self._audio_packets, None)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._out.mux(self._video.encode(None))
+            self._mux_audio_until(None)
+        finally:
+            self._release()
+
+    def _release(self) -> None:
+        self._closed = True
+        for container in (self._out, self._audio_in):
+            if container is not None:
+                container.close()
+
+
+def frame_from_planes(
+    y: np.ndarray, u: np.ndarray, v: np.ndarray, pix_fmt: str = "yuv420p"
+) -> av.VideoFrame:
+    """An 8-bit planar PyAV frame of any size, each plane padded to its line size."""
+    frame = av.VideoFrame(y.shape[1], y.shape[0], pix_fmt)
+    for plane, data in zip(frame.planes, (y, u, v), strict=True):
+        rows = np.zeros((plane.height, plane.line_size), np.uint8)
+        rows[:, : plane.width] = data
+        plane.update(rows)
+    return frame

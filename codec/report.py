@@ -1,0 +1,330 @@
+"""Bench results out: rate points, BD-rates, JSON, CSV, RD plots and rich tables."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+import warnings
+from collections.abc import Iterable, Sequence
+from dataclasses import asdict, dataclass, fields
+from datetime import datetime, timezone
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import bjontegaard as bd
+import numpy as np
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from rich.table import Table
+
+from . import __version__
+
+BD_MIN_POINTS = 4  # RD points per curve needed for a BD-rate
+BD_METHOD = "akima"  # bjontegaard's interpolation
+ALL_CLIPS = "ALL"  # the clip name of the rows averaged over clips
+JSON_DECIMALS = 4  # decimals kept in JSON floats (significant digits below 1)
+PLOT_DPI = 120  # dots per inch of the RD plot
+PLOT_PANEL_SIZE = (5.5, 4.0)  # inches, width x height of one subplot
+BITS_PER_BYTE = 8
+
+METRIC_LABELS = {"psnr_y": "PSNR-Y", "psnr_yuv": "PSNR-YUV", "msssim_y": "MS-SSIM"}
+
+
+@dataclass
+class BenchPoint:
+    """One encode of one clip by one codec at one quality setting, and what it measured."""
+
+    clip: str
+    codec: str
+    q: int  # the codec's quality knob (CRF, QP or vcx quality)
+    bytes: int  # the whole file
+    frames: int
+    kbps: float
+    bpp: float  # bits per luma pixel
+    psnr_y: float  # dB
+    psnr_yuv: float  # dB
+    msssim_y: float
+    enc_fps: float  # frames per second
+    dec_fps: float  # frames per second
+
+
+POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
+
+
+def rate_kbps_bpp(
+    n_bytes: int, frames: int, fps: Fraction, width: int, height: int
+) -> tuple[float, float]:
+    """(kbps, bpp) of n_bytes carrying frames of width x height at fps."""
+    if frames <= 0 or fps <= 0 or width <= 0 or height <= 0:
+        raise ValueError(f"no rate for {frames} frames of {width}x{height} at {fps} fps")
+    bits = BITS_PER_BYTE * n_bytes
+    duration_s = frames / Fraction(fps)
+    return float(bits / duration_s / 1000), bits / (frames * width * height)
+
+
+def _monotone_curve(points: Iterable[BenchPoint], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kbps, metric) of the points that beat every cheaper point: increasing in both.
+
+    Sorting by rate and keeping a point only when its metric beats the running maximum makes
+    the curve monotone (DESIGN §5) and drops duplicate rates (the best of a rate is kept).
+    """
+    pairs = [(p.kbps, getattr(p, metric)) for p in points]
+    pairs = [(r, m) for r, m in pairs if r > 0 and math.isfinite(r) and math.isfinite(m)]
+    pairs.sort(key=lambda rm: (rm[0], -rm[1]))
+    rates, values, best = [], [], -math.inf
+    for rate, value in pairs:
+        if value > best and (not rates or rate > rates[-1]):
+            rates.append(rate)
+            values.append(value)
+            best = value
+    return np.asarray(rates, dtype=np.float64), np.asarray(values, dtype=np.float64)
+
+
+def bd_rate(
+    anchor: Sequence[BenchPoint], test: Sequence[BenchPoint], metric: str = "psnr_yuv"
+) -> float | None:
+    """BD-rate in percent of test against anchor on metric (negative: test needs fewer bits).
+
+    Each curve is made monotone first (_monotone_curve) and needs BD_MIN_POINTS points after
+    that. None when a curve is too short, the metric ranges do not overlap, or bjontegaard fails.
+    """
+    if metric not in POINT_FIELDS:
+        raise ValueError(f"unknown metric {metric!r}")
+    rate_a, dist_a = _monotone_curve(anchor, metric)
+    rate_t, dist_t = _monotone_curve(test, metric)
+    if len(rate_a) < BD_MIN_POINTS or len(rate_t) < BD_MIN_POINTS:
+        return None
+    if min(dist_a[-1], dist_t[-1]) <= max(dist_a[0], dist_t[0]):
+        return None
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            value = bd.bd_rate(
+                rate_a,
+                dist_a,
+                rate_t,
+                dist_t,
+                method=BD_METHOD,
+                require_matching_points=False,
+                min_overlap=0,
+            )
+    except (ValueError, AssertionError, ArithmeticError):
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    """Items in order of first appearance, once each."""
+    return list(dict.fromkeys(items))
+
+
+def bd_table(
+    points: Sequence[BenchPoint],
+    anchors: Sequence[str] = ("x264", "x265"),
+    metrics: Sequence[str] = ("psnr_y", "psnr_yuv", "msssim_y"),
+) -> list[dict[str, Any]]:
+    """BD-rate rows {clip, codec, anchor, metric, bd_rate_pct}: every codec against every anchor.
+
+    Anchors are compared with each other too; a clip without an anchor gets no rows against it.
+    The clip ALL_CLIPS holds the mean over clips, None unless every clip has a value.
+    """
+    clips = _unique(p.clip for p in points)
+    codecs = _unique(p.codec for p in points)
+    by_key: dict[tuple[str, str], list[BenchPoint]] = {}
+    for p in points:
+        by_key.setdefault((p.clip, p.codec), []).append(p)
+    rows: list[dict[str, Any]] = []
+    for clip in clips:
+        for anchor in anchors:
+            for codec in codecs:
+                if codec == anchor or (clip, codec) not in by_key or (clip, anchor) not in by_key:
+                    continue
+                for metric in metrics:
+                    value = bd_rate(by_key.get((clip, anchor), []), by_key[(clip, codec)], metric)
+                    rows.append(_bd_row(clip, codec, anchor, metric, value))
+    return rows + _all_clip_rows(rows, clips, codecs, anchors, metrics)
+
+
+def _bd_row(clip: str, codec: str, anchor: str, metric: str, value: float | None) -> dict[str, Any]:
+    return {"clip": clip, "codec": codec, "anchor": anchor, "metric": metric, "bd_rate_pct": value}
+
+
+def _all_clip_rows(
+    rows: Sequence[dict[str, Any]],
+    clips: Sequence[str],
+    codecs: Sequence[str],
+    anchors: Sequence[str],
+    metrics: Sequence[str],
+) -> list[dict[str, Any]]:
+    """Mean over clips of each (codec, anchor, metric), None unless every clip has a value."""
+    found = {(r["clip"], r["codec"], r["anchor"], r["metric"]): r["bd_rate_pct"] for r in rows}
+    out = []
+    for anchor in anchors:
+        for codec in codecs:
+            if codec == anchor or not any((c, codec, anchor, metrics[0]) in found for c in clips):
+                continue
+            for metric in metrics:
+                values = [found.get((clip, codec, anchor, metric)) for clip in clips]
+                mean = None if None in values else float(np.mean(values))
+                out.append(_bd_row(ALL_CLIPS, codec, anchor, metric, mean))
+    return out
+
+
+def _jsonable(value: Any) -> Any:
+    """Round floats (JSON_DECIMALS decimals, or as many significant digits below 1), NaN/inf to
+    None, numpy scalars to Python, tuples to lists, recursively."""
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        if not math.isfinite(value):
+            return None
+        if value == 0.0 or abs(value) >= 1.0:
+            return round(value, JSON_DECIMALS)
+        return float(f"{value:.{JSON_DECIMALS}g}")
+    if isinstance(value, dict):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, Fraction | Path):
+        return str(value)
+    return value
+
+
+def write_json(
+    path: str | Path,
+    points: Sequence[BenchPoint],
+    bd_rows: Sequence[dict[str, Any]],
+    settings: dict[str, Any],
+    clips: Sequence[dict[str, Any]],
+) -> None:
+    """Write the bench results: version, time, settings, clips, points and BD-rates."""
+    doc = {
+        "vcodec_version": __version__,
+        "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "settings": settings,
+        "clips": list(clips),
+        "points": [asdict(p) for p in points],
+        "bd_rate": list(bd_rows),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(_jsonable(doc), indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def write_csv(path: str | Path, points: Sequence[BenchPoint]) -> None:
+    """One row per point; the header is BenchPoint's field names."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, fieldnames=POINT_FIELDS)
+        writer.writeheader()
+        writer.writerows(asdict(p) for p in points)
+
+
+def read_csv(path: str | Path) -> list[BenchPoint]:
+    """The points of a file written by write_csv."""
+    types = {f.name: f.type for f in fields(BenchPoint)}
+    cast = {"str": str, "int": int, "float": float}
+    with Path(path).open(newline="", encoding="utf-8") as f:
+        return [
+            BenchPoint(**{k: cast[types[k]](v) for k, v in row.items()})
+            for row in csv.DictReader(f)
+        ]
+
+
+def _by_clip_codec(points: Iterable[BenchPoint]) -> dict[str, dict[str, list[BenchPoint]]]:
+    """Points grouped by clip then codec (in order of first appearance), each sorted by bpp."""
+    out: dict[str, dict[str, list[BenchPoint]]] = {}
+    for p in points:
+        out.setdefault(p.clip, {}).setdefault(p.codec, []).append(p)
+    for codecs in out.values():
+        for curve in codecs.values():
+            curve.sort(key=lambda p: p.bpp)
+    return out
+
+
+def plot_rd(path: str | Path, points: Sequence[BenchPoint]) -> None:
+    """RD curves as a PNG: per clip, PSNR-YUV vs bpp and MS-SSIM-Y vs bpp, a line per codec."""
+    if not points:
+        raise ValueError("no points to plot")
+    groups = _by_clip_codec(points)
+    width, height = PLOT_PANEL_SIZE
+    fig = Figure(figsize=(2 * width, height * len(groups)), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(len(groups), 2, squeeze=False)
+    panels = (("psnr_yuv", "PSNR-YUV (dB)"), ("msssim_y", "MS-SSIM (Y)"))
+    for row, (clip, codecs) in zip(axes, groups.items(), strict=True):
+        for ax, (metric, label) in zip(row, panels, strict=True):
+            for codec, curve in codecs.items():
+                ax.plot(
+                    [p.bpp for p in curve], [getattr(p, metric) for p in curve], "o-", label=codec
+                )
+            ax.set_title(f"{clip}: {label} vs rate")
+            ax.set_xlabel("bits per pixel")
+            ax.set_ylabel(label)
+            ax.grid(True, alpha=0.3)
+            ax.legend()
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=PLOT_DPI)
+
+
+def _points_table(points: Sequence[BenchPoint]) -> Table:
+    table = Table(title="Rate and quality")
+    for name in ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM"):
+        table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
+    table.add_column("enc fps", justify="right")
+    table.add_column("dec fps", justify="right")
+    groups = _by_clip_codec(points)
+    for index, (clip, codecs) in enumerate(sorted(groups.items())):
+        if index:
+            table.add_section()
+        for codec, curve in sorted(codecs.items()):
+            for p in curve:
+                table.add_row(
+                    clip,
+                    codec,
+                    str(p.q),
+                    f"{p.kbps:.1f}",
+                    f"{p.bpp:.4f}",
+                    f"{p.psnr_y:.2f}",
+                    f"{p.psnr_yuv:.2f}",
+                    f"{p.msssim_y:.4f}",
+                    f"{p.enc_fps:.1f}",
+                    f"{p.dec_fps:.1f}",
+                )
+    return table
+
+
+def _bd_cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}%"
+
+
+def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
+    """Rows clip x codec; a column per (anchor, metric); "-" where a codec is its own anchor."""
+    columns = _unique((r["anchor"], r["metric"]) for r in bd_rows)
+    keys = _unique((r["clip"], r["codec"]) for r in bd_rows)
+    found = {(r["clip"], r["codec"], r["anchor"], r["metric"]): r["bd_rate_pct"] for r in bd_rows}
+    table = Table(title="BD-rate (negative: fewer bits for the same quality)")
+    table.add_column("clip")
+    table.add_column("codec")
+    for anchor, metric in columns:
+        table.add_column(f"vs {anchor} {METRIC_LABELS.get(metric, metric)}", justify="right")
+    keys.sort(key=lambda k: (k[0] == ALL_CLIPS, k[0]))
+    for index, (clip, codec) in enumerate(keys):
+        if index and clip != keys[index - 1][0]:
+            table.add_section()
+        cells = [
+            _bd_cell(found[(clip, codec, a, m)]) if (clip, codec, a, m) in found else "-"
+            for a, m in columns
+        ]
+        table.add_row(clip, codec, *cells)
+    return table
+
+
+def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:
+    """Two rich tables: every point (by clip, codec, bpp) and the BD-rates (None as "n/a")."""
+    return [_points_table(points), _bd_rate_table(bd_rows)]

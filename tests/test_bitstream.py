@@ -1,0 +1,203 @@
+"""The .vcx container: golden bytes, round trips, and every kind of damage as a typed error."""
+
+from __future__ import annotations
+
+import io
+import zlib
+
+import pytest
+
+from vcodec.bitstream.container import (
+    AudioPiece,
+    BasePackets,
+    End,
+    GopChunk,
+    Segment,
+    StreamHeader,
+    VcxReader,
+    VcxWriter,
+    encode_chunk,
+    encode_header,
+)
+from vcodec.bitstream.errors import (
+    BadMagicError,
+    ChecksumError,
+    MalformedError,
+    TruncatedError,
+    UnsupportedVersionError,
+    VcxError,
+)
+from vcodec.bitstream.fields import ByteReader, ByteWriter
+
+HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
+GOLDEN_HEADER = (
+    "56435801ee0000007b22626173655f636f646563223a2278323635222c22636f6c6f725f7072696d617269"
+    "6573223a322c22636f6c6f725f72616e6765223a302c22636f6c6f725f747263223a322c22636f6c6f7273"
+    "70616365223a322c22656e636f646572223a22222c226670735f64656e223a312c226670735f6e756d223a"
+    "32352c22676f705f73697a65223a31362c22686569676874223a34382c226d657461646174615f76657273"
+    "696f6e223a312c226d6f6465223a22687962726964222c226d6f64656c73223a7b7d2c227069785f666d74"
+    "223a2279757634323070222c227170223a33322c227769647468223a36347da5fccc73"
+)
+GOLDEN_CHUNKS = [
+    (Segment("x265", 32, 24, b""), "01080000000478323635201800e5445395"),
+    (GopChunk(0, 0, 16, b"\x00\x00\x00\x80"), "020700000000001000000080d1598d33"),
+    (BasePackets((b"ab", b"c")), "03060000000202616201634adb1acd"),
+    (AudioPiece(b"xyz"), "040300000078797a7ba84fc4"),
+    (End(16, 1), "7f02000000100170fc41f7"),
+]
+
+
+def make_stream(n_gops: int = 2, audio: bytes = b"") -> bytes:
+    buf = io.BytesIO()
+    writer = VcxWriter(buf, HEADER)
+    if audio:
+        writer.write_audio(audio)
+    writer.write(Segment("x265", 32, 24))
+    for i in range(n_gops):
+        writer.write(GopChunk(i, 16 * i, 16, b"\x00\x00\x00\x80"))
+        writer.write(BasePackets((bytes([i]) * 10, b"xyz")))
+    writer.close()
+    return buf.getvalue()
+
+
+def read_all(data: bytes) -> list:
+    return list(VcxReader(io.BytesIO(data)))
+
+
+def test_header_golden_bytes() -> None:
+    assert encode_header(HEADER).hex() == GOLDEN_HEADER
+
+
+@pytest.mark.parametrize(("chunk", "golden"), GOLDEN_CHUNKS)
+def test_chunk_golden_bytes(chunk, golden) -> None:
+    assert encode_chunk(chunk).hex() == golden
+
+
+def test_round_trip() -> None:
+    data = make_stream(3, audio=b"A" * 10)
+    reader = VcxReader(io.BytesIO(data))
+    assert reader.header == HEADER
+    chunks = list(reader)
+    assert chunks[0] == AudioPiece(b"A" * 10)
+    assert chunks[1] == Segment("x265", 32, 24)
+    assert [c.index for c in chunks if isinstance(c, GopChunk)] == [0, 1, 2]
+    assert chunks[-1] == End(48, 3)
+
+
+def test_audio_split_into_pieces() -> None:
+    from vcodec.bitstream.container import AUDIO_PIECE_BYTES
+
+    blob = bytes(range(256)) * (AUDIO_PIECE_BYTES // 256 * 2 + 3)
+    pieces = [c.data for c in read_all(make_stream(1, audio=blob)) if isinstance(c, AudioPiece)]
+    assert len(pieces) == 3 and b"".join(pieces) == blob
+
+
+def test_truncated_at_every_offset() -> None:
+    data = make_stream(2)
+    for cut in range(len(data)):
+        with pytest.raises((TruncatedError, BadMagicError)) as info:
+            read_all(data[:cut])
+        assert cut < 3 or isinstance(info.value, TruncatedError)
+
+
+def test_every_flipped_bit_is_caught() -> None:
+    data = make_stream(2)
+    for pos in range(len(data)):
+        for bit in (0, 3, 7):
+            damaged = bytearray(data)
+            damaged[pos] ^= 1 << bit
+            with pytest.raises(VcxError):
+                read_all(bytes(damaged))
+
+
+def test_checksum_error_names_the_chunk() -> None:
+    data = bytearray(make_stream(2))
+    data[-15] ^= 0xFF  # inside the last BASE chunk
+    with pytest.raises(ChecksumError, match=r"chunk #4 \(BASE\) at byte \d+"):
+        read_all(bytes(data))
+
+
+def test_wrong_magic_and_empty_file() -> None:
+    with pytest.raises(BadMagicError):
+        read_all(b"RIFF" + make_stream()[4:])
+    with pytest.raises(BadMagicError):
+        read_all(b"")
+
+
+def test_future_format_version() -> None:
+    data = bytearray(make_stream())
+    data[3] = 2
+    with pytest.raises(UnsupportedVersionError, match="format version 2"):
+        read_all(bytes(data))
+
+
+def _header_with(meta: bytes) -> bytes:
+    head = b"VCX\x01" + len(meta).to_bytes(4, "little") + meta
+    return head + zlib.crc32(head).to_bytes(4, "little")
+
+
+def test_future_metadata_version_and_bad_metadata() -> None:
+    with pytest.raises(UnsupportedVersionError):
+        VcxReader(io.BytesIO(_header_with(b'{"metadata_version":2}')))
+    with pytest.raises(MalformedError):
+        VcxReader(io.BytesIO(_header_with(b"not json")))
+    with pytest.raises(MalformedError):
+        VcxReader(io.BytesIO(_header_with(b'{"metadata_version":1,"width":"64"}')))
+    bad_mode = b'{"metadata_version":1,"width":8,"height":8,"fps_num":1,"fps_den":1,"mode":"x"}'
+    with pytest.raises(MalformedError, match="mode"):
+        VcxReader(io.BytesIO(_header_with(bad_mode)))
+
+
+def test_unknown_metadata_keys_are_ignored() -> None:
+    meta = b'{"metadata_version":1,"width":8,"height":8,"fps_num":1,"fps_den":1,"later":[1]}'
+    assert VcxReader(io.BytesIO(_header_with(meta))).header.width == 8
+
+
+def _raw_chunk(ctype: int, payload: bytes) -> bytes:
+    head = bytes([ctype]) + len(payload).to_bytes(4, "little")
+    return head + payload + zlib.crc32(head + payload).to_bytes(4, "little")
+
+
+def test_unknown_required_chunk_is_refused_ancillary_skipped() -> None:
+    data = make_stream(1)
+    header_len = len(encode_header(HEADER))
+    body = data[header_len:]
+    with pytest.raises(UnsupportedVersionError, match="0x33"):
+        read_all(data[:header_len] + _raw_chunk(0x33, b"??") + body)
+    chunks = read_all(data[:header_len] + _raw_chunk(0xC1, b"future") + body)
+    assert chunks == read_all(data)
+
+
+def test_structural_errors() -> None:
+    data = make_stream(1)
+    with pytest.raises(MalformedError, match="after the END"):
+        read_all(data + b"\x00")
+    header = encode_header(HEADER)
+    out_of_order = header + encode_chunk(GopChunk(1, 16, 16, b"")) + encode_chunk(End(16, 1))
+    with pytest.raises(MalformedError, match="out of order"):
+        read_all(out_of_order)
+    wrong_totals = header + encode_chunk(GopChunk(0, 0, 16, b"")) + encode_chunk(End(17, 1))
+    with pytest.raises(MalformedError, match="END chunk says"):
+        read_all(wrong_totals)
+    too_long = header + encode_chunk(GopChunk(0, 0, 17, b"")) + encode_chunk(End(17, 1))
+    with pytest.raises(MalformedError, match="GOP of 17"):
+        read_all(too_long)
+    huge = header + bytes([0x03]) + (1 << 30).to_bytes(4, "little")
+    with pytest.raises(MalformedError, match="implausible"):
+        read_all(huge)
+    trailing = header + _raw_chunk(0x7F, b"\x00\x00\x00")
+    with pytest.raises(MalformedError, match="unexpected bytes"):
+        read_all(trailing)
+
+
+def test_fields_varint_and_bounds() -> None:
+    for value in (0, 1, 127, 128, 300, 2**32, 2**63):
+        assert ByteReader(ByteWriter().varint(value).getvalue(), "t").varint() == value
+    with pytest.raises(TruncatedError):
+        ByteReader(b"\x80", "t").varint()
+    with pytest.raises(MalformedError):
+        ByteReader(b"\xff" * 11, "t").varint()
+    with pytest.raises(TruncatedError, match="needs 5 bytes"):
+        ByteReader(b"\x05ab", "t").blob()
+    with pytest.raises(MalformedError):
+        ByteReader(b"\x02\xff\xfe", "t").text()

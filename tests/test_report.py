@@ -1,0 +1,149 @@
+"""Tests of the bench report: rates, BD-rate, the BD table, JSON, CSV, plot and tables."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from dataclasses import fields, replace
+from fractions import Fraction
+from pathlib import Path
+
+import pytest
+from rich.console import Console
+
+from vcodec.report import (
+    ALL_CLIPS,
+    BenchPoint,
+    bd_rate,
+    bd_table,
+    plot_rd,
+    rate_kbps_bpp,
+    read_csv,
+    render_tables,
+    write_csv,
+    write_json,
+)
+
+KBPS = (100.0, 200.0, 400.0, 800.0, 1600.0)
+
+
+def curve(clip: str, codec: str, scale: float = 1.0, offset_db: float = 0.0) -> list[BenchPoint]:
+    """An RD curve: PSNR rises 3 dB per doubling of the rate (times scale)."""
+    points = []
+    for i, kbps in enumerate(KBPS):
+        rate = kbps * scale
+        points.append(
+            BenchPoint(
+                clip=clip,
+                codec=codec,
+                q=40 - 4 * i,
+                bytes=int(rate * 250),
+                frames=50,
+                kbps=rate,
+                bpp=rate / 5760.0,
+                psnr_y=30.0 + 3 * i + offset_db,
+                psnr_yuv=31.0 + 3 * i + offset_db,
+                msssim_y=0.90 + 0.02 * i,
+                enc_fps=50.0,
+                dec_fps=120.0,
+            )
+        )
+    return points
+
+
+def test_rate_kbps_bpp() -> None:
+    kbps, bpp = rate_kbps_bpp(10_000, 50, Fraction(25), 640, 360)
+    assert kbps == pytest.approx(80_000 / 2 / 1000)
+    assert bpp == pytest.approx(80_000 / (50 * 640 * 360))
+    kbps, _ = rate_kbps_bpp(1000, 30, Fraction(30000, 1001), 64, 64)
+    assert kbps == pytest.approx(8.0 / (30 * 1001 / 30000))
+    with pytest.raises(ValueError):
+        rate_kbps_bpp(1000, 0, Fraction(25), 64, 64)
+
+
+def test_bd_rate_identical_and_scaled() -> None:
+    anchor = curve("a", "x264")
+    assert bd_rate(anchor, curve("a", "vcx")) == pytest.approx(0.0, abs=1e-9)
+    assert bd_rate(anchor, curve("a", "vcx", scale=0.9)) == pytest.approx(-10.0, abs=0.5)
+    assert bd_rate(anchor, curve("a", "vcx", scale=1.2), "msssim_y") == pytest.approx(20, abs=0.5)
+
+
+def test_bd_rate_needs_points_and_overlap() -> None:
+    anchor = curve("a", "x264")
+    assert bd_rate(anchor, curve("a", "vcx")[:3]) is None
+    assert bd_rate(anchor[:3], curve("a", "vcx")) is None
+    assert bd_rate(anchor, curve("a", "vcx", offset_db=20.0)) is None
+    with pytest.raises(ValueError):
+        bd_rate(anchor, anchor, "nope")
+
+
+def test_bd_rate_fits_monotonically_first() -> None:
+    anchor = curve("a", "x264")
+    test = curve("a", "vcx", scale=0.9)
+    dip = replace(test[2], kbps=test[2].kbps * 1.1, psnr_yuv=test[0].psnr_yuv - 1)  # worse, dearer
+    duplicate = replace(test[3], psnr_yuv=test[3].psnr_yuv - 0.5)  # same rate, lower quality
+    shuffled = [test[4], dip, test[0], duplicate, test[1], test[3], test[2]]
+    assert bd_rate(anchor, shuffled) == pytest.approx(bd_rate(anchor, test), abs=1e-9)
+    # After the fix only 3 points are left: no BD-rate.
+    flat = [replace(p, psnr_yuv=test[1].psnr_yuv) for p in test[1:]]
+    assert bd_rate(anchor, test[:1] + flat) is None
+
+
+def sample_points() -> list[BenchPoint]:
+    return (
+        curve("clipA", "x264")
+        + curve("clipA", "x265", scale=0.8)
+        + curve("clipA", "vcx", scale=0.7)
+        + curve("clipB", "x264")
+        + curve("clipB", "x265", scale=0.8)
+        + curve("clipB", "vcx", scale=0.5)[:3]  # too few points on clip B
+    )
+
+
+def test_bd_table_rows_and_all_clips() -> None:
+    rows = bd_table(sample_points())
+    keys = {(r["clip"], r["codec"], r["anchor"], r["metric"]): r["bd_rate_pct"] for r in rows}
+    assert keys[("clipA", "vcx", "x264", "psnr_yuv")] == pytest.approx(-30.0, abs=0.5)
+    assert keys[("clipA", "x265", "x264", "psnr_y")] == pytest.approx(-20.0, abs=0.5)
+    assert keys[("clipA", "x264", "x265", "msssim_y")] == pytest.approx(25.0, abs=0.5)
+    assert keys[("clipB", "vcx", "x265", "psnr_yuv")] is None
+    assert ("clipA", "x264", "x264", "psnr_y") not in keys
+    assert keys[(ALL_CLIPS, "x265", "x264", "psnr_yuv")] == pytest.approx(-20.0, abs=0.5)
+    assert keys[(ALL_CLIPS, "vcx", "x264", "psnr_yuv")] is None  # clip B has no value
+    assert len(rows) == (2 + 1) * 4 * 3  # (2 clips + ALL) x 4 (codec, anchor) pairs x 3 metrics
+
+
+def test_json_and_csv_round_trip(tmp_path: Path) -> None:
+    points = sample_points()
+    rows = bd_table(points)
+    settings = {"preset": "medium", "crf": (18, 23, 28), "fps": Fraction(25), "nan": float("nan")}
+    write_json(tmp_path / "out" / "bench.json", points, rows, settings, [{"name": "clipA"}])
+    doc = json.loads((tmp_path / "out" / "bench.json").read_text())
+    assert set(doc) == {"vcodec_version", "created", "settings", "clips", "points", "bd_rate"}
+    assert doc["settings"] == {"preset": "medium", "crf": [18, 23, 28], "fps": "25", "nan": None}
+    assert len(doc["points"]) == len(points) and doc["points"][0]["clip"] == "clipA"
+    assert doc["points"][0]["bpp"] == pytest.approx(points[0].bpp, rel=1e-3)
+    assert doc["bd_rate"][0]["bd_rate_pct"] == round(rows[0]["bd_rate_pct"], 4)
+    assert any(r["bd_rate_pct"] is None for r in doc["bd_rate"])
+
+    write_csv(tmp_path / "bench.csv", points)
+    with (tmp_path / "bench.csv").open(newline="") as f:
+        assert next(csv.reader(f)) == [f.name for f in fields(BenchPoint)]
+    again = read_csv(tmp_path / "bench.csv")
+    assert again == points  # repr of a float reads back exactly
+
+
+def test_plot_and_tables(tmp_path: Path) -> None:
+    points = sample_points()
+    plot_rd(tmp_path / "rd.png", points)
+    data = (tmp_path / "rd.png").read_bytes()
+    assert data.startswith(b"\x89PNG") and len(data) > 10_000
+    points_table, bd_rate_table = render_tables(points, bd_table(points))
+    assert points_table.row_count == len(points)
+    headers = [c.header for c in bd_rate_table.columns]
+    assert "vs x264 PSNR-YUV" in headers and "vs x265 MS-SSIM" in headers
+    console = Console(width=250, record=True, file=io.StringIO())
+    console.print(points_table, bd_rate_table)
+    text = console.export_text()
+    assert "n/a" in text and "-30.0" in text and ALL_CLIPS in text
