@@ -26,7 +26,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console()
+out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole in pipes and logs
 err = Console(stderr=True)
 
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
@@ -61,6 +61,9 @@ def reported_errors() -> Iterator[None]:
         _fail(f"video error: {exc}", EXIT_BAD_INPUT)
     except KeyboardInterrupt:
         _fail("interrupted", 130)
+    except BrokenPipeError:  # `vcodec info --json | head`: the reader left, nothing to report
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(0) from None
     except (typer.Exit, typer.Abort, SystemExit):
         raise
     except Exception as exc:  # an unexpected failure: still one line, the trace on request
@@ -183,6 +186,19 @@ def info(
             print(json.dumps(summary, indent=2))
             return
         out.print(_info_table(summary))
+
+
+RANGE_NAMES = {0: "unspecified", 1: "limited (tv)", 2: "full (pc)"}
+MATRIX_NAMES = {
+    0: "rgb",
+    1: "bt709",
+    2: "unspecified",
+    5: "bt470bg",
+    6: "smpte170m",
+    7: "smpte240m",
+    9: "bt2020nc",
+    10: "bt2020c",
+}
 
 
 def _info_table(s: dict[str, Any]) -> Table:

@@ -22,6 +22,15 @@ def check_output(dst: str | Path, *, force: bool) -> Path:
     return path
 
 
+DEFAULT_MODE = 0o666  # what open() would give a new file, before the umask
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextmanager
 def atomic_output(
     dst: str | Path, *, force: bool = False, directory: bool = False
@@ -35,6 +44,7 @@ def atomic_output(
         fd, name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".partial", dir=path.parent)
         os.close(fd)
         tmp = Path(name)
+    tmp.chmod(DEFAULT_MODE & ~_umask() | (0o111 if directory else 0))  # mkstemp makes it 0600
     try:
         yield tmp
         if path.is_dir() and not path.is_symlink():

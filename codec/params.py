@@ -10,10 +10,14 @@ from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
 
 SCALES = (1, 2)  # spatial down-scaling factors a GOP may use; side info codes the index
 SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
-# v0 rule: a GOP is coded at half resolution when the rate is low and the picture large enough
-# that half of it still carries the content. Measured with benchmarks/scale_rule.py.
+# v0 rule, from benchmarks/scale_rule.py (32 frames of carphone 176x144, bikes 640x272,
+# intel_car 768x432, bigbuckbunny and flower 1280x720; x265 medium, bicubic up-scaling): at
+# qp >= 37 the s = 2 point beat the s = 1 curve at the same rate on every clip (+0.4 to +1.3 dB
+# PSNR-YUV); at qp 32 it won on three clips and lost on two (-0.35, -0.17 dB); below, s = 1 won.
+# But on 176x144 clips the whole-curve BD-rate vs x265 got worse with s = 2 (`vcodec bench`, 50
+# frames: carphone +4.1 %, dance +2.3 % PSNR-YUV), so frames under 240 lines stay at s = 1.
 AUTO_SCALE2_MIN_QP = 37
-AUTO_SCALE2_MIN_HEIGHT = 288
+AUTO_SCALE2_MIN_HEIGHT = 240
 
 
 @dataclass(frozen=True)
