@@ -16,7 +16,7 @@ from .errors import (
     TruncatedError,
     UnsupportedVersionError,
 )
-from .fields import ByteReader, ByteWriter
+from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
 FORMAT_VERSION = 1  # the byte after the magic; a decoder refuses any other value
@@ -32,7 +32,7 @@ PIX_FMTS = ("yuv420p",)
 class ChunkType(IntEnum):
     SEGMENT = 0x01  # starts a base-layer segment: codec, coded size, extradata
     GOP = 0x02  # one GOP's side info (range coded)
-    BASE = 0x03  # base-layer packets, in decode order
+    BASE = 0x03  # base-layer elementary stream bytes, in decode order
     AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
     END = 0x7F  # last chunk: totals; a stream without it is truncated
 
@@ -89,8 +89,10 @@ class GopChunk:
 
 
 @dataclass(frozen=True)
-class BasePackets:
-    packets: tuple[bytes, ...]
+class BaseData:
+    """Base-layer elementary stream bytes (packets concatenated, in decode order)."""
+
+    data: bytes
 
 
 @dataclass(frozen=True)
@@ -104,14 +106,18 @@ class End:
     gop_count: int
 
 
-Chunk = Segment | GopChunk | BasePackets | AudioPiece | End
+Chunk = Segment | GopChunk | BaseData | AudioPiece | End
 
 
 # --- header --------------------------------------------------------------------------------
 
 
 def encode_header(header: StreamHeader) -> bytes:
-    meta = {"metadata_version": METADATA_VERSION, **asdict(header.validate())}
+    """Header bytes; metadata keys whose value is the format's default are left out."""
+    defaults = {f.name: f.default for f in fields(StreamHeader)}
+    defaults["models"] = {}
+    kept = {k: v for k, v in asdict(header.validate()).items() if defaults.get(k) != v}
+    meta = {"metadata_version": METADATA_VERSION, **kept}
     body = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
     head = MAGIC + bytes([FORMAT_VERSION]) + len(body).to_bytes(4, "little") + body
     return head + zlib.crc32(head).to_bytes(4, "little")
@@ -184,7 +190,7 @@ def _read_exact(stream: BinaryIO, n: int, what: str, already: bytes = b"") -> by
 
 def encode_chunk(chunk: Chunk) -> bytes:
     ctype, payload = _encode_payload(chunk)
-    head = bytes([ctype]) + len(payload).to_bytes(4, "little")
+    head = ByteWriter().u8(ctype).varint(len(payload)).getvalue()
     return head + payload + zlib.crc32(head + payload).to_bytes(4, "little")
 
 
@@ -196,11 +202,8 @@ def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
     if isinstance(chunk, GopChunk):
         w.varint(chunk.index).varint(chunk.first_frame).varint(chunk.n_frames)
         return ChunkType.GOP, w.raw(chunk.side_info).getvalue()
-    if isinstance(chunk, BasePackets):
-        w.varint(len(chunk.packets))
-        for packet in chunk.packets:
-            w.blob(packet)
-        return ChunkType.BASE, w.getvalue()
+    if isinstance(chunk, BaseData):
+        return ChunkType.BASE, chunk.data
     if isinstance(chunk, AudioPiece):
         return ChunkType.AUDIO, chunk.data
     if isinstance(chunk, End):
@@ -215,7 +218,7 @@ def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
     elif ctype == ChunkType.GOP:
         out = GopChunk(r.varint(), r.varint(), r.varint(), r.rest())
     elif ctype == ChunkType.BASE:
-        out = BasePackets(tuple(r.blob() for _ in range(r.varint())))
+        out = BaseData(r.rest())
     elif ctype == ChunkType.AUDIO:
         out = AudioPiece(r.rest())
     elif ctype == ChunkType.END:
@@ -290,21 +293,24 @@ class VcxReader:
 
     def _next_chunk(self, number: int) -> Chunk | None:
         start = self.offset
-        head = self.stream.read(5)
+        head = self.stream.read(1)
         if not head:
             raise TruncatedError(f"the stream ends after chunk #{number - 1} with no END chunk")
-        where = f"chunk #{number} at byte {start}"
-        head = _read_exact(self.stream, 5, where, head)
-        ctype, size = head[0], int.from_bytes(head[1:], "little")
+        ctype = head[0]
         name = ChunkType(ctype).name if ctype in ChunkType._value2member_map_ else f"0x{ctype:02x}"
         where = f"chunk #{number} ({name}) at byte {start}"
+        for _ in range(MAX_VARINT_BYTES):  # the length: a varint, read byte by byte
+            head += _read_exact(self.stream, 1, f"{where} length")
+            if not head[-1] & 0x80:
+                break
+        size = ByteReader(head[1:], f"{where} length").varint()
         if size > MAX_CHUNK_BYTES:
             raise MalformedError(f"{where}: length {size} is implausible, the file is damaged")
         payload = _read_exact(self.stream, size, where)
         crc = int.from_bytes(_read_exact(self.stream, 4, f"{where} checksum"), "little")
         if zlib.crc32(head + payload) != crc:
             raise ChecksumError(f"{where}: CRC32 mismatch, the file is damaged")
-        self.offset = start + 9 + size
+        self.offset = start + len(head) + size + 4
         return _decode_payload(ctype, payload, where)
 
     def _check_gop(self, chunk: GopChunk, number: int, gops: int, frames: int) -> None:

@@ -92,24 +92,30 @@ class BaseEncoder:
 
 
 class BaseDecoder:
-    """Decodes packets back into (y, u, v) frames, in display order."""
+    """Decodes the base layer's elementary stream, fed in pieces of any size, into (y, u, v)
+    frames in display order. The codec's own parser finds the packet boundaries (Annex B
+    start codes for H.264/H.265, OBU headers for AV1), so the stream stores no packet sizes."""
 
     def __init__(self, codec: str, extradata: bytes = b"") -> None:
-        self._ctx = av.CodecContext.create(get_codec(codec).decoder, "r")
+        name = get_codec(codec).decoder
+        self._parser = av.CodecContext.create(name, "r")
+        self._ctx = av.CodecContext.create(name, "r")
         if extradata:
             self._ctx.extradata = extradata
 
-    def decode(self, packets: list[bytes] | tuple[bytes, ...]) -> list[tuple]:
+    def decode(self, data: bytes) -> list[tuple]:
+        return self._run(data)
+
+    def flush(self) -> list[tuple]:
+        return self._run(None)
+
+    def _run(self, data: bytes | None) -> list[tuple]:
         frames = []
         try:
-            for data in packets:
-                frames += self._ctx.decode(av.Packet(data))
+            for packet in self._parser.parse(data):
+                frames += self._ctx.decode(packet)
+            if data is None:
+                frames += self._ctx.decode(None)
         except av.error.FFmpegError as exc:
             raise MalformedError(f"base layer does not decode: {exc}") from exc
         return [planes_from_frame(f) for f in frames]
-
-    def flush(self) -> list[tuple]:
-        try:
-            return [planes_from_frame(f) for f in self._ctx.decode(None)]
-        except av.error.FFmpegError as exc:
-            raise MalformedError(f"base layer does not decode: {exc}") from exc

@@ -182,7 +182,7 @@ def _run_anchor(
     enc_s = time.perf_counter() - start
     start = time.perf_counter()
     decoder = BaseDecoder(codec)
-    frames = decoder.decode(packets) + decoder.flush()
+    frames = decoder.decode(b"".join(packets)) + decoder.flush()
     decoded = []
     for gop in clip.gops:
         part, frames = frames[: gop.n_frames], frames[gop.n_frames :]

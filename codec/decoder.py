@@ -13,7 +13,7 @@ from typing import BinaryIO
 
 from vcodec.bitstream.container import (
     AudioPiece,
-    BasePackets,
+    BaseData,
     End,
     GopChunk,
     Segment,
@@ -84,10 +84,10 @@ class VcxDecoder:
                 if segment is None:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
                 pending.append((chunk, GopParams.unpack(chunk.side_info), segment))
-            elif isinstance(chunk, BasePackets):
+            elif isinstance(chunk, BaseData):
                 if base is None:
-                    raise MalformedError("base-layer packets come before any SEGMENT chunk")
-                frames += base.decode(chunk.packets)
+                    raise MalformedError("base-layer data comes before any SEGMENT chunk")
+                frames += base.decode(chunk.data)
                 yield from self._ready(pending, frames)
             elif isinstance(chunk, AudioPiece):
                 raise MalformedError("an AUDIO chunk follows the video; audio must come first")

@@ -11,7 +11,7 @@ from typing import BinaryIO
 import torch
 
 from vcodec import __version__
-from vcodec.bitstream.container import BasePackets, GopChunk, Segment, StreamHeader, VcxWriter
+from vcodec.bitstream.container import BaseData, GopChunk, Segment, StreamHeader, VcxWriter
 from vcodec.bitstream.errors import InputError
 
 from .base_layer import PRESETS, BaseEncoder, get_codec
@@ -170,4 +170,4 @@ def _start_segment(
 
 def _write_packets(writer: VcxWriter, packets: list[bytes]) -> None:
     if packets:
-        writer.write(BasePackets(tuple(packets)))
+        writer.write(BaseData(b"".join(packets)))

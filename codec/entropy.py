@@ -53,17 +53,19 @@ class SymbolEncoder:
         self._coder.encode(np.array([symbol], dtype=np.int32), table.model)
 
     def finish(self) -> bytes:
+        """The compressed 32-bit words, big-endian, without their trailing zero bytes."""
         words = self._coder.get_compressed()
-        return np.asarray(words, dtype="<u4").tobytes()
+        return np.asarray(words, dtype=">u4").tobytes().rstrip(b"\0")
 
 
 class SymbolDecoder:
     """Reads back, in the same order and with the same tables, what a SymbolEncoder wrote."""
 
     def __init__(self, data: bytes) -> None:
-        if len(data) % 4:
-            raise MalformedError(f"range-coded data of {len(data)} bytes is not whole 32-bit words")
-        words = np.frombuffer(data, dtype="<u4").astype(np.uint32)
+        if data.endswith(b"\0"):
+            raise MalformedError("range-coded data ends in a zero byte, which encoders strip")
+        padded = data + bytes(-len(data) % 4 + 8)  # restore the stripped zeros (and a margin)
+        words = np.frombuffer(padded, dtype=">u4").astype(np.uint32)
         self._coder = constriction.stream.queue.RangeDecoder(words)
 
     def decode(self, table: FrequencyTable) -> int:

@@ -9,7 +9,7 @@ import pytest
 
 from vcodec.bitstream.container import (
     AudioPiece,
-    BasePackets,
+    BaseData,
     End,
     GopChunk,
     Segment,
@@ -31,19 +31,15 @@ from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
 GOLDEN_HEADER = (
-    "56435801ee0000007b22626173655f636f646563223a2278323635222c22636f6c6f725f7072696d617269"
-    "6573223a322c22636f6c6f725f72616e6765223a302c22636f6c6f725f747263223a322c22636f6c6f7273"
-    "70616365223a322c22656e636f646572223a22222c226670735f64656e223a312c226670735f6e756d223a"
-    "32352c22676f705f73697a65223a31362c22686569676874223a34382c226d657461646174615f76657273"
-    "696f6e223a312c226d6f6465223a22687962726964222c226d6f64656c73223a7b7d2c227069785f666d74"
-    "223a2279757634323070222c227170223a33322c227769647468223a36347da5fccc73"
+    "56435801460000007b226670735f64656e223a312c226670735f6e756d223a32352c22686569676874223a34"
+    "382c226d657461646174615f76657273696f6e223a312c227769647468223a36347deeb5aeff"
 )
 GOLDEN_CHUNKS = [
-    (Segment("x265", 32, 24, b""), "01080000000478323635201800e5445395"),
-    (GopChunk(0, 0, 16, b"\x00\x00\x00\x80"), "020700000000001000000080d1598d33"),
-    (BasePackets((b"ab", b"c")), "03060000000202616201634adb1acd"),
-    (AudioPiece(b"xyz"), "040300000078797a7ba84fc4"),
-    (End(16, 1), "7f02000000100170fc41f7"),
+    (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
+    (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
+    (BaseData(b"abc"), "0303616263f3ba5259"),
+    (AudioPiece(b"xyz"), "040378797a469dd835"),
+    (End(16, 1), "7f0210017f99592c"),
 ]
 
 
@@ -54,8 +50,8 @@ def make_stream(n_gops: int = 2, audio: bytes = b"") -> bytes:
         writer.write_audio(audio)
     writer.write(Segment("x265", 32, 24))
     for i in range(n_gops):
-        writer.write(GopChunk(i, 16 * i, 16, b"\x00\x00\x00\x80"))
-        writer.write(BasePackets((bytes([i]) * 10, b"xyz")))
+        writer.write(GopChunk(i, 16 * i, 16, b"\x80"))
+        writer.write(BaseData(bytes([i]) * 10 + b"xyz"))
     writer.close()
     return buf.getvalue()
 
@@ -154,7 +150,7 @@ def test_unknown_metadata_keys_are_ignored() -> None:
 
 
 def _raw_chunk(ctype: int, payload: bytes) -> bytes:
-    head = bytes([ctype]) + len(payload).to_bytes(4, "little")
+    head = ByteWriter().u8(ctype).varint(len(payload)).getvalue()
     return head + payload + zlib.crc32(head + payload).to_bytes(4, "little")
 
 
@@ -182,7 +178,7 @@ def test_structural_errors() -> None:
     too_long = header + encode_chunk(GopChunk(0, 0, 17, b"")) + encode_chunk(End(17, 1))
     with pytest.raises(MalformedError, match="GOP of 17"):
         read_all(too_long)
-    huge = header + bytes([0x03]) + (1 << 30).to_bytes(4, "little")
+    huge = header + ByteWriter().u8(0x03).varint(1 << 30).getvalue()
     with pytest.raises(MalformedError, match="implausible"):
         read_all(huge)
     trailing = header + _raw_chunk(0x7F, b"\x00\x00\x00")
