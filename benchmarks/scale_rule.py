@@ -1,6 +1,7 @@
 """Where does coding at half resolution (s = 2) beat full resolution (s = 1)? Data for v0's rule.
 
-For each clip and QP, encodes with --scale 1 and --scale 2 and reports rate and PSNR-YUV; then,
+For each clip and --qp, encodes with --scale 1 and --scale 2 (whose base CRF is qp - 5, see
+codec/params.py) and reports rate and PSNR-YUV; then,
 for every s = 2 point, the PSNR the s = 1 curve reaches at the same rate (log-rate linear
 interpolation) and the gain. The auto rule in codec/params.py picks s = 2 where the gain is > 0.
 

@@ -18,7 +18,7 @@ from .base_layer import PRESETS, BaseEncoder, get_codec
 from .files import atomic_output
 from .frames import GOP_SIZE, Gop, VideoInfo
 from .io import open_video, read_audio
-from .params import SCALES, GopParams, auto_scale
+from .params import SCALES, GopParams, auto_scale, base_qp
 from .resample import coded_size, downscale_gop, pad_gop
 
 Progress = Callable[[int], None]  # called with the number of frames just done
@@ -161,9 +161,8 @@ def _start_segment(
     writer: VcxWriter, info: VideoInfo, config: EncodeConfig, scale: int
 ) -> BaseEncoder:
     height, width = coded_size(info.height, info.width, scale)
-    encoder = BaseEncoder(
-        config.base, width // scale, height // scale, info.fps, config.qp, config.preset
-    )
+    qp = base_qp(config.qp, scale)
+    encoder = BaseEncoder(config.base, width // scale, height // scale, info.fps, qp, config.preset)
     writer.write(Segment(config.base, width // scale, height // scale, encoder.extradata))
     return encoder
 
