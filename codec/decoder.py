@@ -93,7 +93,8 @@ class VcxDecoder:
                 raise MalformedError("an AUDIO chunk follows the video; audio must come first")
             elif isinstance(chunk, End) and (pending or frames):
                 raise MalformedError(
-                    f"the base layer holds {len(frames)} frames for {len(pending)} GOPs' need"
+                    f"the base layer and the GOP chunks disagree on the frame count "
+                    f"({len(frames)} frames left over, {len(pending)} GOPs still waiting)"
                 )
 
     def _ready(self, pending: deque, frames: list[tuple]) -> Iterator[Gop]:
