@@ -13,13 +13,14 @@ import argparse
 import io
 from pathlib import Path
 
+from shared_clips import SHARED_CLIPS
+
 from vcodec.base_layer import BaseEncoder
 from vcodec.bench import load_clip
 from vcodec.bitstream.container import BaseData, VcxReader
 from vcodec.encoder import EncodeConfig, encode_gops
 from vcodec.resample import coded_size, pad_gop
 
-CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
 DEFAULT_CLIPS = [
     "carphone_pristine.mp4",
     "bikes.mp4",
@@ -35,7 +36,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=50)
     args = ap.parse_args()
     print("clip                 qp  vcx bytes  packets  overhead  bare x265  vs bare")
-    for path in args.clips or [CLIPS / c for c in DEFAULT_CLIPS]:
+    for path in args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]:
         clip = load_clip(path, args.frames)
         for qp in QPS:
             buf = io.BytesIO()

@@ -16,13 +16,13 @@ import json
 from pathlib import Path
 
 import numpy as np
+from shared_clips import SHARED_CLIPS
 
 from vcodec.bench import load_clip
 from vcodec.decoder import VcxDecoder
 from vcodec.encoder import EncodeConfig, encode_gops
 from vcodec.metrics import MetricAccumulator
 
-CLIPS = Path(__file__).resolve().parents[1] / ".." / "shared" / "data" / "clips"
 DEFAULT_CLIPS = [
     "carphone_pristine.mp4",
     "bikes.mp4",
@@ -60,7 +60,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("scale_rule.json"))
     args = ap.parse_args()
-    paths = args.clips or [CLIPS / c for c in DEFAULT_CLIPS]
+    paths = args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]
     rows = []
     for path in paths:
         clip = load_clip(path, args.frames)
