@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Iterator
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import BinaryIO
 
@@ -22,7 +21,7 @@ MAGIC = b"VCX"
 FORMAT_VERSION = 1  # the byte after the magic; a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
-MAX_METADATA_BYTES = 1 << 16
+MAX_METADATA_BYTES = 1 << 16  # 64 KiB
 AUDIO_PIECE_BYTES = 1 << 20  # audio is split into chunks of at most 1 MiB
 ANCILLARY_BIT = 0x80  # chunk types with this bit set may be skipped by a decoder that lacks them
 MODES = ("hybrid", "pure")
@@ -65,11 +64,20 @@ class StreamHeader:
             (self.mode in MODES, "mode"),
             (self.pix_fmt in PIX_FMTS, "pixel format"),
             (0 <= self.qp <= 63, "qp"),
+            (all(0 <= c <= 255 for c in self._colour()), "colour description"),
+            (all(_is_sha256(v) for v in self.models.values()), "model hash"),
         ]
         for ok, name in checks:
             if not ok:
                 raise MalformedError(f"metadata: invalid {name}")
         return self
+
+    def _colour(self) -> tuple[int, int, int, int]:
+        return self.color_range, self.colorspace, self.color_primaries, self.color_trc
+
+
+def _is_sha256(value: str) -> bool:
+    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
 
 
 @dataclass(frozen=True)
@@ -113,13 +121,19 @@ Chunk = Segment | GopChunk | BaseData | AudioPiece | End
 
 
 def encode_header(header: StreamHeader) -> bytes:
-    """Header bytes; metadata keys whose value is the format's default are left out."""
-    defaults = {f.name: f.default for f in fields(StreamHeader)}
-    defaults["models"] = {}
-    kept = {k: v for k, v in asdict(header.validate()).items() if defaults.get(k) != v}
-    meta = {"metadata_version": METADATA_VERSION, **kept}
-    body = json.dumps(meta, sort_keys=True, separators=(",", ":")).encode("utf-8")
-    head = MAGIC + bytes([FORMAT_VERSION]) + len(body).to_bytes(4, "little") + body
+    """Magic, format version, then the metadata block (FORMAT.md) and its CRC32."""
+    h = header.validate()
+    w = ByteWriter().varint(METADATA_VERSION)
+    for value in (h.width, h.height, h.fps_num, h.fps_den):
+        w.varint(value)
+    for value in (h.color_range, h.colorspace, h.color_primaries, h.color_trc):
+        w.u8(value)
+    w.u8(PIX_FMTS.index(h.pix_fmt)).varint(h.gop_size).u8(MODES.index(h.mode))
+    w.text(h.base_codec).varint(h.qp).varint(len(h.models))
+    for name, sha256 in sorted(h.models.items()):
+        w.text(name).blob(bytes.fromhex(sha256))
+    body = w.text(h.encoder).getvalue()
+    head = MAGIC + bytes([FORMAT_VERSION]) + ByteWriter().varint(len(body)).getvalue() + body
     return head + zlib.crc32(head).to_bytes(4, "little")
 
 
@@ -135,46 +149,49 @@ def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
             f"format version {version} is not supported (this vcodec reads version "
             f"{FORMAT_VERSION}); a newer vcodec may read it"
         )
-    size_bytes = _read_exact(stream, 4, "header")
-    size = int.from_bytes(size_bytes, "little")
+    size_bytes = b""
+    for _ in range(MAX_VARINT_BYTES):
+        size_bytes += _read_exact(stream, 1, "header")
+        if not size_bytes[-1] & 0x80:
+            break
+    size = ByteReader(size_bytes, "header").varint()
     if size > MAX_METADATA_BYTES:
         raise MalformedError(f"metadata block of {size} bytes is implausible: damaged header")
     body = _read_exact(stream, size, "metadata")
     crc = int.from_bytes(_read_exact(stream, 4, "metadata checksum"), "little")
     if zlib.crc32(prefix + size_bytes + body) != crc:
         raise ChecksumError("metadata block: CRC32 mismatch, the header is damaged")
-    return _parse_metadata(body), len(prefix) + 4 + size + 4
+    return _parse_metadata(body), len(prefix) + len(size_bytes) + size + 4
 
 
 def _parse_metadata(body: bytes) -> StreamHeader:
-    try:
-        meta = json.loads(body.decode("utf-8"))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-        raise MalformedError("metadata block is not valid JSON") from exc
-    if not isinstance(meta, dict):
-        raise MalformedError("metadata block is not an object")
-    if meta.get("metadata_version") != METADATA_VERSION:
-        raise UnsupportedVersionError(
-            f"metadata version {meta.get('metadata_version')!r} is not supported"
-        )
-    known = {f.name: f for f in fields(StreamHeader)}
-    kwargs = {k: v for k, v in meta.items() if k in known}  # unknown keys: newer, optional
-    try:
-        header = StreamHeader(**kwargs)
-        _check_types(header)
-    except TypeError as exc:
-        raise MalformedError(f"metadata: {exc}") from exc
-    return header.validate()
-
-
-def _check_types(header: StreamHeader) -> None:
-    for f in fields(StreamHeader):
-        value = getattr(header, f.name)
-        expected = {"int": int, "str": str}.get(str(f.type))
-        if expected and (not isinstance(value, expected) or isinstance(value, bool)):
-            raise TypeError(f"field {f.name!r} has the wrong type")
-    if not all(isinstance(k, str) and isinstance(v, str) for k, v in header.models.items()):
-        raise TypeError("field 'models' must map names to hashes")
+    r = ByteReader(body, "metadata")
+    version = r.varint()
+    if version != METADATA_VERSION:
+        raise UnsupportedVersionError(f"metadata version {version} is not supported")
+    width, height, fps_num, fps_den = (r.varint() for _ in range(4))
+    colour = [r.u8() for _ in range(4)]
+    pix_fmt, gop_size, mode = r.u8(), r.varint(), r.u8()
+    if pix_fmt >= len(PIX_FMTS) or mode >= len(MODES):
+        raise MalformedError("metadata: unknown pixel format or mode")
+    base_codec, qp = r.text(), r.varint()
+    models = {r.text(): r.blob().hex() for _ in range(r.varint())}
+    encoder = r.text()
+    # bytes after the known fields: a later revision of version 1 added them; ignore
+    return StreamHeader(
+        width,
+        height,
+        fps_num,
+        fps_den,
+        *colour,
+        PIX_FMTS[pix_fmt],
+        gop_size,
+        MODES[mode],
+        base_codec,
+        qp,
+        models,
+        encoder,
+    ).validate()
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str, already: bytes = b"") -> bytes:

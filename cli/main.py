@@ -215,7 +215,8 @@ def _info_table(s: dict[str, Any]) -> Table:
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
             "colour",
-            f"range {h['color_range']}, matrix {h['colorspace']}, "
+            f"range {RANGE_NAMES.get(h['color_range'], h['color_range'])}, "
+            f"matrix {MATRIX_NAMES.get(h['colorspace'], h['colorspace'])}, "
             f"primaries {h['color_primaries']}, transfer {h['color_trc']}",
         ),
         ("models", ", ".join(f"{k} ({v[:12]})" for k, v in h["models"].items()) or "none"),

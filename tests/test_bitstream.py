@@ -30,10 +30,7 @@ from vcodec.bitstream.errors import (
 from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = (
-    "56435801460000007b226670735f64656e223a312c226670735f6e756d223a32352c22686569676874223a34"
-    "382c226d657461646174615f76657273696f6e223a312c227769647468223a36347deeb5aeff"
-)
+GOLDEN_HEADER = "564358011401403019010002020200100004783236352000004dc7dc5f"
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
@@ -128,25 +125,57 @@ def test_future_format_version() -> None:
 
 
 def _header_with(meta: bytes) -> bytes:
-    head = b"VCX\x01" + len(meta).to_bytes(4, "little") + meta
+    head = b"VCX\x01" + ByteWriter().varint(len(meta)).getvalue() + meta
     return head + zlib.crc32(head).to_bytes(4, "little")
 
 
+def _metadata_body(header: StreamHeader = HEADER) -> bytes:
+    """The metadata block of a header, cut out of encode_header's bytes."""
+    data = encode_header(header)
+    reader = ByteReader(data[4:-4], "t")
+    return reader.blob()
+
+
+def test_metadata_round_trip_with_models_and_colour() -> None:
+    header = StreamHeader(
+        width=1919,
+        height=1081,
+        fps_num=30000,
+        fps_den=1001,
+        color_range=1,
+        colorspace=1,
+        color_primaries=1,
+        color_trc=1,
+        mode="pure",
+        base_codec="av1",
+        qp=40,
+        models={"recon": "ab" * 32, "post": "0f" * 32},
+        encoder="vcodec 9.9",
+    )
+    assert VcxReader(io.BytesIO(encode_header(header) + encode_chunk(End(0, 0)))).header == header
+
+
 def test_future_metadata_version_and_bad_metadata() -> None:
-    with pytest.raises(UnsupportedVersionError):
-        VcxReader(io.BytesIO(_header_with(b'{"metadata_version":2}')))
-    with pytest.raises(MalformedError):
-        VcxReader(io.BytesIO(_header_with(b"not json")))
-    with pytest.raises(MalformedError):
-        VcxReader(io.BytesIO(_header_with(b'{"metadata_version":1,"width":"64"}')))
-    bad_mode = b'{"metadata_version":1,"width":8,"height":8,"fps_num":1,"fps_den":1,"mode":"x"}'
+    body = _metadata_body()
+    assert body[0] == 1  # the metadata version leads the block
+    with pytest.raises(UnsupportedVersionError, match="metadata version 2"):
+        VcxReader(io.BytesIO(_header_with(b"\x02" + body[1:])))
+    with pytest.raises(TruncatedError):
+        VcxReader(io.BytesIO(_header_with(body[:7])))
+    mode_at = 11  # after: version, 64, 48, 25, 1 (one-byte varints), 4 colour bytes, pix_fmt, gop
+    bad_mode = body[:mode_at] + b"\x07" + body[mode_at + 1 :]
     with pytest.raises(MalformedError, match="mode"):
         VcxReader(io.BytesIO(_header_with(bad_mode)))
+    with pytest.raises(MalformedError, match="frame size"):
+        VcxReader(io.BytesIO(_header_with(b"\x01\x00" + body[2:])))
+    with pytest.raises(MalformedError, match="metadata block of"):
+        VcxReader(io.BytesIO(b"VCX\x01" + ByteWriter().varint(1 << 20).getvalue()))
 
 
-def test_unknown_metadata_keys_are_ignored() -> None:
-    meta = b'{"metadata_version":1,"width":8,"height":8,"fps_num":1,"fps_den":1,"later":[1]}'
-    assert VcxReader(io.BytesIO(_header_with(meta))).header.width == 8
+def test_trailing_metadata_bytes_are_ignored() -> None:
+    """A later revision of metadata version 1 may append fields; this reader skips them."""
+    reader = VcxReader(io.BytesIO(_header_with(_metadata_body() + b"later")))
+    assert reader.header == HEADER
 
 
 def _raw_chunk(ctype: int, payload: bytes) -> bytes:
