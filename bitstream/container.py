@@ -149,12 +149,7 @@ def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
             f"format version {version} is not supported (this vcodec reads version "
             f"{FORMAT_VERSION}); a newer vcodec may read it"
         )
-    size_bytes = b""
-    for _ in range(MAX_VARINT_BYTES):
-        size_bytes += _read_exact(stream, 1, "header")
-        if not size_bytes[-1] & 0x80:
-            break
-    size = ByteReader(size_bytes, "header").varint()
+    size, size_bytes = _read_varint(stream, "header")
     if size > MAX_METADATA_BYTES:
         raise MalformedError(f"metadata block of {size} bytes is implausible: damaged header")
     body = _read_exact(stream, size, "metadata")
@@ -192,6 +187,16 @@ def _parse_metadata(body: bytes) -> StreamHeader:
         models,
         encoder,
     ).validate()
+
+
+def _read_varint(stream: BinaryIO, what: str) -> tuple[int, bytes]:
+    """A varint read byte by byte from a stream: its value and its bytes."""
+    raw = b""
+    for _ in range(MAX_VARINT_BYTES):
+        raw += _read_exact(stream, 1, what)
+        if not raw[-1] & 0x80:
+            break
+    return ByteReader(raw, what).varint(), raw
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str, already: bytes = b"") -> bytes:
@@ -316,11 +321,8 @@ class VcxReader:
         ctype = head[0]
         name = ChunkType(ctype).name if ctype in ChunkType._value2member_map_ else f"0x{ctype:02x}"
         where = f"chunk #{number} ({name}) at byte {start}"
-        for _ in range(MAX_VARINT_BYTES):  # the length: a varint, read byte by byte
-            head += _read_exact(self.stream, 1, f"{where} length")
-            if not head[-1] & 0x80:
-                break
-        size = ByteReader(head[1:], f"{where} length").varint()
+        size, size_bytes = _read_varint(self.stream, f"{where} length")
+        head += size_bytes
         if size > MAX_CHUNK_BYTES:
             raise MalformedError(f"{where}: length {size} is implausible, the file is damaged")
         payload = _read_exact(self.stream, size, where)
