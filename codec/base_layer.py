@@ -72,6 +72,7 @@ class BaseEncoder:
         self._ctx.time_base = 1 / Fraction(fps)
         self._ctx.framerate = Fraction(fps)
         self._ctx.options = self.codec.options(qp, preset)
+        self._ctx.open()  # now, not at the first frame, so `extradata` is what the codec says
         self._pts = 0
 
     @property
