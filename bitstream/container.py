@@ -18,7 +18,8 @@ from .errors import (
 from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
-FORMAT_VERSION = 1  # the byte after the magic; a decoder refuses any other value
+FORMAT_VERSION = 2  # the byte after the magic; version 2 added SAMPLES chunks
+READABLE_VERSIONS = (1, 2)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB
@@ -33,6 +34,7 @@ class ChunkType(IntEnum):
     GOP = 0x02  # one GOP's side info (range coded)
     BASE = 0x03  # base-layer elementary stream bytes, in decode order
     AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
+    SAMPLES = 0x05  # one GOP's mask indices and masked samples (range coded)
     END = 0x7F  # last chunk: totals; a stream without it is truncated
 
 
@@ -104,6 +106,14 @@ class BaseData:
 
 
 @dataclass(frozen=True)
+class Samples:
+    """The mask codec's payload for GOP ``gop``: mask indices and samples, range coded."""
+
+    gop: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class AudioPiece:
     data: bytes
 
@@ -114,7 +124,7 @@ class End:
     gop_count: int
 
 
-Chunk = Segment | GopChunk | BaseData | AudioPiece | End
+Chunk = Segment | GopChunk | BaseData | Samples | AudioPiece | End
 
 
 # --- header --------------------------------------------------------------------------------
@@ -144,10 +154,10 @@ def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
         raise BadMagicError("not a .vcx stream (bad magic bytes)")
     prefix = _read_exact(stream, len(MAGIC) + 1, "header", prefix)
     version = prefix[len(MAGIC)]
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError(
-            f"format version {version} is not supported (this vcodec reads version "
-            f"{FORMAT_VERSION}); a newer vcodec may read it"
+            f"format version {version} is not supported (this vcodec reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}); a newer vcodec may read it"
         )
     size, size_bytes = _read_varint(stream, "header")
     if size > MAX_METADATA_BYTES:
@@ -226,6 +236,8 @@ def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
         return ChunkType.GOP, w.raw(chunk.side_info).getvalue()
     if isinstance(chunk, BaseData):
         return ChunkType.BASE, chunk.data
+    if isinstance(chunk, Samples):
+        return ChunkType.SAMPLES, w.varint(chunk.gop).raw(chunk.data).getvalue()
     if isinstance(chunk, AudioPiece):
         return ChunkType.AUDIO, chunk.data
     if isinstance(chunk, End):
@@ -241,6 +253,8 @@ def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
         out = GopChunk(r.varint(), r.varint(), r.varint(), r.rest())
     elif ctype == ChunkType.BASE:
         out = BaseData(r.rest())
+    elif ctype == ChunkType.SAMPLES:
+        out = Samples(r.varint(), r.rest())
     elif ctype == ChunkType.AUDIO:
         out = AudioPiece(r.rest())
     elif ctype == ChunkType.END:
@@ -293,7 +307,7 @@ class VcxReader:
         self.header, self.offset = read_header(stream)
 
     def __iter__(self) -> Iterator[Chunk]:
-        frames = gops = 0
+        frames = gops = samples = 0
         for number in range(1 << 62):
             chunk = self._next_chunk(number)
             if chunk is None:
@@ -302,6 +316,12 @@ class VcxReader:
                 self._check_gop(chunk, number, gops, frames)
                 frames += chunk.n_frames
                 gops += 1
+            elif isinstance(chunk, Samples):
+                if not chunk.gop == samples < gops:
+                    raise MalformedError(
+                        f"chunk #{number}: SAMPLES of GOP {chunk.gop} out of order"
+                    )
+                samples += 1
             yield chunk
             if isinstance(chunk, End):
                 if (chunk.frame_count, chunk.gop_count) != (frames, gops):

@@ -110,6 +110,15 @@ def encode(
     scale: Annotated[str, typer.Option(help="Base-layer down-scaling: auto, 1 or 2.")] = "auto",
     preset: Annotated[str, typer.Option(help="Base-layer encoder preset.")] = "medium",
     frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
+    mode: Annotated[
+        str, typer.Option(help="hybrid: base layer + mask samples; pure: mask samples alone.")
+    ] = "hybrid",
+    masks: Annotated[
+        bool, typer.Option(help="Hybrid: code mask samples over the base layer (else base only).")
+    ] = True,
+    mask_search: Annotated[
+        str, typer.Option(help="Mask choice: net (selection network) or exhaustive (RD search).")
+    ] = "net",
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -120,8 +129,9 @@ def encode(
         from vcodec.io import open_video
 
         config = EncodeConfig(
-            qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device
-        ).validate()
+            qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
+            mode=mode, masks=masks, mask_search=mask_search,
+        ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
         total = min(total, frames) if total and frames else total or frames
@@ -238,7 +248,11 @@ def bench(
         typer.Argument(help="Clips to benchmark; none: the built-in sample clip."),
     ] = None,
     codecs: Annotated[
-        str, typer.Option(help="Comma-separated: vcx, x264, x265.")
+        str,
+        typer.Option(
+            help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-exhaustive "
+            "(RD-search masks), vcx-pure (no base layer), x264, x265."
+        ),
     ] = "vcx,x264,x265",
     qps: Annotated[
         str | None,
@@ -276,6 +290,11 @@ def bench(
         for table in result.tables:
             out.print(table)
         out.print(f"wrote {', '.join(str(p) for p in result.files)}")
+
+
+from vcodec.cli.train import train_app  # noqa: E402  (it imports this module's helpers)
+
+app.add_typer(train_app, name="train")
 
 
 def run() -> None:

@@ -36,13 +36,22 @@ from .resample import coded_size, crop_gop, pad_gop
 from .sample import make_sample
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
-CODECS = ("vcx", "x264", "x265")
+# vcx variants: EncodeConfig fields each sets (vcx-nomask and vcx-exhaustive are also anchors)
+VCX_VARIANTS: dict[str, dict] = {
+    "vcx": {},
+    "vcx-nomask": {"masks": False},
+    "vcx-exhaustive": {"mask_search": "exhaustive"},
+    "vcx-pure": {"mode": "pure"},
+}
+ANCHORS = ("x264", "x265")
+CODECS = (*VCX_VARIANTS, *ANCHORS)
+DEFAULT_CODECS = ("vcx", "x264", "x265")
 OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
 
 
 @dataclass(frozen=True)
 class BenchConfig:
-    codecs: tuple[str, ...] = CODECS
+    codecs: tuple[str, ...] = DEFAULT_CODECS
     qps: tuple[int, ...] = DEFAULT_QPS
     frames: int = 50
     preset: str = "medium"
@@ -111,7 +120,8 @@ def run_bench(
                 points.append(bench_point(clip, codec, qp, config))
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
-    rows = bd_table(points)
+    anchors = (*ANCHORS, *(c for c in ("vcx-nomask", "vcx-exhaustive") if c in config.codecs))
+    rows = bd_table(points, anchors)
     write_json(targets[0], points, rows, settings(config), [clip_entry(c) for c in clips])
     write_csv(targets[1], points)
     plot_rd(targets[2], points)
@@ -130,8 +140,8 @@ def sample_clip(frames: int) -> Clip:
 
 
 def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPoint:
-    if codec == "vcx":
-        decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config)
+    if codec in VCX_VARIANTS:
+        decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, VCX_VARIANTS[codec])
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
     metrics = MetricAccumulator()
@@ -158,9 +168,11 @@ def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPo
     )
 
 
-def _run_vcx(clip: Clip, qp: int, config: BenchConfig) -> tuple[list[Gop], int, float, float]:
+def _run_vcx(
+    clip: Clip, qp: int, config: BenchConfig, variant: dict
+) -> tuple[list[Gop], int, float, float]:
     buffer = io.BytesIO()
-    enc_cfg = EncodeConfig(qp=qp, preset=config.preset, device=config.device)
+    enc_cfg = EncodeConfig(qp=qp, preset=config.preset, device=config.device, **variant)
     start = time.perf_counter()
     encode_gops(clip.gops, clip.info, buffer, enc_cfg)
     enc_s = time.perf_counter() - start

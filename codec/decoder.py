@@ -11,11 +11,14 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
+import numpy as np
+
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
     End,
     GopChunk,
+    Samples,
     Segment,
     VcxReader,
 )
@@ -27,6 +30,7 @@ from .encoder import resolve_device
 from .files import atomic_output
 from .frames import Gop, VideoInfo
 from .io import open_writer, output_format
+from .masks import MASK_MODELS, MaskCodec, held_prediction
 from .params import GopParams
 from .resample import coded_size, crop_gop, upscale_gop
 
@@ -48,6 +52,12 @@ class VcxDecoder:
         self.header = self._reader.header
         for name, sha256 in self.header.models.items():
             require(name, sha256)
+        self.pure = self.header.mode == "pure"
+        self.masks: MaskCodec | None = None
+        if all(name in self.header.models for name in MASK_MODELS):
+            self.masks = MaskCodec(self.header.qp, self.pure, self.device, None)
+        elif self.pure:
+            raise MalformedError("a pure-mode stream must name the mask codec's models")
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)
@@ -72,38 +82,61 @@ class VcxDecoder:
     def gops(self) -> Iterator[Gop]:
         base: BaseDecoder | None = None
         segment: Segment | None = None
-        pending: deque[tuple[GopChunk, GopParams, Segment]] = deque()
+        pending: deque[tuple[GopChunk, GopParams, Segment | None]] = deque()
         frames: list[tuple] = []
+        samples: dict[int, bytes] = {}
+        previous: Gop | None = None  # pure mode: the last decoded GOP
         for chunk in chain([self._first], self._chunks):
             if isinstance(chunk, (Segment, End)) and base is not None:
                 frames += base.flush()
-                yield from self._ready(pending, frames)
+                yield from self._ready(pending, frames, samples)
             if isinstance(chunk, Segment):
+                if self.pure:
+                    raise MalformedError("a pure-mode stream has no base layer")
                 segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata)
             elif isinstance(chunk, GopChunk):
-                if segment is None:
+                if segment is None and not self.pure:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
                 pending.append((chunk, GopParams.unpack(chunk.side_info), segment))
+            elif isinstance(chunk, Samples):
+                if self.masks is None:
+                    raise MalformedError("a SAMPLES chunk in a stream without the mask codec")
+                if self.pure:
+                    gop_chunk = pending.popleft()[0]
+                    like = _grey_gop(self.info, gop_chunk)
+                    previous = self.masks.decode_gop(chunk.data, held_prediction(previous, like))
+                    yield previous
+                    continue
+                samples[chunk.gop] = chunk.data
+                yield from self._ready(pending, frames, samples)
             elif isinstance(chunk, BaseData):
                 if base is None:
                     raise MalformedError("base-layer data comes before any SEGMENT chunk")
                 frames += base.decode(chunk.data)
-                yield from self._ready(pending, frames)
+                yield from self._ready(pending, frames, samples)
             elif isinstance(chunk, AudioPiece):
                 raise MalformedError("an AUDIO chunk follows the video; audio must come first")
             elif isinstance(chunk, End) and (pending or frames):
                 raise MalformedError(
-                    f"the base layer and the GOP chunks disagree on the frame count "
+                    f"the base layer, GOP and SAMPLES chunks disagree on the frame count "
                     f"({len(frames)} frames left over, {len(pending)} GOPs still waiting)"
                 )
 
-    def _ready(self, pending: deque, frames: list[tuple]) -> Iterator[Gop]:
-        """Yield every pending GOP whose base-layer frames have all been decoded."""
+    def _ready(
+        self, pending: deque, frames: list[tuple], samples: dict[int, bytes]
+    ) -> Iterator[Gop]:
+        """Yield every pending GOP whose base-layer frames (and samples) have all arrived."""
         while pending and len(frames) >= pending[0][0].n_frames:
-            chunk, params, segment = pending.popleft()
+            chunk, params, segment = pending[0]
+            if self.masks is not None and chunk.index not in samples:
+                return
+            pending.popleft()
             taken = frames[: chunk.n_frames]
             del frames[: chunk.n_frames]
-            yield self._reconstruct(chunk, params, segment, taken)
+            gop = self._reconstruct(chunk, params, segment, taken)
+            if self.masks is not None:
+                gop = self.masks.decode_gop(samples.pop(chunk.index), gop)
+            yield gop
 
     def _reconstruct(
         self, chunk: GopChunk, params: GopParams, segment: Segment, frames: list[tuple]
@@ -117,6 +150,14 @@ class VcxDecoder:
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         base = Gop.from_frames(frames, chunk.first_frame)
         return crop_gop(upscale_gop(base, params.scale, self.device), h, w)
+
+
+def _grey_gop(info: VideoInfo, chunk: GopChunk) -> Gop:
+    """A mid-grey GOP of the stream's size: the shape pure mode's first prediction takes."""
+    ch, cw = info.chroma_size
+    y = np.full((chunk.n_frames, info.height, info.width), 128, np.uint8)
+    uv = np.full((chunk.n_frames, ch, cw), 128, np.uint8)
+    return Gop(y, uv, uv.copy(), chunk.first_frame)
 
 
 def decode(

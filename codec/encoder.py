@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -11,15 +12,25 @@ from typing import BinaryIO
 import torch
 
 from vcodec import __version__
-from vcodec.bitstream.container import BaseData, GopChunk, Segment, StreamHeader, VcxWriter
+from vcodec.bitstream.container import (
+    MODES,
+    BaseData,
+    GopChunk,
+    Samples,
+    Segment,
+    StreamHeader,
+    VcxWriter,
+)
 from vcodec.bitstream.errors import InputError
+from vcodec.models.registry import REGISTRY
 
-from .base_layer import PRESETS, BaseEncoder, get_codec
+from .base_layer import PRESETS, BaseDecoder, BaseEncoder, get_codec
 from .files import atomic_output
 from .frames import GOP_SIZE, Gop, VideoInfo
 from .io import open_video, read_audio
+from .masks import MASK_MODELS, MASK_SEARCHES, MaskCodec, held_prediction
 from .params import SCALES, GopParams, auto_scale, base_qp
-from .resample import coded_size, downscale_gop, pad_gop
+from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 
@@ -34,6 +45,9 @@ class EncodeConfig:
     preset: str = "medium"  # base-layer encoder preset
     frames: int | None = None  # encode at most this many frames
     device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda
+    mode: str = "hybrid"  # hybrid: base layer + masked samples; pure: masked samples alone
+    masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
+    mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -45,6 +59,10 @@ class EncodeConfig:
             raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
         if self.frames is not None and self.frames < 1:
             raise InputError(f"--frames must be at least 1, got {self.frames}")
+        if self.mode not in MODES:
+            raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mask_search not in MASK_SEARCHES:
+            raise InputError(f"--mask-search must be one of {', '.join(MASK_SEARCHES)}")
         resolve_device(self.device)
         return self
 
@@ -107,32 +125,107 @@ def encode_gops(
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count."""
     device = resolve_device(config.device)
-    writer = VcxWriter(out, _header(info, config))
+    pure = config.mode == "pure"
+    masks = MaskCodec(config.qp, pure, device, config.mask_search) if pure or config.masks else None
+    writer = VcxWriter(out, _header(info, config, masks is not None))
     if audio:
         writer.write_audio(audio)
-    encoder: BaseEncoder | None = None
-    scale = 0
-    for gop in gops:
-        params = GopParams(scale=_scale_for(config, info))
-        if params.scale != scale:
-            if encoder is not None:
-                _write_packets(writer, encoder.flush())
-            scale = params.scale
-            encoder = _start_segment(writer, info, config, scale)
-        writer.write(GopChunk(writer.gops, writer.frames, gop.n_frames, params.pack()))
-        height, width = coded_size(info.height, info.width, scale)
-        coded = downscale_gop(pad_gop(gop, height, width), scale, device)
-        _write_packets(writer, encoder.encode(coded))
-        if progress:
-            progress(gop.n_frames)
-    if encoder is None:
+    if pure:
+        _encode_pure(gops, writer, masks, progress)
+    else:
+        _HybridEncoder(writer, info, config, device, masks, progress).run(gops)
+    if writer.gops == 0:
         raise InputError("the input has no frames to encode")
-    _write_packets(writer, encoder.flush())
     writer.close()
     return writer.frames
 
 
-def _header(info: VideoInfo, config: EncodeConfig) -> StreamHeader:
+def _encode_pure(
+    gops: Iterable[Gop], writer: VcxWriter, masks: MaskCodec, progress: Progress | None
+) -> None:
+    """Pure mode: each GOP coded by masked samples over the previous GOP's last frame."""
+    previous = None
+    for gop in gops:
+        index = writer.gops
+        writer.write(GopChunk(index, writer.frames, gop.n_frames, GopParams(scale=1).pack()))
+        payload, previous = masks.encode_gop(gop, held_prediction(previous, gop))
+        writer.write(Samples(index, payload))
+        if progress:
+            progress(gop.n_frames)
+
+
+class _HybridEncoder:
+    """Base layer GOP by GOP; with masks, each GOP's samples once its base layer is decoded."""
+
+    def __init__(
+        self,
+        writer: VcxWriter,
+        info: VideoInfo,
+        config: EncodeConfig,
+        device: torch.device,
+        masks: MaskCodec | None,
+        progress: Progress | None,
+    ) -> None:
+        self.writer, self.info, self.config, self.device = writer, info, config, device
+        self.masks, self.progress = masks, progress
+        self.base: BaseEncoder | None = None
+        self.local: BaseDecoder | None = None  # decodes our own base layer for the residual
+        self.waiting: deque[tuple[int, Gop, int]] = deque()  # (GOP index, original, scale)
+        self.frames: list[tuple] = []
+
+    def run(self, gops: Iterable[Gop]) -> None:
+        scale = 0
+        for gop in gops:
+            params = GopParams(scale=_scale_for(self.config, self.info))
+            if params.scale != scale:
+                self._end_segment()
+                scale = params.scale
+                self.base = _start_segment(self.writer, self.info, self.config, scale)
+                if self.masks is not None:
+                    self.local = BaseDecoder(self.config.base, self.base.extradata)
+            index = self.writer.gops
+            self.writer.write(GopChunk(index, self.writer.frames, gop.n_frames, params.pack()))
+            height, width = coded_size(self.info.height, self.info.width, scale)
+            coded = downscale_gop(pad_gop(gop, height, width), scale, self.device)
+            self._emit(self.base.encode(coded))
+            if self.masks is None:
+                if self.progress:
+                    self.progress(gop.n_frames)
+            else:
+                self.waiting.append((index, gop, scale))
+                self._enhance()
+        self._end_segment()
+
+    def _end_segment(self) -> None:
+        if self.base is None:
+            return
+        self._emit(self.base.flush())
+        if self.local is not None:
+            self.frames += self.local.flush()
+            self._enhance()
+
+    def _emit(self, packets: list[bytes]) -> None:
+        if not packets:
+            return
+        data = b"".join(packets)
+        self.writer.write(BaseData(data))
+        if self.local is not None:
+            self.frames += self.local.decode(data)
+
+    def _enhance(self) -> None:
+        """Code the samples of every waiting GOP whose base layer is decoded."""
+        while self.waiting and len(self.frames) >= self.waiting[0][1].n_frames:
+            index, gop, scale = self.waiting.popleft()
+            base = Gop.from_frames(self.frames[: gop.n_frames], gop.start)
+            del self.frames[: gop.n_frames]
+            prediction = crop_gop(upscale_gop(base, scale, self.device), gop.height, gop.width)
+            payload, _ = self.masks.encode_gop(gop, prediction)
+            self.writer.write(Samples(index, payload))
+            if self.progress:
+                self.progress(gop.n_frames)
+
+
+def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
     return StreamHeader(
         width=info.width,
         height=info.height,
@@ -143,10 +236,10 @@ def _header(info: VideoInfo, config: EncodeConfig) -> StreamHeader:
         color_primaries=info.color_primaries,
         color_trc=info.color_trc,
         gop_size=GOP_SIZE,
-        mode="hybrid",
+        mode=config.mode,
         base_codec=config.base,
         qp=config.qp,
-        models={},
+        models={name: REGISTRY[name].sha256 for name in MASK_MODELS} if masks else {},
         encoder=f"vcodec {__version__}",
     )
 

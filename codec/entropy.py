@@ -16,6 +16,10 @@ import numpy as np
 
 from vcodec.bitstream.errors import MalformedError
 
+from .samples import ADAPTIVE_INCREMENT, adaptive_probabilities
+
+_ROWS = constriction.stream.model.Categorical(perfect=False)  # probabilities given per symbol
+
 
 @dataclass(frozen=True)
 class FrequencyTable:
@@ -52,6 +56,21 @@ class SymbolEncoder:
             raise ValueError(f"symbol {symbol} outside an alphabet of {table.size}")
         self._coder.encode(np.array([symbol], dtype=np.int32), table.model)
 
+    def encode_array(self, symbols: np.ndarray, table: FrequencyTable) -> None:
+        """Encode many symbols, all under one table (one call into the coder)."""
+        symbols = np.asarray(symbols, dtype=np.int32).ravel()
+        if symbols.size and not (0 <= symbols.min() and symbols.max() < table.size):
+            raise ValueError(f"symbols outside an alphabet of {table.size}")
+        if symbols.size:
+            self._coder.encode(symbols, table.model)
+
+    def encode_adaptive(self, symbols: np.ndarray, size: int) -> None:
+        """Encode symbols under an adaptive categorical model (samples.adaptive_probabilities)."""
+        symbols = np.asarray(symbols, dtype=np.int32).ravel()
+        if symbols.size:
+            probabilities = adaptive_probabilities(symbols, size)
+            self._coder.encode(symbols, _ROWS, probabilities)
+
     def finish(self) -> bytes:
         """The compressed 32-bit words, big-endian, without their trailing zero bytes."""
         words = self._coder.get_compressed()
@@ -70,3 +89,18 @@ class SymbolDecoder:
 
     def decode(self, table: FrequencyTable) -> int:
         return int(self._coder.decode(table.model, 1)[0])
+
+    def decode_array(self, n: int, table: FrequencyTable) -> np.ndarray:
+        if n == 0:
+            return np.zeros(0, dtype=np.int32)
+        return np.asarray(self._coder.decode(table.model, n), dtype=np.int32)
+
+    def decode_adaptive(self, n: int, size: int) -> np.ndarray:
+        """Read back what ``encode_adaptive`` wrote: the same counts, grown symbol by symbol."""
+        counts = np.ones(size, dtype=np.int64)
+        out = np.zeros(n, dtype=np.int32)
+        for i in range(n):
+            row = (counts / counts.sum())[None]
+            out[i] = symbol = int(self._coder.decode(_ROWS, row)[0])
+            counts[symbol] += ADAPTIVE_INCREMENT
+        return out

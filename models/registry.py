@@ -2,24 +2,48 @@
 
 from __future__ import annotations
 
+import hashlib
+import io
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
+import torch
+from torch import nn
+
 from vcodec.bitstream.errors import UnknownModelError
+
+from .reconstruction import ReconstructionNet
+from .selector import MaskSelector
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
 
 @dataclass(frozen=True)
 class ModelSpec:
-    """A shipped model: its name, weights file (in WEIGHTS_DIR) and that file's sha256."""
+    """A shipped model: its name, weights file (in WEIGHTS_DIR), that file's sha256, factory.
+
+    The factory builds the empty module the weights load into; None for plain tensors (the
+    candidate masks).
+    """
 
     name: str
     weights: str
     sha256: str
+    factory: Callable[[], nn.Module] | None = None
 
 
-REGISTRY: dict[str, ModelSpec] = {}  # v0 codes with no learned model; the mask codec adds some
+MASK_CANDIDATES = 32  # K: candidate masks per patch, index 0 the empty mask
+
+REGISTRY: dict[str, ModelSpec] = {
+    spec.name: spec
+    for spec in (
+        ModelSpec("masks-v1", "masks-v1.pt", "", None),
+        ModelSpec("recon-v1", "recon-v1.pt", "", ReconstructionNet),
+        ModelSpec("selector-v1", "selector-v1.pt", "", lambda: MaskSelector(MASK_CANDIDATES)),
+    )
+}
 
 
 def require(name: str, sha256: str) -> ModelSpec:
@@ -35,3 +59,26 @@ def require(name: str, sha256: str) -> ModelSpec:
             f"{spec.sha256[:12]}; decode it with the vcodec version that encoded it"
         )
     return spec
+
+
+@cache
+def load(name: str) -> nn.Module | torch.Tensor:
+    """The shipped model ``name`` with its weights, checked against the registered sha256."""
+    spec = REGISTRY.get(name)
+    if spec is None:
+        raise UnknownModelError(f"no model named {name!r}; known: {', '.join(REGISTRY)}")
+    path = WEIGHTS_DIR / spec.weights
+    try:
+        data = path.read_bytes()
+    except OSError:
+        raise UnknownModelError(
+            f"the weights of {name!r} are missing ({path}); reinstall vcodec"
+        ) from None
+    if hashlib.sha256(data).hexdigest() != spec.sha256:
+        raise UnknownModelError(f"the weights of {name!r} ({path}) do not match their sha256")
+    state = torch.load(io.BytesIO(data), map_location="cpu", weights_only=True)
+    if spec.factory is None:
+        return state
+    module = spec.factory()
+    module.load_state_dict(state)
+    return module.eval()

@@ -12,6 +12,7 @@ from vcodec.bitstream.container import (
     BaseData,
     End,
     GopChunk,
+    Samples,
     Segment,
     StreamHeader,
     VcxReader,
@@ -30,11 +31,12 @@ from vcodec.bitstream.errors import (
 from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "564358011401403019010002020200100004783236352000004dc7dc5f"
+GOLDEN_HEADER = "564358021401403019010002020200100004783236352000000d6aa466"
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
     (BaseData(b"abc"), "0303616263f3ba5259"),
+    (Samples(3, b"\x12\x34"), "0503031234bced7147"),
     (AudioPiece(b"xyz"), "040378797a469dd835"),
     (End(16, 1), "7f0210017f99592c"),
 ]
@@ -119,13 +121,40 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 2
-    with pytest.raises(UnsupportedVersionError, match="format version 2"):
+    data[3] = 3
+    with pytest.raises(UnsupportedVersionError, match="format version 3"):
         read_all(bytes(data))
 
 
+def test_version_1_streams_are_still_read() -> None:
+    """Version 2 only added SAMPLES chunks: a version 1 stream reads as it always did."""
+    data = bytearray(make_stream())
+    data[3] = 1
+    head = len(encode_header(HEADER)) - 4
+    data[head : head + 4] = zlib.crc32(bytes(data[:head])).to_bytes(4, "little")
+    assert read_all(bytes(data)) == read_all(make_stream())
+
+
+def test_samples_chunks_follow_their_gop_in_order() -> None:
+    header = encode_header(HEADER)
+    gop0, gop1 = encode_chunk(GopChunk(0, 0, 16, b"")), encode_chunk(GopChunk(1, 16, 16, b""))
+    end = encode_chunk(End(32, 2))
+    ok = header + gop0 + gop1 + encode_chunk(Samples(0, b"a")) + encode_chunk(Samples(1, b"b"))
+    assert [c for c in read_all(ok + end) if isinstance(c, Samples)] == [
+        Samples(0, b"a"),
+        Samples(1, b"b"),
+    ]
+    for bad in (
+        header + gop0 + encode_chunk(Samples(1, b"")) + gop1,  # skips GOP 0
+        header + encode_chunk(Samples(0, b"")) + gop0 + gop1,  # before its GOP
+        header + gop0 + encode_chunk(Samples(0, b"")) + encode_chunk(Samples(0, b"")) + gop1,
+    ):
+        with pytest.raises(MalformedError, match="SAMPLES of GOP"):
+            read_all(bad + end)
+
+
 def _header_with(meta: bytes) -> bytes:
-    head = b"VCX\x01" + ByteWriter().varint(len(meta)).getvalue() + meta
+    head = b"VCX\x02" + ByteWriter().varint(len(meta)).getvalue() + meta
     return head + zlib.crc32(head).to_bytes(4, "little")
 
 
@@ -169,7 +198,7 @@ def test_future_metadata_version_and_bad_metadata() -> None:
     with pytest.raises(MalformedError, match="frame size"):
         VcxReader(io.BytesIO(_header_with(b"\x01\x00" + body[2:])))
     with pytest.raises(MalformedError, match="metadata block of"):
-        VcxReader(io.BytesIO(b"VCX\x01" + ByteWriter().varint(1 << 20).getvalue()))
+        VcxReader(io.BytesIO(b"VCX\x02" + ByteWriter().varint(1 << 20).getvalue()))
 
 
 def test_trailing_metadata_bytes_are_ignored() -> None:

@@ -1,0 +1,338 @@
+"""The mask codec (seed 000): per-patch mask selection, sample coding and GOP reconstruction.
+
+A plane of a GOP is cut into [16, 8, 8] patches (chroma planes get their own patch grid, so a
+chroma patch covers 16x16 luma pixels). Each patch takes one of K candidate masks; the samples
+of ``x - p`` under the mask (``p``: the upscaled base layer in hybrid mode, the previous GOP's
+last decoded frame in pure mode) are quantised and range coded; the reconstruction network
+turns samples + mask + ``p`` back into the whole GOP at once.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vcodec.bitstream.errors import MalformedError
+from vcodec.models import registry
+from vcodec.models.reconstruction import RESIDUAL_UNIT, STEP_UNIT
+
+from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
+from .frames import Gop
+from .samples import (
+    GEOMETRIC_RATIOS,
+    best_table,
+    density_class,
+    geometric_bits,
+    geometric_counts,
+    max_level,
+    quantise,
+    rd_lambda,
+    sample_step,
+)
+
+PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
+TILE_ROWS = 384  # networks run on horizontal stripes of at most this many rows (bounded memory)
+TILE_HALO = 32  # rows of context above and below a stripe (more than either receptive field)
+MASK_SEARCHES = ("net", "exhaustive")
+TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
+FLAG = FrequencyTable.uniform(2)
+MASK_MODELS = ("masks-v1", "recon-v1")  # what a decoder needs; named in the stream header
+
+
+@dataclass(frozen=True)
+class PlaneGroup:
+    """Planes of one kind, padded to the patch grid: x, p ``[B, T, H, W]`` float in 8-bit levels.
+
+    ``valid`` ``[H, W]`` is 1 inside the picture, 0 in the padding.
+    """
+
+    x: torch.Tensor | None  # the original (None at the decoder)
+    p: torch.Tensor
+    valid: torch.Tensor
+    chroma: bool
+
+    @property
+    def grid(self) -> tuple[int, int]:
+        return self.p.shape[-2] // PATCH_H, self.p.shape[-1] // PATCH_W
+
+
+def candidate_masks(device: torch.device | str = "cpu") -> torch.Tensor:
+    """The shipped candidates ``[K, 16, 8, 8]`` float 0/1; index 0 is the empty mask."""
+    return registry.load("masks-v1").to(device=device, dtype=torch.float32)
+
+
+def expand(candidates: torch.Tensor, index: torch.Tensor, frames: int) -> torch.Tensor:
+    """Per-patch candidate indices ``[B, h, w]`` -> the full mask ``[B, T, 8h, 8w]``."""
+    b, h, w = index.shape
+    m = candidates[index][:, :, :, :frames]  # [B, h, w, T, 8, 8]
+    return m.permute(0, 3, 1, 4, 2, 5).reshape(b, frames, h * PATCH_H, w * PATCH_W)
+
+
+def recon_input(
+    samples: torch.Tensor,
+    mask: torch.Tensor,
+    p: torch.Tensor,
+    pure: bool,
+    chroma: bool,
+    step: float,
+) -> torch.Tensor:
+    """The reconstruction network's input ``[B, 6, T, H, W]`` (models/reconstruction.py)."""
+    flags = torch.ones_like(p)
+    return torch.stack(
+        [
+            samples * mask / RESIDUAL_UNIT,
+            mask,
+            (p - 128.0) / RESIDUAL_UNIT,
+            flags * float(pure),
+            flags * float(chroma),
+            flags * (step / STEP_UNIT),
+        ],
+        dim=1,
+    )
+
+
+def selector_input(
+    x: torch.Tensor, p: torch.Tensor, pure: bool, chroma: bool, step: float, lam: float
+) -> torch.Tensor:
+    """The selector's input ``[B, 6, T, H, W]`` (models/selector.py)."""
+    flags = torch.ones_like(p)
+    return torch.stack(
+        [
+            (x - p) / RESIDUAL_UNIT,
+            (p - 128.0) / RESIDUAL_UNIT,
+            flags * float(pure),
+            flags * float(chroma),
+            flags * (step / STEP_UNIT),
+            flags * (float(np.log2(lam)) / 8.0),
+        ],
+        dim=1,
+    )
+
+
+def tiled(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int) -> torch.Tensor:
+    """Run ``net`` on ``x`` ``[B, C, T, H, W]`` in row stripes; its output is H / ``scale`` high."""
+    height = x.shape[-2]
+    if height <= TILE_ROWS:
+        return net(x)
+    parts = []
+    for top in range(0, height, TILE_ROWS):
+        bottom = min(height, top + TILE_ROWS)
+        lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
+        out = net(x[..., lo:hi, :])
+        parts.append(out[..., (top - lo) // scale : (bottom - lo) // scale, :])
+    return torch.cat(parts, dim=-2)
+
+
+class MaskCodec:
+    """Codes and reconstructs GOPs with the shipped candidates and networks, on ``device``.
+
+    ``search`` picks the encoder's mask selection; None makes a decoder (no selector loaded).
+    """
+
+    def __init__(
+        self,
+        qp: int,
+        pure: bool,
+        device: torch.device,
+        search: str | None = "net",
+        *,
+        candidates: torch.Tensor | None = None,
+        recon: torch.nn.Module | None = None,
+        selector: torch.nn.Module | None = None,
+    ) -> None:
+        """The shipped models, unless given (training builds codecs from its own)."""
+        if search is not None and search not in MASK_SEARCHES:
+            raise ValueError(f"mask search must be one of {MASK_SEARCHES}, got {search!r}")
+        self.qp, self.pure, self.device, self.search = qp, pure, device, search
+        self.step = sample_step(qp, pure)
+        self.limit = max_level(self.step)
+        self.lam = rd_lambda(qp)
+        if candidates is None:
+            candidates = candidate_masks(device)
+        self.candidates = candidates.to(device, torch.float32)
+        self.density = self.candidates.flatten(1).mean(1).cpu().numpy()
+        self.classes = density_class(self.density)
+        self.recon_net = (recon or registry.load("recon-v1")).to(device)
+        if search == "net" and selector is None:
+            selector = registry.load("selector-v1")
+        self.selector = selector.to(device) if selector is not None else None
+
+    # -- the decoder side ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def reconstruct(
+        self, group: PlaneGroup, index: torch.Tensor, levels: torch.Tensor
+    ) -> torch.Tensor:
+        """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``."""
+        mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
+        x = recon_input(levels * self.step, mask, group.p, self.pure, group.chroma, self.step)
+        residual = tiled(self.recon_net, x, 1) * RESIDUAL_UNIT
+        return (group.p + residual).clamp(0, 255)
+
+    # -- the encoder side ------------------------------------------------------------------
+
+    @torch.no_grad()
+    def select(self, group: PlaneGroup) -> torch.Tensor:
+        """Candidate index per patch ``[B, h, w]``, by the network or by exhaustive RD search."""
+        if self.search == "exhaustive":
+            return self.rd_costs(group).argmin(dim=1)
+        x = selector_input(group.x, group.p, self.pure, group.chroma, self.step, self.lam)
+        return tiled(self.selector, x, PATCH_H).argmax(dim=1)
+
+    @torch.no_grad()
+    def rd_costs(self, group: PlaneGroup) -> torch.Tensor:
+        """Per-patch RD cost ``[B, K, h, w]`` of every candidate used on the whole plane group.
+
+        D: squared error after reconstruction; R: the samples' bits under the best geometric
+        table for the candidate's context (the mask index's own bits are the same for all K).
+        """
+        b, t = group.p.shape[:2]
+        h, w = group.grid
+        levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+        bits = geometric_bits(self.limit)
+        costs = []
+        for k in range(len(self.candidates)):
+            index = torch.full((b, h, w), k, dtype=torch.long, device=self.device)
+            mask = expand(self.candidates, index, t) * group.valid
+            q = torch.from_numpy(levels).to(self.device) * mask
+            err = (self.reconstruct(group, index, q) - group.x).square() * group.valid
+            sel = mask.cpu().numpy() > 0
+            table, _ = best_table(levels[sel], self.limit)
+            sample_bits = np.where(sel, bits[table][levels + self.limit], 0.0)
+            rate = torch.from_numpy(sample_bits).to(self.device, torch.float32)
+            cost = err + self.lam * rate
+            costs.append(F.avg_pool2d(cost.sum(1), PATCH_H) * PATCH_H * PATCH_W)
+        return torch.stack(costs, dim=1)
+
+    def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> tuple[torch.Tensor, float]:
+        """Select, quantise and code one plane group; returns x-hat and the bits spent (approx.)."""
+        index = self.select(group)
+        t = group.p.shape[1]
+        mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
+        levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+        idx = index.cpu().numpy()
+        enc.encode_adaptive(idx.ravel(), len(self.candidates))
+        bits = 0.0
+        for _ctx, where in self._contexts(idx, mask, t, group.chroma):
+            table, cost = best_table(levels[where], self.limit)
+            enc.encode(table, TABLE_INDEX)
+            enc.encode_array(levels[where] + self.limit, self._table(table))
+            bits += cost
+        q = torch.from_numpy(np.where(mask, levels, 0)).to(self.device, torch.float32)
+        return self.reconstruct(group, index, q), bits
+
+    def decode_group(self, group: PlaneGroup, dec: SymbolDecoder) -> torch.Tensor:
+        b, t = group.p.shape[:2]
+        h, w = group.grid
+        idx = dec.decode_adaptive(b * h * w, len(self.candidates)).reshape(b, h, w)
+        if idx.max(initial=0) >= len(self.candidates):
+            raise MalformedError("mask index out of range")
+        index = torch.from_numpy(idx.astype(np.int64)).to(self.device)
+        mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
+        levels = np.zeros(mask.shape, dtype=np.int32)
+        for _, where in self._contexts(idx, mask, t, group.chroma):
+            table = dec.decode(TABLE_INDEX)
+            if table >= len(GEOMETRIC_RATIOS):
+                raise MalformedError("sample table index out of range")
+            levels[where] = dec.decode_array(int(where.sum()), self._table(table)) - self.limit
+        q = torch.from_numpy(levels).to(self.device, torch.float32)
+        return self.reconstruct(group, index, q)
+
+    # -- whole GOPs ------------------------------------------------------------------------
+
+    def encode_gop(self, gop: Gop, prediction: Gop) -> tuple[bytes, Gop]:
+        """(SAMPLES payload, the decoder's reconstruction) of ``gop`` over ``prediction``.
+
+        The payload opens with an on/off flag: in hybrid mode the samples are kept only where
+        they lower D + lambda * R for the GOP as a whole; off, the prediction is the output.
+        """
+        groups = plane_groups(gop, prediction, self.device)
+        enc = SymbolEncoder()
+        enc.encode(1, FLAG)
+        outs, bits, gain = [], 1.0, 0.0
+        for group in groups:
+            out, group_bits = self.encode_group(group, enc)
+            outs.append(out)
+            bits += group_bits
+            gain += float(
+                (((group.p - group.x).square() - (out - group.x).square()) * group.valid).sum()
+            )
+        if not self.pure and gain <= self.lam * bits:
+            off = SymbolEncoder()
+            off.encode(0, FLAG)
+            return off.finish(), prediction
+        return enc.finish(), gop_from_groups(outs, gop)
+
+    def decode_gop(self, payload: bytes, prediction: Gop) -> Gop:
+        """The GOP a SAMPLES payload reconstructs over ``prediction``."""
+        dec = SymbolDecoder(payload)
+        if dec.decode(FLAG) == 0:
+            return prediction
+        groups = plane_groups(None, prediction, self.device)
+        return gop_from_groups([self.decode_group(g, dec) for g in groups], prediction)
+
+    def _contexts(self, idx: np.ndarray, mask: np.ndarray, frames: int, chroma: bool):
+        """(context, boolean selector ``[B, T, H, W]``) of the coded samples, context by context."""
+        cls = self.classes[idx]  # [B, h, w]
+        cls_map = np.repeat(np.repeat(cls, PATCH_H, axis=1), PATCH_W, axis=2)[:, None]
+        for c in range(int(self.classes.max()) + 1):
+            yield c + 3 * chroma, mask & (cls_map == c)
+
+    def _table(self, table: int) -> FrequencyTable:
+        return _frequency_table(table, self.limit)
+
+
+_TABLES: dict[tuple[int, int], FrequencyTable] = {}
+
+
+def _frequency_table(table: int, limit: int) -> FrequencyTable:
+    key = (table, limit)
+    if key not in _TABLES:
+        _TABLES[key] = FrequencyTable(geometric_counts(table, limit))
+    return _TABLES[key]
+
+
+# -- GOPs <-> plane groups ---------------------------------------------------------------------
+
+
+def plane_groups(gop: Gop | None, prediction: Gop, device: torch.device) -> list[PlaneGroup]:
+    """Luma and chroma groups of a GOP, padded by edge replication to the 8x8 patch grid."""
+    groups = []
+    for names, chroma in ((("y",), False), (("u", "v"), True)):
+        p = _stack([getattr(prediction, n) for n in names], device)
+        x = _stack([getattr(gop, n) for n in names], device) if gop is not None else None
+        h, w = p.shape[-2:]
+        ph, pw = -h % PATCH_H, -w % PATCH_W
+        valid = F.pad(torch.ones(1, 1, h, w, device=device), (0, pw, 0, ph))[0, 0]
+        groups.append(PlaneGroup(_pad(x, ph, pw), _pad(p, ph, pw), valid, chroma))
+    return groups
+
+
+def gop_from_groups(groups: list[torch.Tensor], like: Gop) -> Gop:
+    """Round reconstructed groups (luma ``[1, T, H, W]``, chroma ``[2, T, h, w]``) into a GOP."""
+    y, uv = (g.round().to(torch.uint8).cpu().numpy() for g in groups)
+    th, tw = like.y.shape[1:]
+    ch, cw = like.u.shape[1:]
+    return Gop(y[0, :, :th, :tw], uv[0, :, :ch, :cw], uv[1, :, :ch, :cw], like.start)
+
+
+def held_prediction(previous: Gop | None, like: Gop) -> Gop:
+    """Pure mode's prediction: the previous GOP's last frame over ``like``'s frames (or grey)."""
+    t = like.n_frames
+    if previous is None:
+        return Gop(*(np.full_like(plane, 128) for plane in like.planes()), like.start)
+    return Gop(*(np.repeat(plane[-1:], t, 0) for plane in previous.planes()), like.start)
+
+
+def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(np.stack(planes)).to(device, torch.float32)
+
+
+def _pad(x: torch.Tensor | None, ph: int, pw: int) -> torch.Tensor | None:
+    if x is None or (ph == 0 and pw == 0):
+        return x
+    return F.pad(x, (0, pw, 0, ph), mode="replicate")

@@ -1,0 +1,57 @@
+"""What every training command shares: the cached example set and hash-printed weight files."""
+
+from __future__ import annotations
+
+import hashlib
+import io
+from collections.abc import Callable
+from pathlib import Path
+
+import torch
+
+from vcodec.bitstream.errors import InputError
+
+from ..files import atomic_output
+from .data import DataConfig, Examples, build_examples
+
+
+def examples_for(
+    data: str | Path | None, cache: str | Path | None, progress: Callable[[str], None] = print
+) -> Examples:
+    """Examples from ``cache`` if it exists, else built from the clips in ``data`` (and cached)."""
+    if cache is not None and Path(cache).exists():
+        return Examples.load(cache)
+    if data is None:
+        raise InputError("give --data DIR (a folder of clips), or an existing --cache file")
+    examples = build_examples(data, DataConfig(), progress)
+    if cache is not None:
+        examples.save(cache)
+    return examples
+
+
+def save_weights(obj: torch.nn.Module | torch.Tensor, path: str | Path, *, force: bool) -> str:
+    """Write a module's state (or a tensor) to ``path``; returns the file's sha256."""
+    state = obj.state_dict() if isinstance(obj, torch.nn.Module) else obj
+    if isinstance(state, dict):
+        state = {k: v.detach().cpu().contiguous() for k, v in state.items()}
+    buf = io.BytesIO()
+    torch.save(state, buf)
+    data = buf.getvalue()
+    with atomic_output(path, force=force) as tmp:
+        tmp.write_bytes(data)
+    return hashlib.sha256(data).hexdigest()
+
+
+def load_weights(path: str | Path, factory: Callable[[], torch.nn.Module] | None = None):
+    """A module (from ``factory``) or tensor saved by ``save_weights``; no hash check."""
+    try:
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such weights file") from None
+    except Exception as exc:
+        raise InputError(f"{path}: not a weights file ({exc})") from None
+    if factory is None:
+        return state
+    module = factory()
+    module.load_state_dict(state)
+    return module.eval()

@@ -1,0 +1,127 @@
+"""Training examples: [16, S, S] crops of real clips with their predictions, hybrid and pure.
+
+A hybrid example pairs a crop with the same crop of the upscaled base layer that vcodec's own
+v0 pipeline decodes at a QP (x265 medium, the scale rule of params.py); a pure example pairs it
+with the last frame before the GOP (or mid-grey, as for a stream's first GOP).
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vcodec.bitstream.errors import InputError
+
+from ..frames import GOP_SIZE, Gop
+from ..io import FRAME_SUFFIXES, open_video
+from ..masks import held_prediction
+
+CPU = torch.device("cpu")  # default device of the training loops
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".y4m", ".264", ".h264", ".265", ".hevc")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """What to cut from each clip."""
+
+    frames: int = 160  # frames read from the start of each clip
+    crop: int = 64  # crop side in samples (luma or chroma plane)
+    crops_per_gop: int = 8  # crops per GOP, per QP and per mode
+    qps: tuple[int, ...] = (22, 27, 32, 37, 42)
+    seed: int = 0
+
+
+@dataclass
+class Examples:
+    """x, p: [N, 16, S, S] uint8; qp: [N] int; pure, chroma: [N] bool."""
+
+    x: np.ndarray
+    p: np.ndarray
+    qp: np.ndarray
+    pure: np.ndarray
+    chroma: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+    def take(self, idx: np.ndarray) -> Examples:
+        return Examples(self.x[idx], self.p[idx], self.qp[idx], self.pure[idx], self.chroma[idx])
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, **self.__dict__)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Examples:
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in ("x", "p", "qp", "pure", "chroma")})
+
+
+def find_clips(data: str | Path) -> list[Path]:
+    """The clips in a folder: video files and folders of frames, sorted by name."""
+    root = Path(data)
+    if not root.is_dir():
+        raise InputError(f"--data {root}: not a folder of clips")
+    clips = [
+        p
+        for p in sorted(root.iterdir())
+        if p.suffix.lower() in VIDEO_SUFFIXES
+        or (p.is_dir() and any(f.suffix.lower() in FRAME_SUFFIXES for f in p.iterdir()))
+    ]
+    if not clips:
+        raise InputError(f"--data {root}: no video files or frame folders in it")
+    return clips
+
+
+def build_examples(
+    data: str | Path, config: DataConfig = DataConfig(), progress: Callable[[str], None] = print
+) -> Examples:
+    """Crops from every clip in ``data``, at every QP in ``config.qps`` and in pure mode."""
+    rng = np.random.default_rng(config.seed)
+    parts: list[tuple] = []
+    for clip in find_clips(data):
+        with open_video(clip) as reader:
+            gops = list(reader.gops(GOP_SIZE, config.frames))
+        gops = [g for g in gops if g.n_frames == GOP_SIZE and min(g.u.shape[1:]) >= config.crop]
+        if not gops:
+            progress(f"skipped {clip.name}: too small or too short")
+            continue
+        for qp in config.qps:
+            for gop, pred in zip(gops, _base_layer(gops, reader.info, qp), strict=True):
+                parts += _crops(gop, pred, qp, False, config, rng)
+        previous = None
+        for gop in gops:
+            qp = int(rng.choice(config.qps))
+            parts += _crops(gop, held_prediction(previous, gop), qp, True, config, rng)
+            previous = gop
+        progress(f"{clip.name}: {len(gops)} GOPs, {len(parts)} crops so far")
+    x, p, qp, pure, chroma = (np.stack(v) for v in zip(*parts, strict=True))
+    return Examples(x, p, qp, pure, chroma)
+
+
+def _base_layer(gops: list[Gop], info, qp: int) -> Iterator[Gop]:
+    """The upscaled base layer the v0 pipeline decodes for ``gops`` at ``qp``."""
+    from ..decoder import VcxDecoder
+    from ..encoder import EncodeConfig, encode_gops
+
+    buf = io.BytesIO()
+    encode_gops(iter(gops), info, buf, EncodeConfig(qp=qp, masks=False, device="cpu"))
+    buf.seek(0)
+    yield from VcxDecoder(buf, "cpu").gops()
+
+
+def _crops(gop: Gop, pred: Gop, qp: int, pure: bool, config: DataConfig, rng) -> list[tuple]:
+    out = []
+    s = config.crop
+    for _ in range(config.crops_per_gop):
+        name = rng.choice(["y", "y", "y", "u", "v"])
+        x, p = getattr(gop, name), getattr(pred, name)
+        top = int(rng.integers(0, x.shape[1] - s + 1))
+        left = int(rng.integers(0, x.shape[2] - s + 1))
+        window = (slice(None), slice(top, top + s), slice(left, left + s))
+        out.append((x[window], p[window], qp, pure, name != "y"))
+    return out
