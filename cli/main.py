@@ -221,7 +221,12 @@ def _info_table(s: dict[str, Any]) -> Table:
             f"{s['frames']} in {s['gops']} GOPs of {h['gop_size']}, "
             f"{h['fps_num']}/{h['fps_den']} fps, {s['duration_s']} s",
         ),
-        ("mode", f"{h['mode']}, base {h['base_codec']}, qp {h['qp']}"),
+        (
+            "mode",
+            f"pure, qp {h['qp']}"
+            if h["mode"] == "pure"
+            else f"hybrid, base {h['base_codec']}, qp {h['qp']}",
+        ),
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
             "colour",

@@ -12,6 +12,7 @@ from vcodec.bitstream.container import (
     BaseData,
     End,
     GopChunk,
+    Samples,
     Segment,
     VcxReader,
 )
@@ -42,7 +43,13 @@ def describe(path: str | Path) -> dict[str, Any]:
     h = reader.header
     total = Path(path).stat().st_size
     seconds = end.frame_count * h.fps_den / h.fps_num
-    names = {Segment: "segment", GopChunk: "gop", BaseData: "base", AudioPiece: "audio"}
+    names = {
+        Segment: "segment",
+        GopChunk: "gop",
+        BaseData: "base",
+        Samples: "samples",
+        AudioPiece: "audio",
+    }
     return {
         "file": str(path),
         "bytes": total,
@@ -55,7 +62,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "gop_scales": {str(s): n for s, n in sorted(scales.items())},
         "chunks": {
             names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
-            for t in (Segment, GopChunk, BaseData, AudioPiece, End)
+            for t in (Segment, GopChunk, BaseData, Samples, AudioPiece, End)
             if counts[t.__name__]
         },
     }

@@ -9,7 +9,7 @@ turns samples + mask + ``p`` back into the whole GOP at once.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -208,22 +208,20 @@ class MaskCodec:
             costs.append(F.avg_pool2d(cost.sum(1), PATCH_H) * PATCH_H * PATCH_W)
         return torch.stack(costs, dim=1)
 
-    def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> tuple[torch.Tensor, float]:
-        """Select, quantise and code one plane group; returns x-hat and the bits spent (approx.)."""
+    def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> torch.Tensor:
+        """Select, quantise and code one plane group into ``enc``; returns x-hat."""
         index = self.select(group)
         t = group.p.shape[1]
         mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
         levels = quantise((group.x - group.p).cpu().numpy(), self.step)
         idx = index.cpu().numpy()
         enc.encode_adaptive(idx.ravel(), len(self.candidates))
-        bits = 0.0
-        for _ctx, where in self._contexts(idx, mask, t, group.chroma):
-            table, cost = best_table(levels[where], self.limit)
+        for where in self._contexts(idx, mask):
+            table, _ = best_table(levels[where], self.limit)
             enc.encode(table, TABLE_INDEX)
             enc.encode_array(levels[where] + self.limit, self._table(table))
-            bits += cost
         q = torch.from_numpy(np.where(mask, levels, 0)).to(self.device, torch.float32)
-        return self.reconstruct(group, index, q), bits
+        return self.reconstruct(group, index, q)
 
     def decode_group(self, group: PlaneGroup, dec: SymbolDecoder) -> torch.Tensor:
         b, t = group.p.shape[:2]
@@ -234,7 +232,7 @@ class MaskCodec:
         index = torch.from_numpy(idx.astype(np.int64)).to(self.device)
         mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
         levels = np.zeros(mask.shape, dtype=np.int32)
-        for _, where in self._contexts(idx, mask, t, group.chroma):
+        for where in self._contexts(idx, mask):
             table = dec.decode(TABLE_INDEX)
             if table >= len(GEOMETRIC_RATIOS):
                 raise MalformedError("sample table index out of range")
@@ -247,25 +245,25 @@ class MaskCodec:
     def encode_gop(self, gop: Gop, prediction: Gop) -> tuple[bytes, Gop]:
         """(SAMPLES payload, the decoder's reconstruction) of ``gop`` over ``prediction``.
 
-        The payload opens with an on/off flag: in hybrid mode the samples are kept only where
-        they lower D + lambda * R for the GOP as a whole; off, the prediction is the output.
+        The payload opens with an on/off flag: in hybrid mode the samples are kept only if they
+        lower D + lambda * R over the whole GOP (R: the payload's real size); off, the
+        prediction is the output.
         """
         groups = plane_groups(gop, prediction, self.device)
         enc = SymbolEncoder()
         enc.encode(1, FLAG)
-        outs, bits, gain = [], 1.0, 0.0
+        outs, gain = [], 0.0
         for group in groups:
-            out, group_bits = self.encode_group(group, enc)
+            out = self.encode_group(group, enc)
             outs.append(out)
-            bits += group_bits
-            gain += float(
-                (((group.p - group.x).square() - (out - group.x).square()) * group.valid).sum()
-            )
-        if not self.pure and gain <= self.lam * bits:
+            before, after = (group.p - group.x).square(), (out - group.x).square()
+            gain += float(((before - after) * group.valid).sum())
+        payload = enc.finish()
+        if not self.pure and gain <= self.lam * 8 * len(payload):
             off = SymbolEncoder()
             off.encode(0, FLAG)
             return off.finish(), prediction
-        return enc.finish(), gop_from_groups(outs, gop)
+        return payload, gop_from_groups(outs, gop)
 
     def decode_gop(self, payload: bytes, prediction: Gop) -> Gop:
         """The GOP a SAMPLES payload reconstructs over ``prediction``."""
@@ -275,12 +273,15 @@ class MaskCodec:
         groups = plane_groups(None, prediction, self.device)
         return gop_from_groups([self.decode_group(g, dec) for g in groups], prediction)
 
-    def _contexts(self, idx: np.ndarray, mask: np.ndarray, frames: int, chroma: bool):
-        """(context, boolean selector ``[B, T, H, W]``) of the coded samples, context by context."""
+    def _contexts(self, idx: np.ndarray, mask: np.ndarray) -> Iterator[np.ndarray]:
+        """Boolean selectors ``[B, T, H, W]`` of the coded samples, one per density class.
+
+        (Luma and chroma are separate groups, so the plane kind is part of the context too.)
+        """
         cls = self.classes[idx]  # [B, h, w]
         cls_map = np.repeat(np.repeat(cls, PATCH_H, axis=1), PATCH_W, axis=2)[:, None]
         for c in range(int(self.classes.max()) + 1):
-            yield c + 3 * chroma, mask & (cls_map == c)
+            yield mask & (cls_map == c)
 
     def _table(self, table: int) -> FrequencyTable:
         return _frequency_table(table, self.limit)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from conftest import synthetic_planes
 
 from vcodec.bitstream.errors import MalformedError, UnknownModelError
 from vcodec.entropy import SymbolDecoder, SymbolEncoder
@@ -22,8 +23,6 @@ from vcodec.samples import (
     quantise,
     sample_step,
 )
-
-from conftest import synthetic_planes
 
 CPU = torch.device("cpu")
 

@@ -31,8 +31,11 @@ class DataConfig:
 
     frames: int = 160  # frames read from the start of each clip
     crop: int = 64  # crop side in samples (luma or chroma plane)
-    crops_per_gop: int = 8  # crops per GOP, per QP and per mode
-    qps: tuple[int, ...] = (22, 27, 32, 37, 42)
+    crops_per_gop: int = 8  # hybrid crops per GOP and QP
+    pure_crops_per_gop: int = 24  # pure crops per GOP
+    qps: tuple[int, ...] = (22, 27, 32, 37, 42)  # hybrid crops: the base layer's QPs
+    pure_qps: tuple[int, ...] = (12, 17, 22, 27, 32, 37, 42)  # pure crops: the samples' QPs
+    pure_grey_share: float = 0.5  # pure crops predicted from grey (a stream's first GOP)
     seed: int = 0
 
 
@@ -92,11 +95,13 @@ def build_examples(
             continue
         for qp in config.qps:
             for gop, pred in zip(gops, _base_layer(gops, reader.info, qp), strict=True):
-                parts += _crops(gop, pred, qp, False, config, rng)
+                parts += _crops(gop, pred, qp, False, config.crops_per_gop, config.crop, rng)
         previous = None
         for gop in gops:
-            qp = int(rng.choice(config.qps))
-            parts += _crops(gop, held_prediction(previous, gop), qp, True, config, rng)
+            qp = int(rng.choice(config.pure_qps))
+            grey = rng.random() < config.pure_grey_share
+            held = held_prediction(None if grey else previous, gop)
+            parts += _crops(gop, held, qp, True, config.pure_crops_per_gop, config.crop, rng)
             previous = gop
         progress(f"{clip.name}: {len(gops)} GOPs, {len(parts)} crops so far")
     x, p, qp, pure, chroma = (np.stack(v) for v in zip(*parts, strict=True))
@@ -114,10 +119,9 @@ def _base_layer(gops: list[Gop], info, qp: int) -> Iterator[Gop]:
     yield from VcxDecoder(buf, "cpu").gops()
 
 
-def _crops(gop: Gop, pred: Gop, qp: int, pure: bool, config: DataConfig, rng) -> list[tuple]:
+def _crops(gop: Gop, pred: Gop, qp: int, pure: bool, n: int, s: int, rng) -> list[tuple]:
     out = []
-    s = config.crop
-    for _ in range(config.crops_per_gop):
+    for _ in range(n):
         name = rng.choice(["y", "y", "y", "u", "v"])
         x, p = getattr(gop, name), getattr(pred, name)
         top = int(rng.integers(0, x.shape[1] - s + 1))

@@ -4,8 +4,8 @@ Each crop gets its own relaxed mask (a logit per sample); the loss is the recons
 squared error plus beta * density, with beta = lambda(qp) * an assumed cost per sample, spread
 over a factor 64 so the optimised masks span densities. Straight-through Bernoulli sampling
 keeps the forward pass binary, as at coding time. The binarised per-patch masks are clustered
-with k-means (Hamming distance) into K - 2 centroids; the empty and the full mask complete the
-K candidates.
+with k-means (Hamming distance), band by band of density, into K - 2 centroids; the empty and
+the full mask complete the K candidates.
 """
 
 from __future__ import annotations
@@ -23,6 +23,8 @@ from ..masks import PATCH_H, PATCH_T, PATCH_W
 from ..samples import rd_lambda
 from .data import CPU, Examples
 from .recon import batch_inputs
+
+DENSITY_BANDS = (0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)  # clusters are shared among these
 
 
 @dataclass(frozen=True)
@@ -79,24 +81,33 @@ def optimise_masks(
 
 
 def cluster_masks(masks: torch.Tensor, config: MaskTrainConfig = MaskTrainConfig()) -> torch.Tensor:
-    """K candidates ``[K, 16, 8, 8]`` (bool) sorted by density: empty first, full last."""
+    """K candidates ``[K, 16, 8, 8]`` (bool) sorted by density: empty first, full last.
+
+    The K - 2 clusters are shared equally among the density bands of DENSITY_BANDS, and
+    k-means runs inside each band, so the candidates span sparse to dense whatever the
+    optimiser preferred (plain k-means in Hamming space crowds the dense end). A band with too
+    few optimised masks is topped up with i.i.d. masks of its mid density (logged).
+    """
     flat = masks.flatten(1).float()
     density = flat.mean(1)
-    flat = flat[(density > 0) & (density < 1)]
-    k = config.candidates - 2
     gen = torch.Generator().manual_seed(config.seed)
-    if len(flat) < k:  # too few optimised masks: pad with i.i.d. ones of spread densities
-        extra = torch.rand(k, flat.shape[1], generator=gen) < torch.logspace(-6, -1, k, 2)[:, None]
-        flat = torch.cat([flat, extra.float()])
-    centroids = _kmeans(flat, k, config.kmeans_iters, gen)
+    bands = len(DENSITY_BANDS) - 1
+    per_band = [(config.candidates - 2) // bands] * bands
+    for i in range((config.candidates - 2) % bands):
+        per_band[i] += 1
     out = []
-    for c, members in centroids:
-        n = max(1, int(round(float(members))))
-        mask = torch.zeros_like(c, dtype=torch.bool)
-        mask[torch.topk(c, n).indices] = True
-        out.append(mask)
+    for (lo, hi), k in zip(zip(DENSITY_BANDS, DENSITY_BANDS[1:], strict=False), per_band, strict=True):
+        members = flat[(density > lo) & (density <= hi) & (density < 1)]
+        if len(members) < 4 * k:
+            mid = (max(lo, 1 / 1024) * hi) ** 0.5
+            extra = (torch.rand(4 * k, flat.shape[1], generator=gen) < mid).float()
+            members = torch.cat([members, extra])
+        for c, ones in _kmeans(members, k, config.kmeans_iters, gen):
+            mask = torch.zeros_like(c, dtype=torch.bool)
+            mask[torch.topk(c, max(1, int(round(float(ones))))).indices] = True
+            out.append(mask)
     cands = torch.stack(out)
-    cands = cands[torch.argsort(cands.float().mean(1))]
+    cands = cands[torch.argsort(cands.float().mean(1), stable=True)]
     size = PATCH_T * PATCH_H * PATCH_W
     empty, full = torch.zeros(1, size, dtype=torch.bool), torch.ones(1, size, dtype=torch.bool)
     return torch.cat([empty, cands, full]).reshape(-1, PATCH_T, PATCH_H, PATCH_W)
