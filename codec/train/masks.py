@@ -96,7 +96,8 @@ def cluster_masks(masks: torch.Tensor, config: MaskTrainConfig = MaskTrainConfig
     for i in range((config.candidates - 2) % bands):
         per_band[i] += 1
     out = []
-    for (lo, hi), k in zip(zip(DENSITY_BANDS, DENSITY_BANDS[1:], strict=False), per_band, strict=True):
+    bounds = zip(DENSITY_BANDS[:-1], DENSITY_BANDS[1:], strict=True)
+    for (lo, hi), k in zip(bounds, per_band, strict=True):
         members = flat[(density > lo) & (density <= hi) & (density < 1)]
         if len(members) < 4 * k:
             mid = (max(lo, 1 / 1024) * hi) ** 0.5
