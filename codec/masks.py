@@ -41,6 +41,10 @@ MASK_SEARCHES = ("net", "exhaustive")
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
 FLAG = FrequencyTable.uniform(2)
 MASK_MODELS = ("masks-v1", "recon-v1")  # what a decoder needs; named in the stream header
+# The reconstruction runs in float64: a CPU and a GPU then agree to ~1e-12 before rounding, so a
+# stream decodes to the same frames on both (float32 can differ in the last bit and flip a
+# rounded pixel, and pure mode predicts each GOP from the last). Costs ~1.5x on the CPU.
+RECON_DTYPE = torch.float64
 
 
 @dataclass(frozen=True)
@@ -156,7 +160,7 @@ class MaskCodec:
         self.candidates = candidates.to(device, torch.float32)
         self.density = self.candidates.flatten(1).mean(1).cpu().numpy()
         self.classes = density_class(self.density)
-        self.recon_net = (recon or registry.load("recon-v1")).to(device)
+        self.recon_net = (recon or registry.load("recon-v1")).to(device, RECON_DTYPE)
         if search == "net" and selector is None:
             selector = registry.load("selector-v1")
         self.selector = selector.to(device) if selector is not None else None
@@ -170,7 +174,7 @@ class MaskCodec:
         """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``."""
         mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
         x = recon_input(levels * self.step, mask, group.p, self.pure, group.chroma, self.step)
-        residual = tiled(self.recon_net, x, 1) * RESIDUAL_UNIT
+        residual = tiled(self.recon_net, x.to(RECON_DTYPE), 1) * RESIDUAL_UNIT
         return (group.p + residual).clamp(0, 255)
 
     # -- the encoder side ------------------------------------------------------------------

@@ -43,9 +43,11 @@ def crop_gop(gop: Gop, height: int, width: int) -> Gop:
     )
 
 
-def _to_tensor(plane: np.ndarray, device: torch.device) -> torch.Tensor:
-    """[T, H, W] uint8 -> [T, 1, H, W] float32 in 0..255."""
-    return torch.from_numpy(plane).to(device).unsqueeze(1).float()
+def _to_tensor(
+    plane: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+) -> torch.Tensor:
+    """[T, H, W] uint8 -> [T, 1, H, W] float in 0..255."""
+    return torch.from_numpy(plane).to(device).unsqueeze(1).to(dtype)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:
@@ -63,12 +65,15 @@ def downscale_gop(gop: Gop, scale: int, device: torch.device | str = "cpu") -> G
 
 
 def upscale_gop(gop: Gop, scale: int, device: torch.device | str = "cpu") -> Gop:
-    """Enlarge every plane by an integer factor with bicubic interpolation (v0's decoder)."""
+    """Enlarge every plane by an integer factor with bicubic interpolation (v0's decoder).
+
+    In float64, so that a CPU and a GPU round every output pixel alike (float32 results can
+    differ in the last bit, which can move a pixel across a rounding edge)."""
     if scale == 1:
         return gop
     dev = torch.device(device)
     out = []
     for plane in gop.planes():
-        x = F.interpolate(_to_tensor(plane, dev), scale_factor=scale, mode="bicubic")
+        x = F.interpolate(_to_tensor(plane, dev, torch.float64), scale_factor=scale, mode="bicubic")
         out.append(_to_uint8(x))
     return Gop(*out, start=gop.start)

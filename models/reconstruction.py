@@ -21,9 +21,9 @@ def box_mean(x: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
         if k > 1:
             size = [1, 1, 1]
             size[dim] = k
-            pad = [0, 0, 0]
-            pad[dim] = k // 2
-            y = F.avg_pool3d(y, tuple(size), stride=1, padding=tuple(pad))
+            pad = [0] * 6  # F.pad order: last dim first
+            pad[4 - 2 * dim] = pad[5 - 2 * dim] = k // 2
+            y = F.avg_pool3d(F.pad(y, pad), tuple(size), stride=1)
     return y[:, 0]
 
 
