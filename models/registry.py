@@ -39,8 +39,18 @@ MASK_CANDIDATES = 32  # K: candidate masks per patch, index 0 the empty mask
 REGISTRY: dict[str, ModelSpec] = {
     spec.name: spec
     for spec in (
-        ModelSpec("masks-v1", "masks-v1.pt", "", None),
-        ModelSpec("recon-v1", "recon-v1.pt", "", ReconstructionNet),
+        ModelSpec(
+            "masks-v1",
+            "masks-v1.pt",
+            "5d08b7bb9c09b5c4a1a7e6fc50b3fbc2e352742b7cba20fd9dae69782cfa0d64",
+            None,
+        ),
+        ModelSpec(
+            "recon-v1",
+            "recon-v1.pt",
+            "988952a2f10b557107639933f5fc1ddd53e98a9bdaf303e563b30460b52ade42",
+            ReconstructionNet,
+        ),
         ModelSpec("selector-v1", "selector-v1.pt", "", lambda: MaskSelector(MASK_CANDIDATES)),
     )
 }
