@@ -121,6 +121,9 @@ def selector(
     data: Data = None,
     cache: Cache = None,
     steps: Steps = 2000,
+    label_crops: Annotated[
+        int, typer.Option(min=1, help="Crops labelled by the exhaustive RD search.")
+    ] = 768,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -134,7 +137,7 @@ def selector(
         examples = examples_for(data, cache, err.print)
         net = load_weights(recon_path, ReconstructionNet)
         candidates = load_weights(masks_path)
-        config = SelectorTrainConfig(steps=steps)
+        config = SelectorTrainConfig(steps=steps, label_crops=label_crops)
         bar, tick = _step_bar("RD labels", min(len(examples), config.label_crops))
         with bar:
             labelled = rd_labels(examples, net, candidates, config, device=dev, progress=tick)

@@ -147,8 +147,10 @@ class MaskCodec:
         candidates: torch.Tensor | None = None,
         recon: torch.nn.Module | None = None,
         selector: torch.nn.Module | None = None,
+        dtype: torch.dtype = RECON_DTYPE,
     ) -> None:
-        """The shipped models, unless given (training builds codecs from its own)."""
+        """The shipped models, unless given (training builds codecs from its own, and may run
+        the reconstruction in float32: its labels need no cross-device rounding guarantee)."""
         if search is not None and search not in MASK_SEARCHES:
             raise ValueError(f"mask search must be one of {MASK_SEARCHES}, got {search!r}")
         self.qp, self.pure, self.device, self.search = qp, pure, device, search
@@ -160,7 +162,8 @@ class MaskCodec:
         self.candidates = candidates.to(device, torch.float32)
         self.density = self.candidates.flatten(1).mean(1).cpu().numpy()
         self.classes = density_class(self.density)
-        self.recon_net = (recon or registry.load("recon-v1")).to(device, RECON_DTYPE)
+        self.dtype = dtype
+        self.recon_net = (recon or registry.load("recon-v1")).to(device, dtype)
         if search == "net" and selector is None:
             selector = registry.load("selector-v1")
         self.selector = selector.to(device) if selector is not None else None
@@ -174,7 +177,7 @@ class MaskCodec:
         """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``."""
         mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
         x = recon_input(levels * self.step, mask, group.p, self.pure, group.chroma, self.step)
-        residual = tiled(self.recon_net, x.to(RECON_DTYPE), 1) * RESIDUAL_UNIT
+        residual = tiled(self.recon_net, x.to(self.dtype), 1) * RESIDUAL_UNIT
         return (group.p + residual).clamp(0, 255)
 
     # -- the encoder side ------------------------------------------------------------------

@@ -51,7 +51,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "988952a2f10b557107639933f5fc1ddd53e98a9bdaf303e563b30460b52ade42",
             ReconstructionNet,
         ),
-        ModelSpec("selector-v1", "selector-v1.pt", "", lambda: MaskSelector(MASK_CANDIDATES)),
+        ModelSpec(
+            "selector-v1",
+            "selector-v1.pt",
+            "23ef42c5387a31f80233a5f038e8f1cc708917110fbc220430d1101ee1807a20",
+            lambda: MaskSelector(MASK_CANDIDATES),
+        ),
     )
 }
 

@@ -58,7 +58,9 @@ def rd_labels(
     for key in np.unique(keys, axis=0):
         rows = np.flatnonzero((keys == key).all(1))
         qp, pure, chroma = int(key[0]), bool(key[1]), bool(key[2])
-        codec = MaskCodec(qp, pure, device, "exhaustive", candidates=candidates, recon=recon)
+        codec = MaskCodec(
+            qp, pure, device, "exhaustive", candidates=candidates, recon=recon, dtype=torch.float32
+        )
         for start in range(0, len(rows), config.label_batch):
             part = rows[start : start + config.label_batch]
             x = torch.from_numpy(ex.x[part]).to(device, torch.float32)
