@@ -13,10 +13,16 @@ import torch.nn.functional as F
 from .frames import Gop
 
 
+MIN_BASE_SIDE = 64  # base-layer frames are at least this big: x265 corrupts its heap on tiny ones
+
+
 def coded_size(height: int, width: int, scale: int) -> tuple[int, int]:
-    """The padded luma size of a GOP coded at ``scale``: multiples of 2·scale (4:2:0 after /s)."""
+    """The padded luma size of a GOP coded at ``scale``: multiples of 2·scale (4:2:0 after /s),
+    and at least MIN_BASE_SIDE once shrunk by s (libx265 4.x crashed with heap corruption on
+    frames such as 38x30, 48x32 after a few frames; 64x64 and up never did)."""
     step = 2 * scale
-    return -(-height // step) * step, -(-width // step) * step
+    least = MIN_BASE_SIDE * scale
+    return max(least, -(-height // step) * step), max(least, -(-width // step) * step)
 
 
 def pad_gop(gop: Gop, height: int, width: int) -> Gop:

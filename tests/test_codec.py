@@ -43,14 +43,24 @@ def test_round_trip_keeps_count_size_fps(tmp_path, clip_factory, w, h, n) -> Non
     assert 30 < psnr(stack(ref), stack(out)).mean() < 60
 
 
+def test_tiny_frames_get_a_64x64_base_layer(tmp_path, clip_factory) -> None:
+    src = clip_factory(tmp_path / "in.y4m", 37, 29, 17)
+    encode(src, tmp_path / "a.vcx", EncodeConfig(qp=30, masks=False))
+    with open(tmp_path / "a.vcx", "rb") as f:
+        segment = next(c for c in VcxReader(f) if type(c).__name__ == "Segment")
+    assert (segment.width, segment.height) == (64, 64)
+    decode(tmp_path / "a.vcx", tmp_path / "b.y4m")
+    assert read_all(tmp_path / "b.y4m")[0].width == 37
+
+
 def test_scale_two_halves_the_base_layer(tmp_path, clip_factory) -> None:
-    src = clip_factory(tmp_path / "in.y4m", 98, 70, 20)
+    src = clip_factory(tmp_path / "in.y4m", 162, 130, 20)
     encode(src, tmp_path / "a.vcx", EncodeConfig(qp=30, scale="2"))
     summary = describe(tmp_path / "a.vcx")
     assert summary["gop_scales"] == {"2": 2} and summary["frames"] == 20
     with open(tmp_path / "a.vcx", "rb") as f:
         segment = next(c for c in VcxReader(f) if type(c).__name__ == "Segment")
-    assert (segment.width, segment.height) == (50, 36)  # padded to 100x72, halved
+    assert (segment.width, segment.height) == (82, 66)  # padded to 164x132, halved
     decode(tmp_path / "a.vcx", tmp_path / "b.y4m")
     _, ref = read_all(src)
     _, out = read_all(tmp_path / "b.y4m")
