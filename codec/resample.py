@@ -12,7 +12,6 @@ import torch.nn.functional as F
 
 from .frames import Gop
 
-
 MIN_BASE_SIDE = 64  # base-layer frames are at least this big: x265 corrupts its heap on tiny ones
 
 
