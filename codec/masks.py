@@ -9,6 +9,7 @@ turns samples + mask + ``p`` back into the whole GOP at once.
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
@@ -163,10 +164,11 @@ class MaskCodec:
         self.density = self.candidates.flatten(1).mean(1).cpu().numpy()
         self.classes = density_class(self.density)
         self.dtype = dtype
-        self.recon_net = (recon or registry.load("recon-v1")).to(device, dtype)
+        # copies: .to() changes a module in place, and registry.load's modules are shared
+        self.recon_net = copy.deepcopy(recon or registry.load("recon-v1")).to(device, dtype)
         if search == "net" and selector is None:
             selector = registry.load("selector-v1")
-        self.selector = selector.to(device) if selector is not None else None
+        self.selector = copy.deepcopy(selector).to(device) if selector is not None else None
 
     # -- the decoder side ------------------------------------------------------------------
 
