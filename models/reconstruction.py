@@ -15,16 +15,21 @@ EXTRA_CHANNELS = 1 + len(FILL_WINDOWS)  # the fill and the sample density of eac
 
 
 def box_mean(x: torch.Tensor, window: tuple[int, int, int]) -> torch.Tensor:
-    """Separable box average of ``x`` ``[B, T, H, W]`` over ``window``, zero padded."""
-    y = x[:, None]
-    for dim, k in enumerate(window):
+    """Box average of ``x`` ``[B, T, H, W]`` over ``window`` (odd sizes), zero padded.
+
+    Separable, each axis by a difference of cumulative sums: the cost does not grow with the
+    window (avg_pool3d's does, and it made this fill as slow as the whole network).
+    """
+    y = x
+    for dim, k in zip((1, 2, 3), window, strict=True):
         if k > 1:
-            size = [1, 1, 1]
-            size[dim] = k
             pad = [0] * 6  # F.pad order: last dim first
-            pad[4 - 2 * dim] = pad[5 - 2 * dim] = k // 2
-            y = F.avg_pool3d(F.pad(y, pad), tuple(size), stride=1)
-    return y[:, 0]
+            pad[2 * (3 - dim)] = pad[2 * (3 - dim) + 1] = k // 2
+            pad[2 * (3 - dim)] += 1  # a leading zero, so that c[i + k] - c[i] is a window sum
+            c = F.pad(y, pad).cumsum(dim)
+            n = y.shape[dim]
+            y = (c.narrow(dim, k, n) - c.narrow(dim, 0, n)) / k
+    return y
 
 
 def sample_fill(samples: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
