@@ -19,20 +19,9 @@ from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
 from vcodec.bench import load_clip
-from vcodec.encoder import EncodeConfig, encode_gops, resolve_device
+from vcodec.encoder import resolve_device
 from vcodec.masks import MaskCodec, held_prediction, plane_groups
-
-
-def hybrid_predictions(clip, qp: int):
-    """The decoded, upscaled base layer vcodec would predict from (masks off)."""
-    import io
-
-    from vcodec.decoder import VcxDecoder
-
-    buf = io.BytesIO()
-    encode_gops(clip.gops, clip.info, buf, EncodeConfig(qp=qp, masks=False, device="cpu"))
-    buf.seek(0)
-    return list(VcxDecoder(buf, "cpu").gops())
+from vcodec.train.data import base_layer
 
 
 def main() -> None:
@@ -48,9 +37,9 @@ def main() -> None:
         clip = load_clip(path, args.frames)
         for pure in (False, True):
             preds = (
-                [held_prediction(None, g) for g in clip.gops]
+                [held_prediction(None, g.n_frames, g.start, (g.height, g.width)) for g in clip.gops]
                 if pure
-                else hybrid_predictions(clip, args.qp)
+                else list(base_layer(clip.gops, clip.info, args.qp))
             )
             net = MaskCodec(args.qp, pure, device, "net")
             exh = MaskCodec(args.qp, pure, device, "exhaustive")

@@ -33,10 +33,16 @@ def _step_bar(label: str, total: int):
     return bar, lambda n, loss: bar.update(task, completed=n, loss=loss)
 
 
-def _device(name: str):
+def _setup(out_path: Path, force: bool, device: str, data: Path | None, cache: Path | None):
+    """(the torch device, the training examples) every command starts from; refuses an
+    existing output before any training rather than after it."""
     from vcodec.encoder import resolve_device
+    from vcodec.files import check_output
+    from vcodec.train.common import examples_for
 
-    return resolve_device(name)
+    check_output(out_path, force=force)
+    dev = resolve_device(device)
+    return dev, examples_for(data, cache, err.print)
 
 
 def _report(what: str, path: Path, sha256: str) -> None:
@@ -62,11 +68,10 @@ def recon(
     """Train the reconstruction network (samples + mask + prediction -> GOP)."""
     with reported_errors():
         from vcodec.models.reconstruction import ReconstructionNet
-        from vcodec.train.common import examples_for, load_weights, save_weights
+        from vcodec.train.common import load_weights, save_weights
         from vcodec.train.recon import ReconTrainConfig, train_recon
 
-        dev = _device(device)
-        examples = examples_for(data, cache, err.print)
+        dev, examples = _setup(out_path, force, device, data, cache)
         candidates = load_weights(masks) if masks else None
         start = load_weights(init, ReconstructionNet) if init else None
         bar, tick = _step_bar("recon", steps)
@@ -95,11 +100,10 @@ def masks(
     """Optimise per-patch masks on the clips, then cluster them into K candidates."""
     with reported_errors():
         from vcodec.models.reconstruction import ReconstructionNet
-        from vcodec.train.common import examples_for, load_weights, save_weights
+        from vcodec.train.common import load_weights, save_weights
         from vcodec.train.masks import MaskTrainConfig, cluster_masks, optimise_masks
 
-        dev = _device(device)
-        examples = examples_for(data, cache, err.print)
+        dev, examples = _setup(out_path, force, device, data, cache)
         net = load_weights(recon_path, ReconstructionNet)
         config = MaskTrainConfig(steps=steps)
         bar, tick = _step_bar("masks", steps)
@@ -130,11 +134,10 @@ def selector(
     """Train the mask-selection network on labels from an exhaustive RD search."""
     with reported_errors():
         from vcodec.models.reconstruction import ReconstructionNet
-        from vcodec.train.common import examples_for, load_weights, save_weights
+        from vcodec.train.common import load_weights, save_weights
         from vcodec.train.selector import SelectorTrainConfig, rd_labels, train_selector
 
-        dev = _device(device)
-        examples = examples_for(data, cache, err.print)
+        dev, examples = _setup(out_path, force, device, data, cache)
         net = load_weights(recon_path, ReconstructionNet)
         candidates = load_weights(masks_path)
         config = SelectorTrainConfig(steps=steps, label_crops=label_crops)

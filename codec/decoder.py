@@ -11,8 +11,6 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
-import numpy as np
-
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
@@ -102,9 +100,10 @@ class VcxDecoder:
                 if self.masks is None:
                     raise MalformedError("a SAMPLES chunk in a stream without the mask codec")
                 if self.pure:
-                    gop_chunk = pending.popleft()[0]
-                    like = _grey_gop(self.info, gop_chunk)
-                    previous = self.masks.decode_gop(chunk.data, held_prediction(previous, like))
+                    gop = pending.popleft()[0]
+                    size = (self.header.height, self.header.width)
+                    held = held_prediction(previous, gop.n_frames, gop.first_frame, size)
+                    previous = self.masks.decode_gop(chunk.data, held)
                     yield previous
                     continue
                 samples[chunk.gop] = chunk.data
@@ -150,14 +149,6 @@ class VcxDecoder:
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         base = Gop.from_frames(frames, chunk.first_frame)
         return crop_gop(upscale_gop(base, params.scale, self.device), h, w)
-
-
-def _grey_gop(info: VideoInfo, chunk: GopChunk) -> Gop:
-    """A mid-grey GOP of the stream's size: the shape pure mode's first prediction takes."""
-    ch, cw = info.chroma_size
-    y = np.full((chunk.n_frames, info.height, info.width), 128, np.uint8)
-    uv = np.full((chunk.n_frames, ch, cw), 128, np.uint8)
-    return Gop(y, uv, uv.copy(), chunk.first_frame)
 
 
 def decode(

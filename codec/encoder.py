@@ -148,7 +148,8 @@ def _encode_pure(
     for gop in gops:
         index = writer.gops
         writer.write(GopChunk(index, writer.frames, gop.n_frames, GopParams(scale=1).pack()))
-        payload, previous = masks.encode_gop(gop, held_prediction(previous, gop))
+        held = held_prediction(previous, gop.n_frames, gop.start, (gop.height, gop.width))
+        payload, previous = masks.encode_gop(gop, held)
         writer.write(Samples(index, payload))
         if progress:
             progress(gop.n_frames)

@@ -24,6 +24,7 @@ from vcodec.models.reconstruction import RESIDUAL_UNIT, STEP_UNIT
 from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
 from .frames import Gop
 from .samples import (
+    DENSITY_CLASSES,
     GEOMETRIC_RATIOS,
     best_table,
     density_class,
@@ -289,7 +290,7 @@ class MaskCodec:
         """
         cls = self.classes[idx]  # [B, h, w]
         cls_map = np.repeat(np.repeat(cls, PATCH_H, axis=1), PATCH_W, axis=2)[:, None]
-        for c in range(int(self.classes.max()) + 1):
+        for c in range(DENSITY_CLASSES):
             yield mask & (cls_map == c)
 
     def _table(self, table: int) -> FrequencyTable:
@@ -330,12 +331,15 @@ def gop_from_groups(groups: list[torch.Tensor], like: Gop) -> Gop:
     return Gop(y[0, :, :th, :tw], uv[0, :, :ch, :cw], uv[1, :, :ch, :cw], like.start)
 
 
-def held_prediction(previous: Gop | None, like: Gop) -> Gop:
-    """Pure mode's prediction: the previous GOP's last frame over ``like``'s frames (or grey)."""
-    t = like.n_frames
+def held_prediction(previous: Gop | None, frames: int, start: int, size: tuple[int, int]) -> Gop:
+    """Pure mode's prediction of a GOP of ``frames`` frames from ``start``, luma ``size``
+    (height, width): the previous GOP's last frame held, or mid-grey for the first GOP."""
     if previous is None:
-        return Gop(*(np.full_like(plane, 128) for plane in like.planes()), like.start)
-    return Gop(*(np.repeat(plane[-1:], t, 0) for plane in previous.planes()), like.start)
+        h, w = size
+        y = np.full((frames, h, w), 128, np.uint8)
+        uv = np.full((frames, (h + 1) // 2, (w + 1) // 2), 128, np.uint8)
+        return Gop(y, uv, uv.copy(), start)
+    return Gop(*(np.repeat(plane[-1:], frames, 0) for plane in previous.planes()), start)
 
 
 def _stack(planes: list[np.ndarray], device: torch.device) -> torch.Tensor:

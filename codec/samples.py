@@ -22,6 +22,7 @@ TABLE_ONE = 1 << 16  # the count of q = 0 in every geometric table
 ADAPTIVE_INCREMENT = 32  # added to a mask index's count each time it is used
 # Sample contexts: plane group (luma, chroma) x the density class of the patch mask.
 DENSITY_CLASS_BOUNDS = (1 / 16, 1 / 4)  # density <= 1/16 -> class 0, <= 1/4 -> 1, else 2
+DENSITY_CLASSES = len(DENSITY_CLASS_BOUNDS) + 1
 
 
 def sample_step(qp: int, pure: bool) -> float:

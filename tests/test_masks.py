@@ -10,7 +10,7 @@ from conftest import synthetic_planes
 from vcodec.bitstream.errors import MalformedError, UnknownModelError
 from vcodec.entropy import SymbolDecoder, SymbolEncoder
 from vcodec.frames import Gop
-from vcodec.masks import MaskCodec, expand, held_prediction
+from vcodec.masks import MaskCodec, expand, held_prediction, plane_groups
 from vcodec.models import registry
 from vcodec.models.reconstruction import ReconstructionNet
 from vcodec.models.selector import MaskSelector
@@ -39,6 +39,11 @@ def tiny_codec(pure: bool, search: str | None = "net", qp: int = 32) -> MaskCode
 
 def gop_of(width: int, height: int, frames: int) -> Gop:
     return Gop.from_frames(synthetic_planes(width, height, frames))
+
+
+def grey(gop: Gop) -> Gop:
+    """The prediction of a stream's first GOP in pure mode."""
+    return held_prediction(None, gop.n_frames, gop.start, (gop.height, gop.width))
 
 
 def test_expand_places_each_patch_mask() -> None:
@@ -93,7 +98,7 @@ def test_gop_round_trip_matches_the_encoder(pure: bool, size: tuple[int, int, in
     """The decoder rebuilds exactly the frames the encoder predicted, odd sizes and short GOPs."""
     gop = gop_of(*size)
     codec = tiny_codec(pure)
-    prediction = held_prediction(None, gop)
+    prediction = grey(gop)
     if not pure:  # hybrid: a blurred version of the GOP stands in for the base layer
         prediction = Gop(*((p // 8 * 8).astype(np.uint8) for p in gop.planes()), 0)
     payload, recon = codec.encode_gop(gop, prediction)
@@ -106,9 +111,7 @@ def test_gop_round_trip_matches_the_encoder(pure: bool, size: tuple[int, int, in
 def test_exhaustive_search_beats_a_fixed_mask_on_rd_cost() -> None:
     gop = gop_of(64, 48, 16)
     codec = tiny_codec(True, "exhaustive", qp=22)
-    from vcodec.masks import plane_groups
-
-    group = plane_groups(gop, held_prediction(None, gop), CPU)[0]
+    group = plane_groups(gop, grey(gop), CPU)[0]
     costs = codec.rd_costs(group)  # [1, K, h, w]
     chosen = costs.min(1).values.sum()
     assert all(chosen <= costs[:, k].sum() for k in range(costs.shape[1]))
@@ -118,15 +121,15 @@ def test_exhaustive_search_beats_a_fixed_mask_on_rd_cost() -> None:
 def test_damaged_payload_is_a_bitstream_error() -> None:
     gop = gop_of(64, 48, 16)
     codec = tiny_codec(True)
-    payload, _ = codec.encode_gop(gop, held_prediction(None, gop))
+    payload, _ = codec.encode_gop(gop, grey(gop))
     with pytest.raises(MalformedError):
-        tiny_codec(True, None).decode_gop(payload + b"\0", held_prediction(None, gop))
+        tiny_codec(True, None).decode_gop(payload + b"\0", grey(gop))
 
 
 def test_pure_prediction_holds_the_last_frame() -> None:
     gop = gop_of(32, 16, 16)
-    assert (held_prediction(None, gop).y == 128).all()
-    held = held_prediction(gop, gop_of(32, 16, 3))
+    assert (grey(gop).y == 128).all() and grey(gop).u.shape == gop.u.shape
+    held = held_prediction(gop, 3, 16, (16, 32))
     assert held.n_frames == 3 and np.array_equal(held.y[2], gop.y[-1])
 
 

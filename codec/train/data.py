@@ -17,7 +17,7 @@ import torch
 
 from vcodec.bitstream.errors import InputError
 
-from ..frames import GOP_SIZE, Gop
+from ..frames import GOP_SIZE, Gop, VideoInfo
 from ..io import FRAME_SUFFIXES, open_video
 from ..masks import held_prediction
 
@@ -94,13 +94,14 @@ def build_examples(
             progress(f"skipped {clip.name}: too small or too short")
             continue
         for qp in config.qps:
-            for gop, pred in zip(gops, _base_layer(gops, reader.info, qp), strict=True):
+            for gop, pred in zip(gops, base_layer(gops, reader.info, qp), strict=True):
                 parts += _crops(gop, pred, qp, False, config.crops_per_gop, config.crop, rng)
         previous = None
         for gop in gops:
             qp = int(rng.choice(config.pure_qps))
             grey = rng.random() < config.pure_grey_share
-            held = held_prediction(None if grey else previous, gop)
+            size = (gop.height, gop.width)
+            held = held_prediction(None if grey else previous, gop.n_frames, gop.start, size)
             parts += _crops(gop, held, qp, True, config.pure_crops_per_gop, config.crop, rng)
             previous = gop
         progress(f"{clip.name}: {len(gops)} GOPs, {len(parts)} crops so far")
@@ -108,8 +109,9 @@ def build_examples(
     return Examples(x, p, qp, pure, chroma)
 
 
-def _base_layer(gops: list[Gop], info, qp: int) -> Iterator[Gop]:
-    """The upscaled base layer the v0 pipeline decodes for ``gops`` at ``qp``."""
+def base_layer(gops: list[Gop], info: VideoInfo, qp: int) -> Iterator[Gop]:
+    """The upscaled base layer vcodec decodes for ``gops`` at ``qp`` with masks off (the
+    prediction hybrid mode codes samples over)."""
     from ..decoder import VcxDecoder
     from ..encoder import EncodeConfig, encode_gops
 

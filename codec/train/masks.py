@@ -49,7 +49,8 @@ def optimise_masks(
 ) -> torch.Tensor:
     """Optimised binary per-patch masks ``[M, 16, 8, 8]`` (bool) for ``config.crops`` crops."""
     rng = np.random.default_rng(config.seed)
-    batch = examples.take(rng.choice(len(examples), config.crops, replace=False))
+    n = min(config.crops, len(examples))
+    batch = examples.take(rng.choice(len(examples), n, replace=False))
     net = net.to(device).eval().requires_grad_(False)
     lam = np.array([rd_lambda(int(q)) for q in batch.qp])
     spread = 2.0 ** rng.uniform(-config.beta_spread, config.beta_spread, len(lam))
