@@ -74,7 +74,7 @@ def optimise_masks(
         loss.backward()
         opt.step()
         if progress:
-            progress(step + 1, float(mse.mean()))
+            progress(step + 1, mse.mean().item())
     binary = torch.sigmoid(logits.detach()).cpu() > 0.5
     n, t, s, _ = binary.shape
     patches = binary.reshape(n, t, s // PATCH_H, PATCH_H, s // PATCH_W, PATCH_W)
