@@ -1,9 +1,11 @@
-"""Where does coding at half resolution (s = 2) beat full resolution (s = 1)? Data for v0's rule.
+"""Where does coding at half resolution (s = 2) beat full resolution (s = 1), per clip and QP?
 
 For each clip and --qp, encodes with --scale 1 and --scale 2 (whose base CRF is qp - 5, see
-codec/params.py) and reports rate and PSNR-YUV; then,
+codec/params.py), masks off, post-processing on (or --no-post), and reports rate and
+PSNR-YUV; then,
 for every s = 2 point, the PSNR the s = 1 curve reaches at the same rate (log-rate linear
-interpolation) and the gain. The auto rule in codec/params.py picks s = 2 where the gain is > 0.
+interpolation) and the gain. (This made v0's rule; `--scale auto` is now the parameter module,
+measured per GOP by benchmarks/params_choice.py.)
 
     python benchmarks/scale_rule.py [CLIP ...] [--frames 32] [--out scale_rule.json]
 """
@@ -31,11 +33,13 @@ DEFAULT_CLIPS = [
     "flower_720p_300f_h264.264",
 ]
 QPS = (22, 27, 32, 37, 42, 47)
+POST = True  # the decoder's post-processing network (--no-post to measure without it)
 
 
 def point(clip, qp: int, scale: int) -> dict:
     buf = io.BytesIO()
-    encode_gops(clip.gops, clip.info, buf, EncodeConfig(qp=qp, scale=str(scale), device="cpu"))
+    config = EncodeConfig(qp=qp, scale=str(scale), masks=False, post=POST, device="cpu")
+    encode_gops(clip.gops, clip.info, buf, config)
     buf.seek(0)
     acc = MetricAccumulator()
     for ref, test in zip(clip.gops, VcxDecoder(buf, "cpu").gops(), strict=True):
@@ -59,7 +63,10 @@ def main() -> None:
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--out", type=Path, default=Path("scale_rule.json"))
+    ap.add_argument("--no-post", action="store_true", help="measure without post-v1")
     args = ap.parse_args()
+    global POST
+    POST = not args.no_post
     paths = args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]
     rows = []
     for path in paths:

@@ -119,6 +119,12 @@ def encode(
     mask_search: Annotated[
         str, typer.Option(help="Mask choice: net (selection network) or exhaustive (RD search).")
     ] = "net",
+    post: Annotated[
+        bool,
+        typer.Option(
+            help="Hybrid: the decoder cleans the base layer with the post-processing net."
+        ),
+    ] = True,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -130,7 +136,7 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search,
+            mode=mode, masks=masks, mask_search=mask_search, post=post,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
@@ -229,6 +235,10 @@ def _info_table(s: dict[str, Any]) -> Table:
         ),
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
+            "post strength",
+            ", ".join(f"{k}: {v} GOPs" for k, v in s["gop_post_strengths"].items()) or "none",
+        ),
+        (
             "colour",
             f"range {RANGE_NAMES.get(h['color_range'], h['color_range'])}, "
             f"matrix {MATRIX_NAMES.get(h['colorspace'], h['colorspace'])}, "
@@ -255,8 +265,9 @@ def bench(
     codecs: Annotated[
         str,
         typer.Option(
-            help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-exhaustive "
-            "(RD-search masks), vcx-pure (no base layer), x264, x265."
+            help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
+            "post-processing network), vcx-noparams (no parameter module: --scale 1), "
+            "vcx-exhaustive (RD-search masks), vcx-pure (no base layer), x264, x265."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[

@@ -33,16 +33,16 @@ def _step_bar(label: str, total: int):
     return bar, lambda n, loss: bar.update(task, completed=n, loss=loss)
 
 
-def _setup(out_path: Path, force: bool, device: str, data: Path | None, cache: Path | None):
+def _setup(out_path: Path, force: bool, device: str, data: Path | None, cache: Path | None, **kind):
     """(the torch device, the training examples) every command starts from; refuses an
-    existing output before any training rather than after it."""
+    existing output before any training rather than after it. ``kind``: examples_for's."""
     from vcodec.encoder import resolve_device
     from vcodec.files import check_output
     from vcodec.train.common import examples_for
 
     check_output(out_path, force=force)
     dev = resolve_device(device)
-    return dev, examples_for(data, cache, err.print)
+    return dev, examples_for(data, cache, err.print, **kind)
 
 
 def _report(what: str, path: Path, sha256: str) -> None:
@@ -148,3 +148,100 @@ def selector(
         with bar:
             model = train_selector(labelled, len(candidates), config, dev, progress=tick)
         _report("mask selector", out_path, save_weights(model, out_path, force=force))
+
+
+@train_app.command("post")
+def post(
+    out_path: Annotated[Path, typer.Option("--out", help="Weights file to write.")] = Path(
+        "post.pt"
+    ),
+    data: Data = None,
+    cache: Cache = None,
+    frames: Annotated[int, typer.Option(min=3, help="Frames read from each clip.")] = 480,
+    init: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
+    steps: Steps = 20000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Train the post-processing network (upscaled base layer -> frames, per QP and scale).
+
+    Examples: each clip through vcodec's own x265 base layer at --qp 22-47 (and at scale 2
+    from 32 up); progress shows the batch's MSE gain over the plain base layer (levels^2).
+    """
+    with reported_errors():
+        from vcodec.models.postprocess import PostNet
+        from vcodec.train.common import load_weights, save_weights
+        from vcodec.train.post import (
+            PostDataConfig,
+            PostExamples,
+            PostTrainConfig,
+            build_post_examples,
+            train_post,
+        )  # fmt: skip
+
+        config = PostDataConfig(frames=frames)
+        dev, examples = _setup(
+            out_path, force, device, data, cache, kind=PostExamples,
+            build=lambda d, progress: build_post_examples(d, config, progress),
+        )  # fmt: skip
+        start = load_weights(init, PostNet) if init else None
+        bar, tick = _step_bar("post", steps)
+        with bar:
+            net = train_post(
+                examples, PostTrainConfig(steps=steps, lr=lr), init=start, device=dev,
+                progress=tick,
+            )  # fmt: skip
+        _report("post-processing network", out_path, save_weights(net, out_path, force=force))
+
+
+@train_app.command("params")
+def params(
+    out_path: Annotated[Path, typer.Option("--out", help="Weights file to write.")] = Path(
+        "params.pt"
+    ),
+    data: Data = None,
+    cache: Annotated[
+        Path | None, typer.Option(help="RD database (.npz): read if it exists, else written.")
+    ] = None,
+    frames: Annotated[int, typer.Option(min=16, help="Frames read from each clip.")] = 64,
+    steps: Steps = 3000,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Train the parameter module (GOP features -> scale) on an RD database.
+
+    The database codes every GOP alone at --qp 27-47, at scale 1 and 2, with the shipped
+    post-processing network, and keeps each way's RD cost; progress shows the expected RD cost
+    over the best choice (%).
+    """
+    with reported_errors():
+        import torch
+
+        from vcodec.train.common import save_weights
+        from vcodec.train.params import (
+            ParamsDatabase,
+            ParamsDataConfig,
+            ParamsTrainConfig,
+            build_params_database,
+            choice_report,
+            train_params,
+        )  # fmt: skip
+
+        config = ParamsDataConfig(frames=frames)
+        dev, db = _setup(
+            out_path, force, device, data, cache, kind=ParamsDatabase,
+            build=lambda d, progress: build_params_database(d, config, progress),
+        )  # fmt: skip
+        bar, tick = _step_bar("params", steps)
+        with bar:
+            net = train_params(db, ParamsTrainConfig(steps=steps), dev, progress=tick)
+        with torch.no_grad():
+            choice = net(torch.from_numpy(db.features).float().to(dev)).argmax(1).cpu().numpy()
+        report = choice_report(db, choice)
+        err.print(
+            f"on its {len(db)} training rows: same choice as the search on "
+            f"{report['agree_pct']:.0f} %, RD cost +{report['cost_pct']:.2f} % "
+            f"({report['cost_db']:.3f} dB mean, {report['worst_db']:.3f} dB worst)"
+        )
+        _report("parameter module", out_path, save_weights(net, out_path, force=force))

@@ -36,14 +36,18 @@ from .resample import coded_size, crop_gop, pad_gop
 from .sample import make_sample
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
-# vcx variants: EncodeConfig fields each sets (vcx-nomask and vcx-exhaustive are also anchors)
+# vcx variants: the EncodeConfig fields each sets
 VCX_VARIANTS: dict[str, dict] = {
     "vcx": {},
     "vcx-nomask": {"masks": False},
+    "vcx-nopost": {"post": False},
+    "vcx-noparams": {"scale": "1"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-pure": {"mode": "pure"},
 }
 ANCHORS = ("x264", "x265")
+# vcx with one stage off or changed: also anchors, so that the table shows what each buys
+ABLATIONS = ("vcx-nomask", "vcx-nopost", "vcx-noparams", "vcx-exhaustive")
 CODECS = (*VCX_VARIANTS, *ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")
 OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
@@ -120,7 +124,7 @@ def run_bench(
                 points.append(bench_point(clip, codec, qp, config))
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
-    anchors = (*ANCHORS, *(c for c in ("vcx-nomask", "vcx-exhaustive") if c in config.codecs))
+    anchors = (*ANCHORS, *(c for c in ABLATIONS if c in config.codecs))
     rows = bd_table(points, anchors)
     write_json(targets[0], points, rows, settings(config), [clip_entry(c) for c in clips])
     write_csv(targets[1], points)

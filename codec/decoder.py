@@ -11,6 +11,8 @@ from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
 
+import torch
+
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
@@ -28,8 +30,9 @@ from .encoder import resolve_device
 from .files import atomic_output
 from .frames import Gop, VideoInfo
 from .io import open_writer, output_format
-from .masks import MASK_MODELS, MaskCodec, held_prediction
-from .params import GopParams
+from .masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
+from .params import GopParams, base_qp
+from .postprocess import POST_MODEL, PostProcessor, blend
 from .resample import coded_size, crop_gop, upscale_gop
 
 Progress = Callable[[int], None]
@@ -56,6 +59,12 @@ class VcxDecoder:
             self.masks = MaskCodec(self.header.qp, self.pure, self.device, None)
         elif self.pure:
             raise MalformedError("a pure-mode stream must name the mask codec's models")
+        self.post: PostProcessor | None = None
+        if POST_MODEL in self.header.models:
+            if self.pure:
+                raise MalformedError("a pure-mode stream has no base layer to post-process")
+            # float64 where the output is the mask codec's prediction (as the encoder made it)
+            self.post = PostProcessor(self.device, RECON_DTYPE if self.masks else torch.float32)
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)
@@ -95,7 +104,9 @@ class VcxDecoder:
             elif isinstance(chunk, GopChunk):
                 if segment is None and not self.pure:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
-                pending.append((chunk, GopParams.unpack(chunk.side_info), segment))
+                params = GopParams.unpack(chunk.side_info, post=self.post is not None)
+                pending.append((chunk, params, segment))
+                yield from self._ready(pending, frames, samples)  # its frames may be here
             elif isinstance(chunk, Samples):
                 if self.masks is None:
                     raise MalformedError("a SAMPLES chunk in a stream without the mask codec")
@@ -148,7 +159,11 @@ class VcxDecoder:
         ):
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         base = Gop.from_frames(frames, chunk.first_frame)
-        return crop_gop(upscale_gop(base, params.scale, self.device), h, w)
+        gop = crop_gop(upscale_gop(base, params.scale, self.device), h, w)
+        if params.strength > 0:
+            cleaned = self.post(gop, base_qp(self.header.qp, params.scale), params.scale)
+            gop = blend(gop, cleaned, params.strength)
+        return gop
 
 
 def decode(

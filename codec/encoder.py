@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import shutil
+import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,10 +17,12 @@ from vcodec import __version__
 from vcodec.bitstream.container import (
     MODES,
     BaseData,
+    End,
     GopChunk,
     Samples,
     Segment,
     StreamHeader,
+    VcxReader,
     VcxWriter,
 )
 from vcodec.bitstream.errors import InputError
@@ -28,11 +32,13 @@ from .base_layer import PRESETS, BaseDecoder, BaseEncoder, get_codec
 from .files import atomic_output
 from .frames import GOP_SIZE, Gop, VideoInfo
 from .io import open_video, read_audio
-from .masks import MASK_MODELS, MASK_SEARCHES, MaskCodec, held_prediction
-from .params import SCALES, GopParams, auto_scale, base_qp
+from .masks import MASK_MODELS, MASK_SEARCHES, RECON_DTYPE, MaskCodec, held_prediction
+from .params import POST_STRENGTHS, SCALES, GopParams, ParamModule, base_qp
+from .postprocess import POST_MODEL, PostProcessor, best_strength, blend
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 
 Progress = Callable[[int], None]  # called with the number of frames just done
+SPOOL_BYTES = 64 << 20  # a hybrid stream with masks is held in memory up to this size, then on disk
 
 
 @dataclass(frozen=True)
@@ -48,6 +54,7 @@ class EncodeConfig:
     mode: str = "hybrid"  # hybrid: base layer + masked samples; pure: masked samples alone
     masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
     mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
+    post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -127,17 +134,54 @@ def encode_gops(
     device = resolve_device(config.device)
     pure = config.mode == "pure"
     masks = MaskCodec(config.qp, pure, device, config.mask_search) if pure or config.masks else None
-    writer = VcxWriter(out, _header(info, config, masks is not None))
+    header = _header(info, config, masks is not None)
+    if pure:
+        writer = _start(out, header, audio)
+        _encode_pure(gops, writer, masks, progress)
+        return _finish(writer)
+    if masks is None:
+        writer = _start(out, header, audio)
+        _HybridEncoder(writer, info, config, device, None, progress).run(gops)
+        return _finish(writer)
+    # With masks, the stream is spooled: if no GOP turns its samples on, it is rewritten
+    # without the mask codec (no models in the header, no SAMPLES chunks), so that asking for
+    # masks never costs more than --no-masks.
+    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
+        writer = _start(spool, header, audio)
+        hybrid = _HybridEncoder(writer, info, config, device, masks, progress)
+        hybrid.run(gops)
+        frames = _finish(writer)
+        spool.seek(0)
+        if hybrid.samples_on:
+            shutil.copyfileobj(spool, out)
+        else:
+            _without_samples(spool, out)
+    return frames
+
+
+def _start(out: BinaryIO, header: StreamHeader, audio: bytes | None) -> VcxWriter:
+    writer = VcxWriter(out, header)
     if audio:
         writer.write_audio(audio)
-    if pure:
-        _encode_pure(gops, writer, masks, progress)
-    else:
-        _HybridEncoder(writer, info, config, device, masks, progress).run(gops)
+    return writer
+
+
+def _finish(writer: VcxWriter) -> int:
     if writer.gops == 0:
         raise InputError("the input has no frames to encode")
     writer.close()
     return writer.frames
+
+
+def _without_samples(stream: BinaryIO, out: BinaryIO) -> None:
+    """Copy a hybrid stream whose SAMPLES are all off, leaving out the mask codec."""
+    reader = VcxReader(stream)
+    models = {k: v for k, v in reader.header.models.items() if k not in MASK_MODELS}
+    writer = VcxWriter(out, replace(reader.header, models=models))
+    for chunk in reader:
+        if not isinstance(chunk, (Samples, End)):
+            writer.write(chunk)
+    writer.close()
 
 
 def _encode_pure(
@@ -156,7 +200,9 @@ def _encode_pure(
 
 
 class _HybridEncoder:
-    """Base layer GOP by GOP; with masks, each GOP's samples once its base layer is decoded."""
+    """Base layer GOP by GOP. With post-processing or masks, the encoder decodes its own base
+    layer, and each GOP's GOP chunk (its post strength is chosen on the decoded frames) and
+    SAMPLES follow once that GOP's frames are decoded; otherwise the GOP chunk comes first."""
 
     def __init__(
         self,
@@ -169,41 +215,62 @@ class _HybridEncoder:
     ) -> None:
         self.writer, self.info, self.config, self.device = writer, info, config, device
         self.masks, self.progress = masks, progress
+        self.samples_on = False  # whether any GOP has kept its samples
+        # the prediction the samples are coded over is post-processed in float64, so that the
+        # decoder, on any device, rounds it alike
+        dtype = RECON_DTYPE if masks else torch.float32
+        self.post = PostProcessor(device, dtype) if _post(config) else None
+        self.params = ParamModule() if config.scale == "auto" else None
         self.base: BaseEncoder | None = None
-        self.local: BaseDecoder | None = None  # decodes our own base layer for the residual
-        self.waiting: deque[tuple[int, Gop, int]] = deque()  # (GOP index, original, scale)
+        self.local: BaseDecoder | None = None  # decodes our own base layer
+        self.waiting: deque[tuple[Gop, int]] = deque()  # (original, scale), in GOP order
         self.frames: list[tuple] = []
+
+    @property
+    def decodes(self) -> bool:
+        return self.masks is not None or self.post is not None
 
     def run(self, gops: Iterable[Gop]) -> None:
         scale = 0
         for gop in gops:
-            params = GopParams(scale=_scale_for(self.config, self.info))
-            if params.scale != scale:
+            gop_scale = self._scale(gop)
+            if gop_scale != scale:
                 self._end_segment()
-                scale = params.scale
+                scale = gop_scale
                 self.base = _start_segment(self.writer, self.info, self.config, scale)
-                if self.masks is not None:
+                if self.decodes:
                     self.local = BaseDecoder(self.config.base, self.base.extradata)
-            index = self.writer.gops
-            self.writer.write(GopChunk(index, self.writer.frames, gop.n_frames, params.pack()))
+            if not self.decodes:
+                self._write_gop(gop, GopParams(scale=scale))
             height, width = coded_size(self.info.height, self.info.width, scale)
             coded = downscale_gop(pad_gop(gop, height, width), scale, self.device)
+            if self.decodes:
+                self.waiting.append((gop, scale))
             self._emit(self.base.encode(coded))
-            if self.masks is None:
-                if self.progress:
-                    self.progress(gop.n_frames)
-            else:
-                self.waiting.append((index, gop, scale))
-                self._enhance()
+            if self.decodes:
+                self._finish_decoded()
+            elif self.progress:
+                self.progress(gop.n_frames)
         self._end_segment()
 
+    def _scale(self, gop: Gop) -> int:
+        if self.config.scale != "auto":
+            return int(self.config.scale)
+        return self.params.scale(gop, self.config.qp)
+
+    def _write_gop(self, gop: Gop, params: GopParams) -> int:
+        index = self.writer.gops
+        self.writer.write(GopChunk(index, self.writer.frames, gop.n_frames, params.pack()))
+        return index
+
     def _end_segment(self) -> None:
+        """Flush the base encoder; every GOP of the segment is written before the next one."""
         if self.base is None:
             return
         self._emit(self.base.flush())
         if self.local is not None:
             self.frames += self.local.flush()
-            self._enhance()
+            self._finish_decoded()
 
     def _emit(self, packets: list[bytes]) -> None:
         if not packets:
@@ -213,20 +280,35 @@ class _HybridEncoder:
         if self.local is not None:
             self.frames += self.local.decode(data)
 
-    def _enhance(self) -> None:
-        """Code the samples of every waiting GOP whose base layer is decoded."""
-        while self.waiting and len(self.frames) >= self.waiting[0][1].n_frames:
-            index, gop, scale = self.waiting.popleft()
+    def _finish_decoded(self) -> None:
+        """Write the GOP chunk (and SAMPLES) of every waiting GOP whose base layer is decoded."""
+        while self.waiting and len(self.frames) >= self.waiting[0][0].n_frames:
+            gop, scale = self.waiting.popleft()
             base = Gop.from_frames(self.frames[: gop.n_frames], gop.start)
             del self.frames[: gop.n_frames]
             prediction = crop_gop(upscale_gop(base, scale, self.device), gop.height, gop.width)
-            payload, _ = self.masks.encode_gop(gop, prediction)
-            self.writer.write(Samples(index, payload))
+            strength = None
+            if self.post is not None:
+                cleaned = self.post(prediction, base_qp(self.config.qp, scale), scale)
+                strength = best_strength(gop, prediction, cleaned)
+                prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])
+            index = self._write_gop(gop, GopParams(scale=scale, post=strength))
+            if self.masks is not None:
+                payload, _ = self.masks.encode_gop(gop, prediction)
+                self.samples_on |= self.masks.is_on(payload)
+                self.writer.write(Samples(index, payload))
             if self.progress:
                 self.progress(gop.n_frames)
 
 
+def _post(config: EncodeConfig) -> bool:
+    """Whether the stream's base layer goes through the post-processing network."""
+    return config.mode == "hybrid" and config.post
+
+
 def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
+    models = [POST_MODEL] if _post(config) else []
+    models += list(MASK_MODELS) if masks else []
     return StreamHeader(
         width=info.width,
         height=info.height,
@@ -240,15 +322,9 @@ def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
         mode=config.mode,
         base_codec=config.base,
         qp=config.qp,
-        models={name: REGISTRY[name].sha256 for name in MASK_MODELS} if masks else {},
+        models={name: REGISTRY[name].sha256 for name in models},
         encoder=f"vcodec {__version__}",
     )
-
-
-def _scale_for(config: EncodeConfig, info: VideoInfo) -> int:
-    if config.scale == "auto":
-        return auto_scale(config.qp, info.height)
-    return int(config.scale)
 
 
 def _start_segment(
@@ -259,8 +335,3 @@ def _start_segment(
     encoder = BaseEncoder(config.base, width // scale, height // scale, info.fps, qp, config.preset)
     writer.write(Segment(config.base, width // scale, height // scale, encoder.extradata))
     return encoder
-
-
-def _write_packets(writer: VcxWriter, packets: list[bytes]) -> None:
-    if packets:
-        writer.write(BaseData(b"".join(packets)))

@@ -19,6 +19,7 @@ from vcodec.bitstream.container import (
 
 from .decoder import open_vcx
 from .params import GopParams
+from .postprocess import POST_MODEL
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -29,6 +30,8 @@ def describe(path: str | Path) -> dict[str, Any]:
         counts: Counter[str] = Counter()
         sizes: Counter[str] = Counter()
         scales: Counter[int] = Counter()
+        strengths: Counter[float] = Counter()
+        post = POST_MODEL in reader.header.models
         end = End(0, 0)
         offset = reader.offset
         for chunk in reader:
@@ -37,7 +40,10 @@ def describe(path: str | Path) -> dict[str, Any]:
             sizes[kind] += reader.offset - offset
             offset = reader.offset
             if isinstance(chunk, GopChunk):
-                scales[GopParams.unpack(chunk.side_info).scale] += 1
+                params = GopParams.unpack(chunk.side_info, post=post)
+                scales[params.scale] += 1
+                if post:
+                    strengths[params.strength] += 1
             elif isinstance(chunk, End):
                 end = chunk
     h = reader.header
@@ -60,6 +66,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "kbps": round(8 * total / seconds / 1000, 3) if seconds else 0.0,
         "bpp": round(8 * total / max(1, end.frame_count * h.width * h.height), 5),
         "gop_scales": {str(s): n for s, n in sorted(scales.items())},
+        "gop_post_strengths": {str(a): n for a, n in sorted(strengths.items())},
         "chunks": {
             names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
             for t in (Segment, GopChunk, BaseData, Samples, AudioPiece, End)

@@ -275,6 +275,11 @@ class MaskCodec:
             return off.finish(), prediction
         return payload, gop_from_groups(outs, gop)
 
+    @staticmethod
+    def is_on(payload: bytes) -> bool:
+        """Whether a SAMPLES payload carries samples (hybrid mode may switch a GOP's off)."""
+        return SymbolDecoder(payload).decode(FLAG) == 1
+
     def decode_gop(self, payload: bytes, prediction: Gop) -> Gop:
         """The GOP a SAMPLES payload reconstructs over ``prediction``."""
         dec = SymbolDecoder(payload)

@@ -1,12 +1,20 @@
-"""Per-GOP coding parameters (the scale s) and their side info: a v0 rule, later seed 004."""
+"""Per-GOP coding parameters (the scale s), their side info, and the parameter module (seed 004)
+that picks s from cheap features of the GOP."""
 
 from __future__ import annotations
 
+import copy
 from dataclasses import dataclass
 
+import numpy as np
+import torch
+import torch.nn.functional as F
+
 from vcodec.bitstream.errors import MalformedError
+from vcodec.models.registry import load
 
 from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
+from .frames import Gop
 
 SCALES = (1, 2)  # spatial down-scaling factors a GOP may use; side info codes the index
 SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
@@ -14,15 +22,13 @@ SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
 # qp - 5 the rate lands next to the s = 1 rate at the same --qp (bikes, qp 42: 0.0118 vs 0.0138
 # bpp), where it would drop 3x with no offset.
 BASE_QP_OFFSET = {1: 0, 2: 5}
-# v0 rule, from benchmarks/scale_rule.py (32 frames of carphone 176x144, bikes 640x272,
-# intel_car 768x432, bigbuckbunny and flower 1280x720; x265 medium, bicubic up-scaling): a
-# half-size base layer at CRF 37 beat the full-size curve at the same rate on every clip
-# (+0.4 to +1.3 dB PSNR-YUV); at CRF 32 it won on three clips and lost on two (-0.35, -0.17 dB);
-# lower, full size won. So s = 2 from --qp 42 (CRF 37). On 176x144 clips the whole-curve BD-rate
-# vs x265 got worse with s = 2 (`vcodec bench`, 50 frames, carphone +4.1 %, dance +2.3 %
-# PSNR-YUV), so frames under 240 lines stay at s = 1.
-AUTO_SCALE2_MIN_QP = 42
-AUTO_SCALE2_MIN_HEIGHT = 240
+
+
+# How much of the post-processing network's correction a GOP takes (output = base + a (net -
+# base)); the encoder picks the a with the least error, since the network trained on CPU
+# helps some content and hurts other (models/README.md). Index 0 (a = 0) skips the network.
+POST_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
+POST_TABLE = FrequencyTable.uniform(len(POST_STRENGTHS))
 
 
 @dataclass(frozen=True)
@@ -30,19 +36,30 @@ class GopParams:
     """What the decoder must know about one GOP beyond the base layer."""
 
     scale: int = 1
+    post: int | None = None  # index into POST_STRENGTHS; None: the stream has no post-processing
+
+    @property
+    def strength(self) -> float:
+        return 0.0 if self.post is None else POST_STRENGTHS[self.post]
 
     def pack(self) -> bytes:
         enc = SymbolEncoder()
         enc.encode(SCALES.index(self.scale), SCALE_TABLE)
+        if self.post is not None:
+            enc.encode(self.post, POST_TABLE)
         return enc.finish()
 
     @classmethod
-    def unpack(cls, data: bytes) -> GopParams:
+    def unpack(cls, data: bytes, post: bool = False) -> GopParams:
+        """``post``: whether the stream names the post-processing network (a second symbol)."""
         dec = SymbolDecoder(data)
         index = dec.decode(SCALE_TABLE)
         if index >= len(SCALES):
             raise MalformedError(f"GOP side info: scale index {index} out of range")
-        return cls(scale=SCALES[index])
+        strength = dec.decode(POST_TABLE) if post else None
+        if strength is not None and strength >= len(POST_STRENGTHS):
+            raise MalformedError(f"GOP side info: post strength index {strength} out of range")
+        return cls(scale=SCALES[index], post=strength)
 
 
 def base_qp(qp: int, scale: int) -> int:
@@ -50,6 +67,41 @@ def base_qp(qp: int, scale: int) -> int:
     return max(0, qp - BASE_QP_OFFSET[scale])
 
 
-def auto_scale(qp: int, height: int) -> int:
-    """v0's scale rule from the QP and the frame height (see the constants above)."""
-    return 2 if qp >= AUTO_SCALE2_MIN_QP and height >= AUTO_SCALE2_MIN_HEIGHT else 1
+PARAMS_MODEL = "params-v1"  # the encoder's parameter module (the decoder never needs it)
+FEATURE_FRAMES = 4  # luma frames of a GOP the features look at (evenly spread)
+
+
+def gop_features(gop: Gop, qp: int) -> torch.Tensor:
+    """The parameter module's input ``[FEATURES]`` for a GOP under ``--qp``, all about 0..1:
+    qp / 51; log10 of 1 + the luma MSE a 2x down- and bicubic up-scaling costs (the detail
+    s = 2 loses before any coding); log10 of 1 + the mean squared frame difference (motion);
+    log10 of 1 + the mean squared horizontal and vertical gradient (texture); log2(height)/12.
+    Each log10 is divided by 4."""
+    pick = np.linspace(0, gop.n_frames - 1, min(FEATURE_FRAMES, gop.n_frames)).round().astype(int)
+    y = torch.from_numpy(gop.y[pick]).float()[:, None]
+    h, w = y.shape[-2:]
+    hh, ww = h - h % 2, w - w % 2
+    yy = y[..., :hh, :ww]
+    if hh >= 2 and ww >= 2:
+        up = F.interpolate(F.avg_pool2d(yy, 2), scale_factor=2, mode="bicubic")
+        lost = float((up - yy).square().mean())
+    else:
+        lost = 0.0
+    motion = float((y[1:] - y[:-1]).square().mean()) if len(y) > 1 else 0.0
+    grad = float(
+        (y[..., :, 1:] - y[..., :, :-1]).square().mean()
+        + (y[..., 1:, :] - y[..., :-1, :]).square().mean()
+    ) if h > 1 and w > 1 else 0.0  # fmt: skip
+    logs = [np.log10(1 + v) / 4 for v in (lost, motion, grad)]
+    return torch.tensor([qp / 51, *logs, np.log2(max(h, 1)) / 12], dtype=torch.float32)
+
+
+class ParamModule:
+    """Picks each GOP's scale with the shipped ``params-v1`` (or a given network)."""
+
+    def __init__(self, net: torch.nn.Module | None = None) -> None:
+        self.net = copy.deepcopy(net if net is not None else load(PARAMS_MODEL)).float().eval()
+
+    @torch.no_grad()
+    def scale(self, gop: Gop, qp: int) -> int:
+        return SCALES[int(self.net(gop_features(gop, qp)[None]).argmax())]

@@ -14,6 +14,8 @@ from torch import nn
 
 from vcodec.bitstream.errors import UnknownModelError
 
+from .params import ParamNet
+from .postprocess import PostNet
 from .reconstruction import ReconstructionNet
 from .selector import MaskSelector
 
@@ -56,6 +58,18 @@ REGISTRY: dict[str, ModelSpec] = {
             "selector-v1.pt",
             "23ef42c5387a31f80233a5f038e8f1cc708917110fbc220430d1101ee1807a20",
             lambda: MaskSelector(MASK_CANDIDATES),
+        ),
+        ModelSpec(
+            "post-v1",
+            "post-v1.pt",
+            "9ceb5558917463c0dc86dfbb95f0904bacb3fb931c405b258399aa73cc1d45eb",
+            PostNet,
+        ),
+        ModelSpec(
+            "params-v1",
+            "params-v1.pt",
+            "99ae9df5bcc7aa3a00359a9dfe9244060f3870d059f48898a251c63ce109caa2",
+            ParamNet,
         ),
     )
 }

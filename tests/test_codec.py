@@ -74,7 +74,7 @@ def test_scale_one_is_the_bare_base_layer(tmp_path, clip_factory) -> None:
     compared through the stream rather than with a second encode.)"""
     info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 32))
     buf = io.BytesIO()
-    encode_gops(gops, info, buf, EncodeConfig(qp=32, scale="1", masks=False))
+    encode_gops(gops, info, buf, EncodeConfig(qp=32, scale="1", masks=False, post=False))
     chunks = list(VcxReader(io.BytesIO(buf.getvalue())))
     stream = b"".join(c.data for c in chunks if isinstance(c, BaseData))
     assert buf.getbuffer().nbytes - len(stream) < 120  # header ~45 B + chunk framing

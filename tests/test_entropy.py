@@ -7,7 +7,7 @@ import pytest
 
 from vcodec.bitstream.errors import MalformedError
 from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
-from vcodec.params import SCALES, GopParams
+from vcodec.params import POST_STRENGTHS, SCALES, GopParams
 
 
 def test_side_info_golden_bytes() -> None:
@@ -15,6 +15,13 @@ def test_side_info_golden_bytes() -> None:
     assert GopParams(scale=2).pack().hex() == "80"
     for scale in SCALES:
         assert GopParams.unpack(GopParams(scale=scale).pack()).scale == scale
+    # streams that name post-v1: a post strength index follows the scale
+    assert GopParams(scale=1, post=0).pack().hex() == ""
+    assert GopParams(scale=2, post=4).pack().hex() == "e66666"
+    for scale in SCALES:
+        for post in range(len(POST_STRENGTHS)):
+            params = GopParams(scale=scale, post=post)
+            assert GopParams.unpack(params.pack(), post=True) == params
 
 
 def test_skewed_table_golden_and_round_trip() -> None:

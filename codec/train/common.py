@@ -16,14 +16,19 @@ from .data import DataConfig, Examples, build_examples
 
 
 def examples_for(
-    data: str | Path | None, cache: str | Path | None, progress: Callable[[str], None] = print
-) -> Examples:
-    """Examples from ``cache`` if it exists, else built from the clips in ``data`` (and cached)."""
+    data: str | Path | None,
+    cache: str | Path | None,
+    progress: Callable[[str], None] = print,
+    kind: type = Examples,
+    build: Callable = lambda data, progress: build_examples(data, DataConfig(), progress),
+):
+    """Examples (of ``kind``, made by ``build(data, progress)``) from ``cache`` if it exists,
+    else built from the clips in ``data`` and cached."""
     if cache is not None and Path(cache).exists():
-        return Examples.load(cache)
+        return kind.load(cache)
     if data is None:
         raise InputError("give --data DIR (a folder of clips), or an existing --cache file")
-    examples = build_examples(data, DataConfig(), progress)
+    examples = build(data, progress)
     if cache is not None:
         examples.save(cache)
     return examples

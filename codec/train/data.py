@@ -109,14 +109,22 @@ def build_examples(
     return Examples(x, p, qp, pure, chroma)
 
 
-def base_layer(gops: list[Gop], info: VideoInfo, qp: int) -> Iterator[Gop]:
-    """The upscaled base layer vcodec decodes for ``gops`` at ``qp`` with masks off (the
-    prediction hybrid mode codes samples over)."""
+def base_layer(
+    gops: list[Gop], info: VideoInfo, qp: int, scale: str = "auto", post: bool = False
+) -> Iterator[Gop]:
+    """The upscaled base layer vcodec decodes for ``gops`` at ``qp`` and ``scale`` with masks
+    off: the prediction hybrid mode codes samples over (``post``: after the post-processing
+    network), or the post-processing network's input (``post`` False)."""
     from ..decoder import VcxDecoder
     from ..encoder import EncodeConfig, encode_gops
 
     buf = io.BytesIO()
-    encode_gops(iter(gops), info, buf, EncodeConfig(qp=qp, masks=False, device="cpu"))
+    encode_gops(
+        iter(gops),
+        info,
+        buf,
+        EncodeConfig(qp=qp, scale=scale, masks=False, post=post, device="cpu"),
+    )
     buf.seek(0)
     yield from VcxDecoder(buf, "cpu").gops()
 

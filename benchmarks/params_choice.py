@@ -1,0 +1,70 @@
+"""The parameter module's scale choice against the best choice found by search, on held-out GOPs.
+
+Codes every GOP of the held-out clips alone at --qp 27-47 at s = 1 and s = 2 (the database
+`vcodec train params` learns from, built the same way), then scores four choosers by
+`vcodec.train.params.choice_report`: the shipped params-v1, v0's rule (s = 2 from --qp 42 on
+frames of 240 lines and up), always s = 1 and always s = 2.
+
+    python benchmarks/params_choice.py [CLIP ...] [--frames 64] [--cache held_out_params.npz]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import torch
+from recon_vs_interp import HELD_OUT
+from shared_clips import SHARED_CLIPS
+
+from vcodec.models.registry import load
+from vcodec.params import PARAMS_MODEL, SCALES
+from vcodec.train.params import (
+    ParamsDatabase,
+    ParamsDataConfig,
+    build_params_database,
+    choice_report,
+)
+
+V0_MIN_QP, V0_MIN_HEIGHT = 42, 240  # v0's rule, replaced by params-v1
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("clips", nargs="*", type=Path)
+    ap.add_argument("--frames", type=int, default=64)
+    ap.add_argument("--cache", type=Path, default=Path("held_out_params.npz"))
+    args = ap.parse_args()
+    if args.cache.exists():
+        db = ParamsDatabase.load(args.cache)
+    else:
+        clips = args.clips or [SHARED_CLIPS / c for c in HELD_OUT]
+        db = build_params_database(clips, ParamsDataConfig(frames=args.frames))
+        db.save(args.cache)
+    with torch.no_grad():
+        net = load(PARAMS_MODEL)
+        learned = net(torch.from_numpy(db.features).float()).argmax(1).numpy()
+    height = np.exp2(db.features[:, 4] * 12).round()
+    v0 = ((db.qp >= V0_MIN_QP) & (height >= V0_MIN_HEIGHT)).astype(int)
+    choosers = {
+        PARAMS_MODEL: learned,
+        "v0 rule": v0,
+        **{f"always s={s}": np.full(len(db), i) for i, s in enumerate(SCALES)},
+    }
+    print(f"{len(db)} GOP x QP rows; best is s=2 on {100 * (db.cost.argmin(1) == 1).mean():.0f} %")
+    print("chooser        agree   RD cost   mean dB   worst dB")
+    for name, choice in choosers.items():
+        r = choice_report(db, choice)
+        print(f"{name:13} {r['agree_pct']:5.0f} % {r['cost_pct']:+7.2f} % {r['cost_db']:8.3f} "
+              f"{r['worst_db']:9.3f}")  # fmt: skip
+    for clip in np.unique(db.clip):
+        rows = db.clip == clip
+        sub = ParamsDatabase(*(getattr(db, k)[rows] for k in ParamsDatabase.__dataclass_fields__))
+        r = choice_report(sub, learned[rows])
+        print(f"  {clip[:30]:30} {PARAMS_MODEL}: agree {r['agree_pct']:.0f} %, "
+              f"{r['cost_db']:.3f} dB mean")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,125 @@
+"""The post-processing stage: runs the shipped PostNet over whole upscaled base-layer GOPs."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADIUS, condition
+from vcodec.models.registry import load
+
+from .frames import Gop
+from .metrics import PSNR_YUV_WEIGHTS
+from .params import POST_STRENGTHS
+
+POST_MODEL = "post-v1"  # the registry name a stream's header carries when the stage is on
+FRAMES_PER_PASS = 4  # frames through the network at once (bounded memory)
+TILE_ROWS = 256  # luma rows per stripe (a multiple of 4)
+TILE_HALO = RECEPTIVE_RADIUS  # luma rows of context above and below a stripe: the whole reach
+
+
+class PostProcessor:
+    """Cleans GOPs of the upscaled base layer with the shipped post-processing network.
+
+    ``dtype`` float64 when the output feeds the mask codec's prediction (encoder and decoder
+    must round alike on any device), float32 otherwise (5x faster on a CPU).
+    """
+
+    def __init__(
+        self,
+        device: torch.device,
+        dtype: torch.dtype = torch.float32,
+        net: torch.nn.Module | None = None,
+    ) -> None:
+        self.device, self.dtype = device, dtype
+        shared = net if net is not None else load(POST_MODEL)
+        self.net = copy.deepcopy(shared).to(device=device, dtype=dtype).eval()
+
+    @torch.no_grad()
+    def __call__(self, gop: Gop, base_qp: int, scale: int) -> Gop:
+        """``gop``: the upscaled base layer cropped to the stream's size (any size)."""
+        h, w = gop.height, gop.width
+        r = LUMA_UNSHUFFLE
+        hp, wp = -(-h // r) * r, -(-w // r) * r  # padded luma size; chroma is exactly half
+        planes = [
+            _padded(p, size, self.device, self.dtype)
+            for p, size in zip(
+                gop.planes(), ((hp, wp), (hp // 2, wp // 2), (hp // 2, wp // 2)), strict=True
+            )
+        ]
+        cond = condition(base_qp, scale).to(self.device, self.dtype)
+        n = gop.n_frames
+        order = torch.arange(n)
+        window = torch.stack(
+            [(order + k).clamp(0, n - 1) for k in range(-(NEIGHBOURS // 2), NEIGHBOURS // 2 + 1)], 1
+        )
+        out = [[], [], []]
+        for first in range(0, n, FRAMES_PER_PASS):
+            idx = window[first : first + FRAMES_PER_PASS]
+            for plane, res in zip(out, self._stripes([p[idx] for p in planes], cond), strict=True):
+                plane.append(res)
+        y, u, v = (torch.cat(p) for p in out)
+        ch, cw = (h + 1) // 2, (w + 1) // 2
+        return Gop(
+            _to_uint8(y[:, :h, :w]), _to_uint8(u[:, :ch, :cw]), _to_uint8(v[:, :ch, :cw]), gop.start
+        )
+
+    def _stripes(self, planes: list[torch.Tensor], cond: torch.Tensor) -> list[torch.Tensor]:
+        """The network over ``planes`` ([B, 3, H, W], [B, 3, H/2, W/2] x2) in row stripes."""
+        y, u, v = planes
+        c = cond.expand(len(y), -1)
+        height = y.shape[-2]
+        parts = []
+        for top in range(0, height, TILE_ROWS):
+            bottom = min(height, top + TILE_ROWS)
+            lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
+            res = self.net(
+                y[..., lo:hi, :], u[..., lo // 2 : hi // 2, :], v[..., lo // 2 : hi // 2, :], c
+            )
+            a, b = top - lo, bottom - lo
+            parts.append((res[0][:, a:b], res[1][:, a // 2 : b // 2], res[2][:, a // 2 : b // 2]))
+        return [torch.cat(p, dim=1) for p in zip(*parts, strict=True)]
+
+
+def _padded(plane: np.ndarray, size: tuple[int, int], device, dtype) -> torch.Tensor:
+    """[T, h, w] uint8 -> [T, H, W] tensor, edge-replicated to ``size``."""
+    x = torch.from_numpy(plane).to(device=device, dtype=dtype)
+    dh, dw = size[0] - x.shape[1], size[1] - x.shape[2]
+    if dh or dw:
+        x = F.pad(x[:, None], (0, dw, 0, dh), mode="replicate")[:, 0]
+    return x
+
+
+def _to_uint8(x: torch.Tensor) -> np.ndarray:
+    return np.ascontiguousarray(x.round().clamp(0, 255).to(torch.uint8).cpu().numpy())
+
+
+def blend(base: Gop, cleaned: Gop, strength: float) -> Gop:
+    """``base + strength * (cleaned - base)``, rounded (half to even), per plane."""
+    if strength == 0:
+        return base
+    if strength == 1:
+        return cleaned
+    planes = [
+        np.round(b + strength * (c.astype(np.float64) - b)).astype(np.uint8)
+        for b, c in zip(base.planes(), cleaned.planes(), strict=True)
+    ]
+    return Gop(*planes, base.start)
+
+
+def best_strength(original: Gop, base: Gop, cleaned: Gop) -> int:
+    """The index into POST_STRENGTHS whose blend is closest to ``original`` (PSNR-YUV's
+    weighting of each plane's mean squared error)."""
+    errors = []
+    for strength in POST_STRENGTHS:
+        out = blend(base, cleaned, strength)
+        errors.append(
+            sum(
+                w * float(np.mean((o.astype(np.float64) - x) ** 2))
+                for w, o, x in zip(PSNR_YUV_WEIGHTS, out.planes(), original.planes(), strict=True)
+            )
+        )
+    return int(np.argmin(errors))

@@ -1,0 +1,161 @@
+"""`vcodec train params`: the parameter module, on the best scale found by coding GOPs both ways.
+
+The database: every full GOP of the first frames of each clip, at each --qp, is coded alone
+(masks off, post-processing on, as the encoder ships) at s = 1 and at s = 2; each way's RD cost
+is J = D + lambda(qp) R (D: PSNR-YUV-weighted sum of squared errors, R: the stream's bits, lambda:
+the base layer's own RD slope, BASE_LAMBDA_FACTOR x the mask codec's x264-style Lagrangian).
+The module learns to pick the cheaper one.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from vcodec.models.params import ParamNet
+
+from ..frames import GOP_SIZE, Gop, VideoInfo
+from ..io import open_video
+from ..metrics import PSNR_YUV_WEIGHTS
+from ..params import SCALES, gop_features
+from ..samples import rd_lambda
+from .data import CPU, find_clips
+
+# The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
+# median over the GOPs of the training database: 4.2, 5.0, 5.2 and 5.1 times rd_lambda. With
+# rd_lambda itself, too shallow, the search found s = 1 best on every GOP at every QP.
+BASE_LAMBDA_FACTOR = 5.0
+
+
+def base_lambda(qp: int) -> float:
+    """Lagrangian of the scale choice: D (SSE) + base_lambda * R (bits)."""
+    return BASE_LAMBDA_FACTOR * rd_lambda(qp)
+
+
+@dataclass(frozen=True)
+class ParamsDataConfig:
+    frames: int = 64  # frames read from the start of each clip (full GOPs only)
+    qps: tuple[int, ...] = (27, 32, 37, 42, 47)
+
+
+@dataclass
+class ParamsDatabase:
+    """features: [N, FEATURES]; sse: [N, len(SCALES)] D of each scale; psnr: [N, len(SCALES)]
+    PSNR-YUV; bits: [N, len(SCALES)]; qp: [N]; clip: [N] clip names."""
+
+    features: np.ndarray
+    sse: np.ndarray
+    psnr: np.ndarray
+    bits: np.ndarray
+    qp: np.ndarray
+    clip: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.qp)
+
+    @property
+    def cost(self) -> np.ndarray:
+        """J = D + base_lambda(qp) R, [N, len(SCALES)]."""
+        lam = np.array([base_lambda(int(q)) for q in self.qp])
+        return self.sse + lam[:, None] * self.bits
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, **self.__dict__)
+
+    @classmethod
+    def load(cls, path: str | Path) -> ParamsDatabase:
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+
+def code_gop(gop: Gop, info: VideoInfo, qp: int, scale: int) -> tuple[float, float, float]:
+    """(weighted SSE, PSNR-YUV, bits) of one GOP coded alone by vcodec at ``qp`` and ``scale``."""
+    from ..decoder import VcxDecoder
+    from ..encoder import EncodeConfig, encode_gops
+
+    buf = io.BytesIO()
+    config = EncodeConfig(qp=qp, scale=str(scale), masks=False, device="cpu")
+    encode_gops(iter([gop]), info, buf, config)
+    bits = 8.0 * len(buf.getvalue())
+    buf.seek(0)
+    (out,) = VcxDecoder(buf, "cpu").gops()
+    total = sum(PSNR_YUV_WEIGHTS)
+    sse = psnr = 0.0
+    for w, ref, test in zip(PSNR_YUV_WEIGHTS, gop.planes(), out.planes(), strict=True):
+        err = (ref.astype(np.float64) - test).ravel()
+        se = float(err @ err)
+        sse += w / total * se * gop.y.size / ref.size  # each plane's SSE on the luma grid
+        psnr += w / total * 10 * np.log10(255.0**2 * ref.size / max(se, 1e-9))
+    return sse, psnr, bits
+
+
+def build_params_database(
+    data: str | Path | list[Path],
+    config: ParamsDataConfig = ParamsDataConfig(),
+    progress: Callable[[str], None] = print,
+) -> ParamsDatabase:
+    """Code every GOP of every clip in ``data`` (a folder, or a list of clips) both ways."""
+    rows = []
+    clips = data if isinstance(data, list) else find_clips(data)
+    for clip in clips:
+        with open_video(clip) as reader:
+            gops = [g for g in reader.gops(GOP_SIZE, config.frames) if g.n_frames == GOP_SIZE]
+        for gop in gops:
+            for qp in config.qps:
+                coded = [code_gop(gop, reader.info, qp, s) for s in SCALES]
+                sse, psnr, bits = (np.array(v) for v in zip(*coded, strict=True))
+                rows.append((gop_features(gop, qp).numpy(), sse, psnr, bits, qp, clip.name))
+        progress(f"{clip.name}: {len(gops)} GOPs, {len(rows)} rows so far")
+    return ParamsDatabase(*(np.stack(v) for v in zip(*rows, strict=True)))
+
+
+@dataclass(frozen=True)
+class ParamsTrainConfig:
+    steps: int = 3000
+    lr: float = 1e-2
+    seed: int = 0
+
+
+def train_params(
+    db: ParamsDatabase,
+    config: ParamsTrainConfig = ParamsTrainConfig(),
+    device: torch.device = CPU,
+    progress: Callable[[int, float], None] | None = None,
+) -> ParamNet:
+    """Full-batch Adam on the expected relative regret: sum over scales of
+    softmax(logits) * (J / min J - 1); progress gets the regret in percent."""
+    torch.manual_seed(config.seed)
+    net = ParamNet(len(SCALES)).to(device).train()
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    x = torch.from_numpy(db.features).float().to(device)
+    cost = torch.from_numpy(db.cost).to(device)
+    regret = (cost / cost.min(dim=1, keepdim=True).values - 1).float()
+    for step in range(config.steps):
+        loss = (net(x).softmax(dim=1) * regret).sum(dim=1).mean()
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        if progress:
+            progress(step + 1, 100 * loss.item())
+    return net.eval()
+
+
+def choice_report(db: ParamsDatabase, choice: np.ndarray) -> dict[str, float]:
+    """How a choice of scale index per row compares with the best by search: the share of
+    rows where it agrees, its mean RD cost over the best (%), and that excess in dB, mean and
+    worst (10 log10 of the cost ratio: J is an error energy, so this is the PSNR the choice
+    gives away at equal rate, to first order)."""
+    rows = np.arange(len(db))
+    best = db.cost.argmin(axis=1)
+    ratio = db.cost[rows, choice] / db.cost[rows, best]
+    return {
+        "agree_pct": 100 * float((choice == best).mean()),
+        "cost_pct": 100 * float(ratio.mean() - 1),
+        "cost_db": float((10 * np.log10(ratio)).mean()),
+        "worst_db": float((10 * np.log10(ratio)).max()),
+    }

@@ -1,0 +1,112 @@
+"""The post-processing stage: the network's geometry, stripes, streams that name it, training."""
+
+from __future__ import annotations
+
+import io
+
+import numpy as np
+import torch
+from test_mask_stream import clip, run
+from typer.testing import CliRunner
+
+from vcodec import postprocess
+from vcodec.bitstream.container import VcxReader
+from vcodec.cli.main import app
+from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.frames import Gop
+from vcodec.models.postprocess import PostNet
+from vcodec.params import POST_STRENGTHS
+from vcodec.postprocess import POST_MODEL, PostProcessor, best_strength, blend
+
+
+def random_gop(frames: int, height: int, width: int) -> Gop:
+    rng = np.random.default_rng(7)
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+    y = rng.integers(0, 256, (frames, height, width), dtype=np.uint8)
+    u, v = (rng.integers(0, 256, (frames, ch, cw), dtype=np.uint8) for _ in range(2))
+    return Gop(y, u, v, 32)
+
+
+def busy_net() -> PostNet:
+    """A randomly initialised network whose output depends on its whole receptive field."""
+    torch.manual_seed(0)
+    net = PostNet()
+    torch.nn.init.normal_(net.tail.weight, std=0.05)
+    return net.eval()
+
+
+def test_untrained_network_is_the_identity() -> None:
+    gop = random_gop(3, 37, 23)
+    out = PostProcessor(torch.device("cpu"), net=PostNet())(gop, 30, 1)
+    for a, b in zip(gop.planes(), out.planes(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert out.start == gop.start
+
+
+def test_stripes_match_the_whole_frame(monkeypatch) -> None:
+    gop = random_gop(5, 150, 70)  # odd chroma, not a multiple of 4, two stripes and a rest
+    post = PostProcessor(torch.device("cpu"), torch.float64, net=busy_net())
+    whole = post(gop, 37, 2)
+    monkeypatch.setattr(postprocess, "TILE_ROWS", 64)
+    monkeypatch.setattr(postprocess, "FRAMES_PER_PASS", 2)
+    striped = post(gop, 37, 2)
+    for a, b in zip(whole.planes(), striped.planes(), strict=True):
+        np.testing.assert_array_equal(a, b)
+    assert not np.array_equal(whole.y, gop.y)
+
+
+def test_shipped_post_network_is_named_and_runs() -> None:
+    data, with_post = run(EncodeConfig(qp=37, masks=False, device="cpu"))
+    header = VcxReader(io.BytesIO(data)).header
+    assert set(header.models) == {POST_MODEL}
+    _, without = run(EncodeConfig(qp=37, masks=False, post=False, device="cpu"))
+    assert 25 < with_post < 50 and abs(with_post - without) < 3
+
+
+def test_unused_masks_leave_no_trace(monkeypatch) -> None:
+    """With every GOP's samples switched off, the stream is laid out as the --no-masks stream:
+    the same header and chunk sequence. (Not the same bytes: x265 is not bit-reproducible on
+    tiny frames with frame threads.)"""
+    monkeypatch.setattr("vcodec.masks.rd_lambda", lambda qp: 1e12)
+    info, gops = clip()
+    layouts = []
+    for masks in (True, False):
+        buf = io.BytesIO()
+        encode_gops(gops, info, buf, EncodeConfig(qp=32, masks=masks, device="cpu"))
+        reader = VcxReader(io.BytesIO(buf.getvalue()))
+        header = buf.getvalue()[: reader.offset]
+        layouts.append((header, [type(c).__name__ for c in reader]))
+    assert layouts[0] == layouts[1]
+    assert "Samples" not in layouts[0][1]
+
+
+def test_pure_streams_have_no_post_processing() -> None:
+    data, _ = run(EncodeConfig(qp=32, mode="pure", device="cpu"), frames=4)
+    assert POST_MODEL not in VcxReader(io.BytesIO(data)).header.models
+
+
+def test_train_post_command(tmp_path, clip_factory) -> None:
+    (tmp_path / "clips").mkdir()
+    clip_factory("clips/a.y4m", 64, 64, 6)
+    runner = CliRunner()
+    cache, out = tmp_path / "post.npz", tmp_path / "post.pt"
+    args = ["train", "post", "--data", str(tmp_path / "clips"), "--cache", str(cache)]
+    args += ["--frames", "6", "--steps", "2", "--device", "cpu", "--out", str(out)]
+    r = runner.invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "sha256" in r.output and cache.exists()
+    r = runner.invoke(app, args)  # the output exists: refused before any work
+    assert r.exit_code == 6 and "--force" in r.output
+    r = runner.invoke(app, [*args, "--init", str(out), "--force"])  # fine-tunes from the cache
+    assert r.exit_code == 0, r.output
+    PostNet().load_state_dict(torch.load(out, weights_only=True))
+
+
+def test_best_strength_and_blend() -> None:
+    original = random_gop(2, 16, 16)
+    base = Gop(*(np.clip(p.astype(int) + 20, 0, 255).astype(np.uint8) for p in original.planes()))
+    assert best_strength(original, base, original) == len(POST_STRENGTHS) - 1
+    assert best_strength(original, original, base) == 0
+    half = blend(base, original, 0.5)
+    assert np.abs(half.y.astype(int) - base.y).max() <= 10
+    assert blend(base, original, 0.0) is base
