@@ -205,15 +205,15 @@ def params(
         Path | None, typer.Option(help="RD database (.npz): read if it exists, else written.")
     ] = None,
     frames: Annotated[int, typer.Option(min=16, help="Frames read from each clip.")] = 64,
-    steps: Steps = 3000,
+    steps: Steps = 5000,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
     """Train the parameter module (GOP features -> scale) on an RD database.
 
     The database codes every GOP alone at --qp 27-47, at scale 1 and 2, with the shipped
-    post-processing network, and keeps each way's RD cost; progress shows the expected RD cost
-    over the best choice (%).
+    post-processing network, and keeps each way's RD cost; progress shows the weighted
+    cross-entropy of the cheaper choice.
     """
     with reported_errors():
         import torch

@@ -139,23 +139,28 @@ def encode_gops(
         writer = _start(out, header, audio)
         _encode_pure(gops, writer, masks, progress)
         return _finish(writer)
-    if masks is None:
+    if masks is None and not _post(config):
         writer = _start(out, header, audio)
         _HybridEncoder(writer, info, config, device, None, progress).run(gops)
         return _finish(writer)
-    # With masks, the stream is spooled: if no GOP turns its samples on, it is rewritten
-    # without the mask codec (no models in the header, no SAMPLES chunks), so that asking for
-    # masks never costs more than --no-masks.
+    # With masks or post-processing, the stream is spooled: a stage that no GOP ended up using
+    # is then taken out (its models from the header, its SAMPLES chunks or side-info symbol),
+    # so that asking for it never costs more than going without.
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
         writer = _start(spool, header, audio)
         hybrid = _HybridEncoder(writer, info, config, device, masks, progress)
         hybrid.run(gops)
         frames = _finish(writer)
         spool.seek(0)
-        if hybrid.samples_on:
-            shutil.copyfileobj(spool, out)
+        unused = set()
+        if masks is not None and not hybrid.samples_on:
+            unused |= set(MASK_MODELS)
+        if _post(config) and not hybrid.post_on:
+            unused.add(POST_MODEL)
+        if unused:
+            _without(spool, out, unused)
         else:
-            _without_samples(spool, out)
+            shutil.copyfileobj(spool, out)
     return frames
 
 
@@ -173,14 +178,20 @@ def _finish(writer: VcxWriter) -> int:
     return writer.frames
 
 
-def _without_samples(stream: BinaryIO, out: BinaryIO) -> None:
-    """Copy a hybrid stream whose SAMPLES are all off, leaving out the mask codec."""
+def _without(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
+    """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
+    chunks, all off) and the post-processing network's (its strength symbol, all 0)."""
     reader = VcxReader(stream)
-    models = {k: v for k, v in reader.header.models.items() if k not in MASK_MODELS}
+    post = POST_MODEL in reader.header.models
+    models = {k: v for k, v in reader.header.models.items() if k not in unused}
     writer = VcxWriter(out, replace(reader.header, models=models))
     for chunk in reader:
-        if not isinstance(chunk, (Samples, End)):
-            writer.write(chunk)
+        if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
+            continue
+        if isinstance(chunk, GopChunk) and POST_MODEL in unused:
+            params = GopParams.unpack(chunk.side_info, post=post)
+            chunk = replace(chunk, side_info=replace(params, post=None).pack())
+        writer.write(chunk)
     writer.close()
 
 
@@ -216,6 +227,7 @@ class _HybridEncoder:
         self.writer, self.info, self.config, self.device = writer, info, config, device
         self.masks, self.progress = masks, progress
         self.samples_on = False  # whether any GOP has kept its samples
+        self.post_on = False  # whether any GOP takes some of the post-processing correction
         # the prediction the samples are coded over is post-processed in float64, so that the
         # decoder, on any device, rounds it alike
         dtype = RECON_DTYPE if masks else torch.float32
@@ -291,6 +303,7 @@ class _HybridEncoder:
             if self.post is not None:
                 cleaned = self.post(prediction, base_qp(self.config.qp, scale), scale)
                 strength = best_strength(gop, prediction, cleaned)
+                self.post_on |= strength > 0
                 prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])
             index = self._write_gop(gop, GopParams(scale=scale, post=strength))
             if self.masks is not None:

@@ -68,7 +68,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "params-v1",
             "params-v1.pt",
-            "99ae9df5bcc7aa3a00359a9dfe9244060f3870d059f48898a251c63ce109caa2",
+            "5268cd140aa351f6b89c561aa0b4bea8725ed4418f3bb907f3becde095c398db",
             ParamNet,
         ),
     )

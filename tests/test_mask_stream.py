@@ -69,7 +69,7 @@ def test_hybrid_without_masks_has_no_samples() -> None:
     data, _ = run(EncodeConfig(qp=32, masks=False, device="cpu"))
     chunks = list(VcxReader(io.BytesIO(data)))
     assert not any(isinstance(c, Samples) for c in chunks)
-    assert VcxReader(io.BytesIO(data)).header.models.keys() == {"post-v1"}
+    assert VcxReader(io.BytesIO(data)).header.models.keys() <= {"post-v1"}
 
 
 def test_stream_with_other_weights_is_refused() -> None:
