@@ -1,7 +1,8 @@
-"""The parameter module's scale choice against the best choice found by search, on held-out GOPs.
+"""The parameter module's scale choice against the best choice found by search, on held-out clips.
 
-Codes every GOP of the held-out clips alone at --qp 27-47 at s = 1 and s = 2 (the database
-`vcodec train params` learns from, built the same way), then scores four choosers by
+Codes the first --frames frames of each held-out clip as one stream at --qp 27-47 at s = 1 and
+s = 2 (the database `vcodec train params` learns from, built the same way; the module is given
+the mean of the GOPs' features), then scores four choosers by
 `vcodec.train.params.choice_report`: the shipped params-v1, v0's rule (s = 2 from --qp 42 on
 frames of 240 lines and up), always s = 1 and always s = 2.
 
@@ -52,7 +53,7 @@ def main() -> None:
         "v0 rule": v0,
         **{f"always s={s}": np.full(len(db), i) for i, s in enumerate(SCALES)},
     }
-    print(f"{len(db)} GOP x QP rows; best is s=2 on {100 * (db.cost.argmin(1) == 1).mean():.0f} %")
+    print(f"{len(db)} clip x QP rows; best is s=2 on {100 * (db.cost.argmin(1) == 1).mean():.0f} %")
     print("chooser        agree   RD cost   mean dB   worst dB")
     for name, choice in choosers.items():
         r = choice_report(db, choice)

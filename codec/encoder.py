@@ -38,7 +38,7 @@ from .postprocess import POST_MODEL, PostProcessor, best_strength, blend
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 
 Progress = Callable[[int], None]  # called with the number of frames just done
-SPOOL_BYTES = 64 << 20  # a hybrid stream with masks is held in memory up to this size, then on disk
+SPOOL_BYTES = 64 << 20  # a spooled stream (masks or post) stays in memory up to this size
 
 
 @dataclass(frozen=True)

@@ -68,7 +68,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "params-v1",
             "params-v1.pt",
-            "5268cd140aa351f6b89c561aa0b4bea8725ed4418f3bb907f3becde095c398db",
+            "445d06566484b915ae4e7348e569aa58a2e3ba70cb1a22d8bc7ceb4d8d56f9bc",
             ParamNet,
         ),
     )
