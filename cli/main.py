@@ -107,7 +107,9 @@ def encode(
     output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
     base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
-    scale: Annotated[str, typer.Option(help="Base-layer down-scaling: auto, 1 or 2.")] = "auto",
+    scale: Annotated[
+        str, typer.Option(help="Base-layer down-scaling: 1, 2, or auto (the parameter module).")
+    ] = "1",
     preset: Annotated[str, typer.Option(help="Base-layer encoder preset.")] = "medium",
     frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
     mode: Annotated[
@@ -266,7 +268,7 @@ def bench(
         str,
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
-            "post-processing network), vcx-noparams (no parameter module: --scale 1), "
+            "post-processing network), vcx-params (--scale auto: the parameter module), "
             "vcx-exhaustive (RD-search masks), vcx-pure (no base layer), x264, x265."
         ),
     ] = "vcx,x264,x265",

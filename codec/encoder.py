@@ -47,7 +47,9 @@ class EncodeConfig:
 
     qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
     base: str = "x265"  # base-layer codec: x265, x264, av1
-    scale: str = "auto"  # "auto" (v0 rule), "1" or "2"
+    # "1", "2", or "auto": the parameter module per GOP (not the default: on the held-out
+    # clips its s = 2 choices cost +5 % BD-rate in `vcodec bench`, models/README.md)
+    scale: str = "1"
     preset: str = "medium"  # base-layer encoder preset
     frames: int | None = None  # encode at most this many frames
     device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda

@@ -129,7 +129,7 @@ def test_scale_switches_with_late_gop_chunks(monkeypatch) -> None:
     monkeypatch.setattr("vcodec.params.ParamModule.scale", lambda self, gop, qp: next(choices))
     info, gops = clip(64, 48, 40)
     buf = io.BytesIO()
-    encode_gops(gops, info, buf, EncodeConfig(qp=37, masks=False, device="cpu"))
+    encode_gops(gops, info, buf, EncodeConfig(qp=37, scale="auto", masks=False, device="cpu"))
     kinds = [type(c).__name__ for c in VcxReader(io.BytesIO(buf.getvalue()))]
     assert kinds.count("Segment") == 3 and kinds.count("GopChunk") == 3
     assert kinds.index("BaseData") < kinds.index("GopChunk")  # the GOP chunk follows its frames
