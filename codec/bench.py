@@ -6,7 +6,7 @@ import io
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from fractions import Fraction
 from pathlib import Path
 
@@ -234,7 +234,11 @@ def settings(config: BenchConfig) -> dict:
             }
             for name in ("x264", "x265")
         },
-        "vcx": {"mode": "hybrid", "base": "x265", "scale": "auto", "preset": config.preset},
+        "vcx": {  # the encoder's defaults, which the vcx variants change one at a time
+            k: v
+            for k, v in asdict(EncodeConfig(preset=config.preset)).items()
+            if k not in ("qp", "frames", "device")
+        },
         "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",
         "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
     }
