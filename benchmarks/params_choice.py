@@ -61,8 +61,7 @@ def main() -> None:
               f"{r['worst_db']:9.3f}")  # fmt: skip
     for clip in np.unique(db.clip):
         rows = db.clip == clip
-        sub = ParamsDatabase(*(getattr(db, k)[rows] for k in ParamsDatabase.__dataclass_fields__))
-        r = choice_report(sub, learned[rows])
+        r = choice_report(db.take(rows), learned[rows])
         print(f"  {clip[:30]:30} {PARAMS_MODEL}: agree {r['agree_pct']:.0f} %, "
               f"{r['cost_db']:.3f} dB mean")  # fmt: skip
 

@@ -211,9 +211,9 @@ def params(
 ) -> None:
     """Train the parameter module (GOP features -> scale) on an RD database.
 
-    The database codes every GOP alone at --qp 27-47, at scale 1 and 2, with the shipped
-    post-processing network, and keeps each way's RD cost; progress shows the weighted
-    cross-entropy of the cheaper choice.
+    The database codes the first --frames frames of each clip as one stream at --qp 27-47, at
+    scale 1 and 2, with the shipped post-processing network, and keeps each way's RD cost;
+    progress shows the weighted cross-entropy of the cheaper choice.
     """
     with reported_errors():
         import torch

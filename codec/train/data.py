@@ -1,8 +1,10 @@
 """Training examples: [16, S, S] crops of real clips with their predictions, hybrid and pure.
 
 A hybrid example pairs a crop with the same crop of the upscaled base layer that vcodec's own
-v0 pipeline decodes at a QP (x265 medium, the scale rule of params.py); a pure example pairs it
-with the last frame before the GOP (or mid-grey, as for a stream's first GOP).
+pipeline decodes at a QP (x265 medium, masks and post-processing off, the encoder's default
+scale; the shipped mask models' cache was made under v0's rule, s = 2 from qp 42 on frames of
+240 lines and up); a pure example pairs it with the last frame before the GOP (or mid-grey, as
+for a stream's first GOP).
 """
 
 from __future__ import annotations
@@ -39,8 +41,27 @@ class DataConfig:
     seed: int = 0
 
 
+class ArraySet:
+    """A dataclass of arrays with one row per example, all fields the same length: saved to
+    and loaded from .npz (the training caches), and subset by rows."""
+
+    def __len__(self) -> int:
+        return len(getattr(self, next(iter(self.__dataclass_fields__))))
+
+    def take(self, idx: np.ndarray) -> ArraySet:
+        return type(self)(**{k: getattr(self, k)[idx] for k in self.__dataclass_fields__})
+
+    def save(self, path: str | Path) -> None:
+        np.savez(path, **{k: getattr(self, k) for k in self.__dataclass_fields__})
+
+    @classmethod
+    def load(cls, path: str | Path) -> ArraySet:
+        with np.load(path) as f:
+            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
+
+
 @dataclass
-class Examples:
+class Examples(ArraySet):
     """x, p: [N, 16, S, S] uint8; qp: [N] int; pure, chroma: [N] bool."""
 
     x: np.ndarray
@@ -48,20 +69,6 @@ class Examples:
     qp: np.ndarray
     pure: np.ndarray
     chroma: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.x)
-
-    def take(self, idx: np.ndarray) -> Examples:
-        return Examples(self.x[idx], self.p[idx], self.qp[idx], self.pure[idx], self.chroma[idx])
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, **self.__dict__)
-
-    @classmethod
-    def load(cls, path: str | Path) -> Examples:
-        with np.load(path) as f:
-            return cls(**{k: f[k] for k in ("x", "p", "qp", "pure", "chroma")})
 
 
 def find_clips(data: str | Path) -> list[Path]:
@@ -110,7 +117,7 @@ def build_examples(
 
 
 def base_layer(
-    gops: list[Gop], info: VideoInfo, qp: int, scale: str = "auto", post: bool = False
+    gops: list[Gop], info: VideoInfo, qp: int, scale: str = "1", post: bool = False
 ) -> Iterator[Gop]:
     """The upscaled base layer vcodec decodes for ``gops`` at ``qp`` and ``scale`` with masks
     off: the prediction hybrid mode codes samples over (``post``: after the post-processing

@@ -25,7 +25,7 @@ from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
 from ..params import SCALES, gop_features
 from ..samples import rd_lambda
-from .data import CPU, find_clips
+from .data import CPU, ArraySet, find_clips
 
 # The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
 # median over the clips of the training database: 4.9, 6.7, 7.9 and 6.9 times rd_lambda. With
@@ -45,7 +45,7 @@ class ParamsDataConfig:
 
 
 @dataclass
-class ParamsDatabase:
+class ParamsDatabase(ArraySet):
     """features: [N, FEATURES]; sse: [N, len(SCALES)] D of each scale; psnr: [N, len(SCALES)]
     PSNR-YUV; bits: [N, len(SCALES)]; qp: [N]; clip: [N] clip names."""
 
@@ -56,22 +56,11 @@ class ParamsDatabase:
     qp: np.ndarray
     clip: np.ndarray
 
-    def __len__(self) -> int:
-        return len(self.qp)
-
     @property
     def cost(self) -> np.ndarray:
         """J = D + base_lambda(qp) R, [N, len(SCALES)]."""
         lam = np.array([base_lambda(int(q)) for q in self.qp])
         return self.sse + lam[:, None] * self.bits
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, **self.__dict__)
-
-    @classmethod
-    def load(cls, path: str | Path) -> ParamsDatabase:
-        with np.load(path) as f:
-            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
 
 
 def code_segment(

@@ -15,7 +15,7 @@ from ..frames import GOP_SIZE, Gop
 from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
 from ..params import base_qp
-from .data import CPU, base_layer, find_clips
+from .data import CPU, ArraySet, base_layer, find_clips
 
 
 @dataclass(frozen=True)
@@ -31,7 +31,7 @@ class PostDataConfig:
 
 
 @dataclass
-class PostExamples:
+class PostExamples(ArraySet):
     """Base-layer crops and their originals, 8-bit.
 
     py: [N, 3, S, S]; pu, pv: [N, 3, S/2, S/2] (previous, middle, next frame of the upscaled base
@@ -47,17 +47,6 @@ class PostExamples:
     xv: np.ndarray
     qp: np.ndarray
     scale: np.ndarray
-
-    def __len__(self) -> int:
-        return len(self.xy)
-
-    def save(self, path: str | Path) -> None:
-        np.savez(path, **self.__dict__)
-
-    @classmethod
-    def load(cls, path: str | Path) -> PostExamples:
-        with np.load(path) as f:
-            return cls(**{k: f[k] for k in cls.__dataclass_fields__})
 
 
 def build_post_examples(
