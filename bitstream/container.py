@@ -36,6 +36,7 @@ class ChunkType(IntEnum):
     AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
     SAMPLES = 0x05  # one GOP's mask indices and masked samples (range coded)
     END = 0x7F  # last chunk: totals; a stream without it is truncated
+    ROI = 0x86  # ancillary: one GOP's region-of-interest map (range coded)
 
 
 @dataclass(frozen=True)
@@ -114,6 +115,18 @@ class Samples:
 
 
 @dataclass(frozen=True)
+class Roi:
+    """GOP ``gop``'s region-of-interest map: ``source`` (an index into the codec's ROI
+    sources), its grid of ``rows`` x ``cols`` cells, and the range-coded cells."""
+
+    gop: int
+    source: int
+    rows: int
+    cols: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class AudioPiece:
     data: bytes
 
@@ -124,7 +137,7 @@ class End:
     gop_count: int
 
 
-Chunk = Segment | GopChunk | BaseData | Samples | AudioPiece | End
+Chunk = Segment | GopChunk | BaseData | Samples | Roi | AudioPiece | End
 
 
 # --- header --------------------------------------------------------------------------------
@@ -238,6 +251,9 @@ def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
         return ChunkType.BASE, chunk.data
     if isinstance(chunk, Samples):
         return ChunkType.SAMPLES, w.varint(chunk.gop).raw(chunk.data).getvalue()
+    if isinstance(chunk, Roi):
+        w.varint(chunk.gop).u8(chunk.source).varint(chunk.rows).varint(chunk.cols)
+        return ChunkType.ROI, w.raw(chunk.data).getvalue()
     if isinstance(chunk, AudioPiece):
         return ChunkType.AUDIO, chunk.data
     if isinstance(chunk, End):
@@ -255,6 +271,8 @@ def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
         out = BaseData(r.rest())
     elif ctype == ChunkType.SAMPLES:
         out = Samples(r.varint(), r.rest())
+    elif ctype == ChunkType.ROI:
+        out = Roi(r.varint(), r.u8(), r.varint(), r.varint(), r.rest())
     elif ctype == ChunkType.AUDIO:
         out = AudioPiece(r.rest())
     elif ctype == ChunkType.END:
@@ -307,7 +325,7 @@ class VcxReader:
         self.header, self.offset = read_header(stream)
 
     def __iter__(self) -> Iterator[Chunk]:
-        frames = gops = samples = 0
+        frames = gops = samples = rois = 0
         for number in range(1 << 62):
             chunk = self._next_chunk(number)
             if chunk is None:
@@ -322,6 +340,10 @@ class VcxReader:
                         f"chunk #{number}: SAMPLES of GOP {chunk.gop} out of order"
                     )
                 samples += 1
+            elif isinstance(chunk, Roi):
+                if not chunk.gop == rois < gops:
+                    raise MalformedError(f"chunk #{number}: ROI of GOP {chunk.gop} out of order")
+                rois += 1
             yield chunk
             if isinstance(chunk, End):
                 if (chunk.frame_count, chunk.gop_count) != (frames, gops):

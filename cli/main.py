@@ -127,6 +127,17 @@ def encode(
             help="Hybrid: the decoder cleans the base layer with the post-processing net."
         ),
     ] = True,
+    roi: Annotated[
+        str,
+        typer.Option(
+            help="Regions of interest get the bits (x264/x265 base): none; motion (moving "
+            "objects, no weights needed); yolo (objects from an ultralytics model, --roi-model)."
+        ),
+    ] = "none",
+    roi_model: Annotated[
+        str | None,
+        typer.Option(help="--roi yolo: YOLO-seg (or detect) weights, a path or a model name."),
+    ] = None,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -138,7 +149,8 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search, post=post,
+            mode=mode, masks=masks, mask_search=mask_search, post=post, roi=roi,
+            roi_model=roi_model,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
@@ -241,6 +253,13 @@ def _info_table(s: dict[str, Any]) -> Table:
             ", ".join(f"{k}: {v} GOPs" for k, v in s["gop_post_strengths"].items()) or "none",
         ),
         (
+            "roi",
+            f"{s['roi']['source']}, {s['roi']['gops']} GOP maps, "
+            f"{100 * s['roi']['mean_coverage']:.1f} % of the frame on average"
+            if s["roi"]
+            else "none",
+        ),
+        (
             "colour",
             f"range {RANGE_NAMES.get(h['color_range'], h['color_range'])}, "
             f"matrix {MATRIX_NAMES.get(h['colorspace'], h['colorspace'])}, "
@@ -269,7 +288,8 @@ def bench(
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-params (--scale auto: the parameter module), "
-            "vcx-exhaustive (RD-search masks), vcx-pure (no base layer), x264, x265."
+            "vcx-exhaustive (RD-search masks), vcx-roi (--roi motion), vcx-pure (no base "
+            "layer), x264, x265."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[

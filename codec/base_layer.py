@@ -16,6 +16,7 @@ from vcodec.bitstream.errors import InputError, MalformedError
 
 from .frames import Gop
 from .io import frame_from_planes, planes_from_frame
+from .roi import QpRegion
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
 
@@ -28,27 +29,36 @@ class BaseCodec:
     encoder: str
     decoder: str
     max_crf: int
+    roi: bool  # whether ffmpeg's wrapper takes ROI QP offsets (x264, x265; not SVT-AV1)
 
     def crf(self, qp: int) -> int:
         """--qp is on x264's 0-51 scale; AV1's CRF runs 0-63, so it is stretched."""
         return max(0, min(self.max_crf, round(qp * self.max_crf / 51)))
 
-    def options(self, qp: int, preset: str) -> dict[str, str]:
+    def options(self, qp: int, preset: str, roi: bool = False) -> dict[str, str]:
+        """``roi``: the frames will carry ROI QP offsets, which x265 takes only with AQ on."""
         crf = str(self.crf(qp))
         if self.name == "x265":
-            return {"crf": crf, "preset": preset, "x265-params": "log-level=error"}
+            params = "log-level=error"
+            if roi:  # QP set per 16x16 block (x265's default quantisation group is 32x32)
+                params += ":qg-size=16"
+            if roi and preset in X265_PRESETS_WITHOUT_AQ:  # AQ on, at zero strength
+                params += ":aq-mode=1:aq-strength=0"
+            return {"crf": crf, "preset": preset, "x265-params": params}
         if self.name == "x264":
             return {"crf": crf, "preset": preset}
         return {"crf": crf, "preset": str(SVT_PRESETS.get(preset, 8))}
 
 
 BASE_CODECS = {
-    "x265": BaseCodec("x265", "libx265", "hevc", 51),
-    "x264": BaseCodec("x264", "libx264", "h264", 51),
-    "av1": BaseCodec("av1", "libsvtav1", "libdav1d", 63),
+    "x265": BaseCodec("x265", "libx265", "hevc", 51, True),
+    "x264": BaseCodec("x264", "libx264", "h264", 51, True),
+    "av1": BaseCodec("av1", "libsvtav1", "libdav1d", 63, False),
 }
 # x264/x265 preset names mapped onto SVT-AV1's numeric presets (0 slowest .. 13 fastest)
 SVT_PRESETS = {"veryslow": 2, "slower": 3, "slow": 5, "medium": 8, "fast": 10, "faster": 11}
+# x265's presets that turn adaptive quantisation off: its ROI offsets would be ignored
+X265_PRESETS_WITHOUT_AQ = ("ultrafast", "superfast")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
 
 
@@ -63,15 +73,23 @@ class BaseEncoder:
     """Encodes GOPs of one fixed size into packets (bytes, in decode order)."""
 
     def __init__(
-        self, codec: str, width: int, height: int, fps: Fraction, qp: int, preset: str = "medium"
+        self,
+        codec: str,
+        width: int,
+        height: int,
+        fps: Fraction,
+        qp: int,
+        preset: str = "medium",
+        roi: bool = False,
     ) -> None:
+        """``roi``: frames will come with QP regions (encode's ``regions``)."""
         self.codec = get_codec(codec)
         self._ctx = av.CodecContext.create(self.codec.encoder, "w")
         self._ctx.width, self._ctx.height = width, height
         self._ctx.pix_fmt = "yuv420p"
         self._ctx.time_base = 1 / Fraction(fps)
         self._ctx.framerate = Fraction(fps)
-        self._ctx.options = self.codec.options(qp, preset)
+        self._ctx.options = self.codec.options(qp, preset, roi)
         self._ctx.open()  # now, not at the first frame, so `extradata` is what the codec says
         self._pts = 0
 
@@ -79,10 +97,15 @@ class BaseEncoder:
     def extradata(self) -> bytes:
         return bytes(self._ctx.extradata or b"")
 
-    def encode(self, gop: Gop) -> list[bytes]:
+    def encode(self, gop: Gop, regions: list[QpRegion] | None = None) -> list[bytes]:
+        """The GOP's packets so far; ``regions``: QP offsets for its frames (x264/x265 only)."""
+        graph = _roi_graph(regions, gop.width, gop.height) if regions else None
         packets: list[bytes] = []
         for t in range(gop.n_frames):
             frame = frame_from_planes(gop.y[t], gop.u[t], gop.v[t])
+            if graph is not None:
+                graph.push(frame)
+                frame = graph.pull()  # the same picture, with ROI side data attached
             frame.pts = self._pts
             self._pts += 1
             packets += [bytes(p) for p in self._ctx.encode(frame)]
@@ -90,6 +113,21 @@ class BaseEncoder:
 
     def flush(self) -> list[bytes]:
         return [bytes(p) for p in self._ctx.encode(None)]
+
+
+def _roi_graph(regions: list[QpRegion], width: int, height: int) -> av.filter.Graph:
+    """A filter graph that attaches the regions to each frame as ffmpeg ROI side data (one
+    ``addroi`` per region), which libx264 and libx265 turn into per-block QP offsets."""
+    graph = av.filter.Graph()
+    node = graph.add_buffer(width=width, height=height, format="yuv420p", time_base=Fraction(1))
+    for x, y, w, h, offset in regions:
+        roi = graph.add("addroi", f"x={x}:y={y}:w={w}:h={h}:qoffset={offset}")
+        node.link_to(roi)
+        node = roi
+    sink = graph.add("buffersink")
+    node.link_to(sink)
+    graph.configure()
+    return graph
 
 
 class BaseDecoder:

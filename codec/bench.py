@@ -22,7 +22,7 @@ from .encoder import EncodeConfig, encode_gops, resolve_device
 from .files import check_output
 from .frames import GOP_SIZE, Gop, VideoInfo
 from .io import open_video
-from .metrics import MetricAccumulator, msssim_settings
+from .metrics import MetricAccumulator, RegionPsnr, msssim_settings
 from .report import (
     BenchPoint,
     bd_table,
@@ -33,6 +33,7 @@ from .report import (
     write_json,
 )
 from .resample import coded_size, crop_gop, pad_gop
+from .roi import MotionFinder, RoiMap
 from .sample import make_sample
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
@@ -43,11 +44,15 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-nopost": {"post": False},
     "vcx-params": {"scale": "auto"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
+    "vcx-roi": {"roi": "motion"},
     "vcx-pure": {"mode": "pure"},
 }
 ANCHORS = ("x264", "x265")
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
-ABLATIONS = ("vcx-nomask", "vcx-nopost", "vcx-params", "vcx-exhaustive")
+ABLATIONS = ("vcx-nomask", "vcx-nopost", "vcx-params", "vcx-exhaustive", "vcx-roi")
+# Every codec's ROI-PSNR and background PSNR are measured on the same maps: the motion
+# finder's (it needs no weights) on the source frames
+ROI_REFERENCE = "motion"
 CODECS = (*VCX_VARIANTS, *ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")
 OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
@@ -99,6 +104,12 @@ class Clip:
     name: str
     info: VideoInfo
     gops: list[Gop]
+    rois: list[RoiMap] = field(default_factory=list)  # per GOP: where ROI-PSNR is measured
+
+    def __post_init__(self) -> None:
+        if not self.rois:
+            finder = MotionFinder()
+            self.rois.extend(finder.find(gop) for gop in self.gops)
 
     @property
     def frames(self) -> int:
@@ -149,10 +160,13 @@ def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPo
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
     metrics = MetricAccumulator()
+    regions = RegionPsnr()
     device = str(resolve_device(config.device))
-    for ref, test in zip(clip.gops, decoded, strict=True):
+    for ref, test, roi in zip(clip.gops, decoded, clip.rois, strict=True):
         metrics.add(ref, test, device=device)
+        regions.add(ref.y, test.y, roi.pixels(ref.height, ref.width))
     mean = metrics.mean()
+    psnr_roi, psnr_bg = regions.values()
     kbps, bpp = rate_kbps_bpp(
         n_bytes, clip.frames, clip.info.fps, clip.info.width, clip.info.height
     )
@@ -169,6 +183,8 @@ def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPo
         msssim_y=mean["msssim_y"],
         enc_fps=clip.frames / enc_s,
         dec_fps=clip.frames / dec_s,
+        psnr_roi=psnr_roi,
+        psnr_bg=psnr_bg,
     )
 
 
@@ -215,6 +231,7 @@ def clip_entry(clip: Clip) -> dict:
         "frames": clip.frames,
         "fps": str(Fraction(clip.info.fps)),
         "msssim_win_size_levels": msssim_settings(clip.info.height, clip.info.width),
+        "roi_coverage": float(np.mean([roi.coverage for roi in clip.rois])),
     }
 
 
@@ -240,6 +257,7 @@ def settings(config: BenchConfig) -> dict:
             if k not in ("qp", "frames", "device")
         },
         "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",
+        "roi_psnr": f"PSNR-Y inside / outside the {ROI_REFERENCE} ROI maps of the source",
         "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
     }
 

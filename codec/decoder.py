@@ -18,6 +18,7 @@ from vcodec.bitstream.container import (
     BaseData,
     End,
     GopChunk,
+    Roi,
     Samples,
     Segment,
     VcxReader,
@@ -34,6 +35,7 @@ from .masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
 from .params import GopParams, base_qp
 from .postprocess import POST_MODEL, PostProcessor, blend
 from .resample import coded_size, crop_gop, upscale_gop
+from .roi import RoiMap, read_roi
 
 Progress = Callable[[int], None]
 
@@ -65,6 +67,7 @@ class VcxDecoder:
                 raise MalformedError("a pure-mode stream has no base layer to post-process")
             # float64 where the output is the mask codec's prediction (as the encoder made it)
             self.post = PostProcessor(self.device, RECON_DTYPE if self.masks else torch.float32)
+        self.rois: list[RoiMap] = []  # the ROI chunks' maps read so far, in GOP order
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)
@@ -124,6 +127,10 @@ class VcxDecoder:
                     raise MalformedError("base-layer data comes before any SEGMENT chunk")
                 frames += base.decode(chunk.data)
                 yield from self._ready(pending, frames, samples)
+            elif isinstance(chunk, Roi):
+                last = self.rois[-1] if self.rois else None
+                h, w = self.header.height, self.header.width
+                self.rois.append(read_roi(chunk, h, w, last))
             elif isinstance(chunk, AudioPiece):
                 raise MalformedError("an AUDIO chunk follows the video; audio must come first")
             elif isinstance(chunk, End) and (pending or frames):

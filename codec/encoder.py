@@ -36,6 +36,7 @@ from .masks import MASK_MODELS, MASK_SEARCHES, RECON_DTYPE, MaskCodec, held_pred
 from .params import POST_STRENGTHS, SCALES, GopParams, ParamModule, base_qp
 from .postprocess import POST_MODEL, PostProcessor, best_strength, blend
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
+from .roi import ROI_SOURCES, RoiMap, qp_regions, roi_chunk, roi_finder
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 SPOOL_BYTES = 64 << 20  # a spooled stream (masks or post) stays in memory up to this size
@@ -57,6 +58,8 @@ class EncodeConfig:
     masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
     mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
     post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
+    roi: str = "none"  # hybrid only: none, motion, yolo: regions of interest steer the base layer
+    roi_model: str | None = None  # --roi yolo: YOLO weights (path, or a name when online)
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -72,6 +75,12 @@ class EncodeConfig:
             raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.mask_search not in MASK_SEARCHES:
             raise InputError(f"--mask-search must be one of {', '.join(MASK_SEARCHES)}")
+        if self.roi not in ROI_SOURCES:
+            raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
+        if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
+            raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
+        if self.roi == "yolo" and not self.roi_model:
+            raise InputError("--roi yolo needs --roi-model PATH (YOLO-seg weights, e.g. .pt)")
         resolve_device(self.device)
         return self
 
@@ -235,9 +244,12 @@ class _HybridEncoder:
         dtype = RECON_DTYPE if masks else torch.float32
         self.post = PostProcessor(device, dtype) if _post(config) else None
         self.params = ParamModule() if config.scale == "auto" else None
+        self.roi = roi_finder(config.roi, config.roi_model, str(device))
+        self.last_roi: RoiMap | None = None  # the previous GOP's map: the next one's context
         self.base: BaseEncoder | None = None
         self.local: BaseDecoder | None = None  # decodes our own base layer
-        self.waiting: deque[tuple[Gop, int]] = deque()  # (original, scale), in GOP order
+        # (original, scale, ROI map), in GOP order
+        self.waiting: deque[tuple[Gop, int, RoiMap | None]] = deque()
         self.frames: list[tuple] = []
 
     @property
@@ -254,13 +266,15 @@ class _HybridEncoder:
                 self.base = _start_segment(self.writer, self.info, self.config, scale)
                 if self.decodes:
                     self.local = BaseDecoder(self.config.base, self.base.extradata)
+            roi = self.roi.find(gop) if self.roi is not None else None
             if not self.decodes:
-                self._write_gop(gop, GopParams(scale=scale))
+                self._write_gop(gop, GopParams(scale=scale), roi)
             height, width = coded_size(self.info.height, self.info.width, scale)
             coded = downscale_gop(pad_gop(gop, height, width), scale, self.device)
             if self.decodes:
-                self.waiting.append((gop, scale))
-            self._emit(self.base.encode(coded))
+                self.waiting.append((gop, scale, roi))
+            regions = qp_regions(roi, scale, coded.width, coded.height) if roi else None
+            self._emit(self.base.encode(coded, regions))
             if self.decodes:
                 self._finish_decoded()
             elif self.progress:
@@ -272,9 +286,13 @@ class _HybridEncoder:
             return int(self.config.scale)
         return self.params.scale(gop, self.config.qp)
 
-    def _write_gop(self, gop: Gop, params: GopParams) -> int:
+    def _write_gop(self, gop: Gop, params: GopParams, roi: RoiMap | None) -> int:
+        """The GOP chunk, and after it the GOP's ROI chunk when there is a map."""
         index = self.writer.gops
         self.writer.write(GopChunk(index, self.writer.frames, gop.n_frames, params.pack()))
+        if roi is not None:
+            self.writer.write(roi_chunk(index, roi, self.last_roi))
+            self.last_roi = roi
         return index
 
     def _end_segment(self) -> None:
@@ -297,7 +315,7 @@ class _HybridEncoder:
     def _finish_decoded(self) -> None:
         """Write the GOP chunk (and SAMPLES) of every waiting GOP whose base layer is decoded."""
         while self.waiting and len(self.frames) >= self.waiting[0][0].n_frames:
-            gop, scale = self.waiting.popleft()
+            gop, scale, roi = self.waiting.popleft()
             base = Gop.from_frames(self.frames[: gop.n_frames], gop.start)
             del self.frames[: gop.n_frames]
             prediction = crop_gop(upscale_gop(base, scale, self.device), gop.height, gop.width)
@@ -307,7 +325,7 @@ class _HybridEncoder:
                 strength = best_strength(gop, prediction, cleaned)
                 self.post_on |= strength > 0
                 prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])
-            index = self._write_gop(gop, GopParams(scale=scale, post=strength))
+            index = self._write_gop(gop, GopParams(scale=scale, post=strength), roi)
             if self.masks is not None:
                 payload, _ = self.masks.encode_gop(gop, prediction)
                 self.samples_on |= self.masks.is_on(payload)
@@ -347,6 +365,14 @@ def _start_segment(
 ) -> BaseEncoder:
     height, width = coded_size(info.height, info.width, scale)
     qp = base_qp(config.qp, scale)
-    encoder = BaseEncoder(config.base, width // scale, height // scale, info.fps, qp, config.preset)
+    encoder = BaseEncoder(
+        config.base,
+        width // scale,
+        height // scale,
+        info.fps,
+        qp,
+        config.preset,
+        config.roi != "none",
+    )
     writer.write(Segment(config.base, width // scale, height // scale, encoder.extradata))
     return encoder

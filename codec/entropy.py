@@ -67,9 +67,14 @@ class SymbolEncoder:
     def encode_adaptive(self, symbols: np.ndarray, size: int) -> None:
         """Encode symbols under an adaptive categorical model (samples.adaptive_probabilities)."""
         symbols = np.asarray(symbols, dtype=np.int32).ravel()
+        self.encode_rows(symbols, adaptive_probabilities(symbols, size))
+
+    def encode_rows(self, symbols: np.ndarray, rows: np.ndarray) -> None:
+        """Encode symbol i under the probabilities ``rows[i]`` (float64 [n, size], each row
+        integer counts divided by their sum, so that a decoder derives the same rows)."""
+        symbols = np.asarray(symbols, dtype=np.int32).ravel()
         if symbols.size:
-            probabilities = adaptive_probabilities(symbols, size)
-            self._coder.encode(symbols, _ROWS, probabilities)
+            self._coder.encode(symbols, _ROWS, np.asarray(rows, dtype=np.float64))
 
     def finish(self) -> bytes:
         """The compressed 32-bit words, big-endian, without their trailing zero bytes."""
@@ -95,12 +100,15 @@ class SymbolDecoder:
             return np.zeros(0, dtype=np.int32)
         return np.asarray(self._coder.decode(table.model, n), dtype=np.int32)
 
+    def decode_row(self, row: np.ndarray) -> int:
+        """One symbol under the probabilities ``row`` (the encoder's ``encode_rows`` row)."""
+        return int(self._coder.decode(_ROWS, np.asarray(row, dtype=np.float64)[None])[0])
+
     def decode_adaptive(self, n: int, size: int) -> np.ndarray:
         """Read back what ``encode_adaptive`` wrote: the same counts, grown symbol by symbol."""
         counts = np.ones(size, dtype=np.int64)
         out = np.zeros(n, dtype=np.int32)
         for i in range(n):
-            row = (counts / counts.sum())[None]
-            out[i] = symbol = int(self._coder.decode(_ROWS, row)[0])
+            out[i] = symbol = self.decode_row(counts / counts.sum())
             counts[symbol] += ADAPTIVE_INCREMENT
         return out

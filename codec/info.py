@@ -12,6 +12,7 @@ from vcodec.bitstream.container import (
     BaseData,
     End,
     GopChunk,
+    Roi,
     Samples,
     Segment,
     VcxReader,
@@ -20,6 +21,7 @@ from vcodec.bitstream.container import (
 from .decoder import open_vcx
 from .params import GopParams
 from .postprocess import POST_MODEL
+from .roi import RoiMap, read_roi
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -32,6 +34,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         scales: Counter[int] = Counter()
         strengths: Counter[float] = Counter()
         post = POST_MODEL in reader.header.models
+        rois: list[RoiMap] = []
         end = End(0, 0)
         offset = reader.offset
         for chunk in reader:
@@ -44,6 +47,9 @@ def describe(path: str | Path) -> dict[str, Any]:
                 scales[params.scale] += 1
                 if post:
                     strengths[params.strength] += 1
+            elif isinstance(chunk, Roi):
+                h = reader.header
+                rois.append(read_roi(chunk, h.height, h.width, rois[-1] if rois else None))
             elif isinstance(chunk, End):
                 end = chunk
     h = reader.header
@@ -54,6 +60,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         GopChunk: "gop",
         BaseData: "base",
         Samples: "samples",
+        Roi: "roi",
         AudioPiece: "audio",
     }
     return {
@@ -67,9 +74,16 @@ def describe(path: str | Path) -> dict[str, Any]:
         "bpp": round(8 * total / max(1, end.frame_count * h.width * h.height), 5),
         "gop_scales": {str(s): n for s, n in sorted(scales.items())},
         "gop_post_strengths": {str(a): n for a, n in sorted(strengths.items())},
+        "roi": {
+            "source": rois[0].source,
+            "gops": len(rois),
+            "mean_coverage": round(sum(r.coverage for r in rois) / len(rois), 4),
+        }
+        if rois
+        else None,
         "chunks": {
             names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
-            for t in (Segment, GopChunk, BaseData, Samples, AudioPiece, End)
+            for t in (Segment, GopChunk, BaseData, Samples, Roi, AudioPiece, End)
             if counts[t.__name__]
         },
     }

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import warnings
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -29,7 +29,12 @@ PLOT_DPI = 120  # dots per inch of the RD plot
 PLOT_PANEL_SIZE = (5.5, 4.0)  # inches, width x height of one subplot
 BITS_PER_BYTE = 8
 
-METRIC_LABELS = {"psnr_y": "PSNR-Y", "psnr_yuv": "PSNR-YUV", "msssim_y": "MS-SSIM"}
+METRIC_LABELS = {
+    "psnr_y": "PSNR-Y",
+    "psnr_yuv": "PSNR-YUV",
+    "msssim_y": "MS-SSIM",
+    "psnr_roi": "ROI-PSNR",
+}
 
 
 @dataclass
@@ -48,6 +53,10 @@ class BenchPoint:
     msssim_y: float
     enc_fps: float  # frames per second
     dec_fps: float  # frames per second
+    # PSNR-Y (dB) inside and outside the clip's regions of interest (bench.ROI_REFERENCE);
+    # None where the maps leave a region empty
+    psnr_roi: float | None = None
+    psnr_bg: float | None = None
 
 
 POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
@@ -71,7 +80,7 @@ def _monotone_curve(points: Iterable[BenchPoint], metric: str) -> tuple[np.ndarr
     the curve monotone (DESIGN §5) and drops duplicate rates (the best of a rate is kept).
     """
     pairs = [(p.kbps, getattr(p, metric)) for p in points]
-    pairs = [(r, m) for r, m in pairs if r > 0 and math.isfinite(r) and math.isfinite(m)]
+    pairs = [(r, m) for r, m in pairs if m is not None and r > 0 and math.isfinite(r * m)]
     pairs.sort(key=lambda rm: (rm[0], -rm[1]))
     rates, values, best = [], [], -math.inf
     for rate, value in pairs:
@@ -90,6 +99,19 @@ def bd_rate(
     Each curve is made monotone first (_monotone_curve) and needs BD_MIN_POINTS points after
     that. None when a curve is too short, the metric ranges do not overlap, or bjontegaard fails.
     """
+    return _bjontegaard(bd.bd_rate, anchor, test, metric)
+
+
+def bd_psnr(
+    anchor: Sequence[BenchPoint], test: Sequence[BenchPoint], metric: str = "psnr_yuv"
+) -> float | None:
+    """BD-PSNR: the mean gain in metric of test over anchor at the same rate (as bd_rate)."""
+    return _bjontegaard(bd.bd_psnr, anchor, test, metric)
+
+
+def _bjontegaard(
+    delta: Callable, anchor: Sequence[BenchPoint], test: Sequence[BenchPoint], metric: str
+) -> float | None:
     if metric not in POINT_FIELDS:
         raise ValueError(f"unknown metric {metric!r}")
     rate_a, dist_a = _monotone_curve(anchor, metric)
@@ -101,7 +123,7 @@ def bd_rate(
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore")
-            value = bd.bd_rate(
+            value = delta(
                 rate_a,
                 dist_a,
                 rate_t,
@@ -124,7 +146,7 @@ def _unique(items: Iterable[str]) -> list[str]:
 def bd_table(
     points: Sequence[BenchPoint],
     anchors: Sequence[str] = ("x264", "x265"),
-    metrics: Sequence[str] = ("psnr_y", "psnr_yuv", "msssim_y"),
+    metrics: Sequence[str] = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi"),
 ) -> list[dict[str, Any]]:
     """BD-rate rows {clip, codec, anchor, metric, bd_rate_pct}: every codec against every anchor.
 
@@ -227,10 +249,10 @@ def write_csv(path: str | Path, points: Sequence[BenchPoint]) -> None:
 def read_csv(path: str | Path) -> list[BenchPoint]:
     """The points of a file written by write_csv."""
     types = {f.name: f.type for f in fields(BenchPoint)}
-    cast = {"str": str, "int": int, "float": float}
+    cast = {"str": str, "int": int, "float": float, "float | None": float}
     with Path(path).open(newline="", encoding="utf-8") as f:
         return [
-            BenchPoint(**{k: cast[types[k]](v) for k, v in row.items()})
+            BenchPoint(**{k: None if v == "" else cast[types[k]](v) for k, v in row.items()})
             for row in csv.DictReader(f)
         ]
 
@@ -274,7 +296,8 @@ def plot_rd(path: str | Path, points: Sequence[BenchPoint]) -> None:
 
 def _points_table(points: Sequence[BenchPoint]) -> Table:
     table = Table(title="Rate and quality")
-    for name in ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM"):
+    names = ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM", "ROI", "BG")
+    for name in names:
         table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
     table.add_column("enc fps", justify="right")
     table.add_column("dec fps", justify="right")
@@ -293,10 +316,16 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
                     f"{p.psnr_y:.2f}",
                     f"{p.psnr_yuv:.2f}",
                     f"{p.msssim_y:.4f}",
+                    _db_cell(p.psnr_roi),
+                    _db_cell(p.psnr_bg),
                     f"{p.enc_fps:.1f}",
                     f"{p.dec_fps:.1f}",
                 )
     return table
+
+
+def _db_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def _bd_cell(value: float | None) -> str:

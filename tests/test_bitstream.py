@@ -12,6 +12,7 @@ from vcodec.bitstream.container import (
     BaseData,
     End,
     GopChunk,
+    Roi,
     Samples,
     Segment,
     StreamHeader,
@@ -37,6 +38,7 @@ GOLDEN_CHUNKS = [
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
     (BaseData(b"abc"), "0303616263f3ba5259"),
     (Samples(3, b"\x12\x34"), "0503031234bced7147"),
+    (Roi(2, 1, 3, 4, b"\x56"), "860502010304569c2a3900"),
     (AudioPiece(b"xyz"), "040378797a469dd835"),
     (End(16, 1), "7f0210017f99592c"),
 ]
@@ -152,6 +154,23 @@ def test_samples_chunks_follow_their_gop_in_order() -> None:
         header + gop0 + encode_chunk(Samples(0, b"")) + encode_chunk(Samples(0, b"")) + gop1,
     ):
         with pytest.raises(MalformedError, match="SAMPLES of GOP"):
+            read_all(bad + end)
+
+
+def test_roi_chunks_follow_their_gop_in_order() -> None:
+    header = encode_header(HEADER)
+    gop0, gop1 = encode_chunk(GopChunk(0, 0, 16, b"")), encode_chunk(GopChunk(1, 16, 16, b""))
+    roi0, roi1 = encode_chunk(Roi(0, 1, 3, 4, b"a")), encode_chunk(Roi(1, 1, 3, 4, b"b"))
+    end = encode_chunk(End(32, 2))
+    assert [
+        c.gop for c in read_all(header + gop0 + roi0 + gop1 + roi1 + end) if isinstance(c, Roi)
+    ] == [0, 1]
+    for bad in (
+        header + roi0 + gop0 + gop1,
+        header + gop0 + gop1 + roi1,
+        header + gop0 + roi0 + roi0 + gop1,
+    ):
+        with pytest.raises(MalformedError, match="ROI of GOP"):
             read_all(bad + end)
 
 

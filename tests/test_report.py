@@ -15,6 +15,7 @@ from rich.console import Console
 from vcodec.report import (
     ALL_CLIPS,
     BenchPoint,
+    bd_psnr,
     bd_rate,
     bd_table,
     plot_rd,
@@ -47,6 +48,8 @@ def curve(clip: str, codec: str, scale: float = 1.0, offset_db: float = 0.0) -> 
                 msssim_y=0.90 + 0.02 * i,
                 enc_fps=50.0,
                 dec_fps=120.0,
+                psnr_roi=33.0 + 3 * i + offset_db,
+                psnr_bg=None if clip == "clipB" else 29.0 + 3 * i + offset_db,
             )
         )
     return points
@@ -111,7 +114,15 @@ def test_bd_table_rows_and_all_clips() -> None:
     assert ("clipA", "x264", "x264", "psnr_y") not in keys
     assert keys[(ALL_CLIPS, "x265", "x264", "psnr_yuv")] == pytest.approx(-20.0, abs=0.5)
     assert keys[(ALL_CLIPS, "vcx", "x264", "psnr_yuv")] is None  # clip B has no value
-    assert len(rows) == (2 + 1) * 4 * 3  # (2 clips + ALL) x 4 (codec, anchor) pairs x 3 metrics
+    assert keys[("clipA", "vcx", "x264", "psnr_roi")] == pytest.approx(-30.0, abs=0.5)
+    assert len(rows) == (2 + 1) * 4 * 4  # (2 clips + ALL) x 4 (codec, anchor) pairs x 4 metrics
+
+
+def test_bd_psnr_is_the_gain_at_the_same_rate() -> None:
+    anchor = curve("c", "vcx")
+    assert bd_psnr(anchor, curve("c", "vcx-roi", offset_db=2.0), "psnr_roi") == pytest.approx(2.0)
+    assert bd_psnr(anchor, curve("c", "x", scale=2.0), "psnr_y") == pytest.approx(-3.0)
+    assert bd_psnr(curve("clipB", "a"), curve("clipB", "b"), "psnr_bg") is None  # no values
 
 
 def test_json_and_csv_round_trip(tmp_path: Path) -> None:
