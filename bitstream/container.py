@@ -18,8 +18,9 @@ from .errors import (
 from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
-FORMAT_VERSION = 3  # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength
-READABLE_VERSIONS = (1, 2, 3)  # a decoder refuses any other value
+# the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step
+FORMAT_VERSION = 4
+READABLE_VERSIONS = (1, 2, 3, 4)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB

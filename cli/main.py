@@ -127,6 +127,13 @@ def encode(
             help="Hybrid: the decoder cleans the base layer with the post-processing net."
         ),
     ] = True,
+    temporal: Annotated[
+        bool,
+        typer.Option(
+            help="Hybrid: static GOPs drop every other frame from the base layer; the decoder "
+            "predicts them with the frame-prediction net."
+        ),
+    ] = True,
     roi: Annotated[
         str,
         typer.Option(
@@ -149,7 +156,7 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search, post=post, roi=roi,
+            mode=mode, masks=masks, mask_search=mask_search, post=post, temporal=temporal, roi=roi,
             roi_model=roi_model,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
@@ -253,6 +260,10 @@ def _info_table(s: dict[str, Any]) -> Table:
             ", ".join(f"{k}: {v} GOPs" for k, v in s["gop_post_strengths"].items()) or "none",
         ),
         (
+            "temporal step",
+            ", ".join(f"{k}: {v} GOPs" for k, v in s["gop_temporal_steps"].items()) or "none",
+        ),
+        (
             "roi",
             f"{s['roi']['source']}, {s['roi']['gops']} GOP maps, "
             f"{100 * s['roi']['mean_coverage']:.1f} % of the frame on average"
@@ -287,9 +298,9 @@ def bench(
         str,
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
-            "post-processing network), vcx-params (--scale auto: the parameter module), "
-            "vcx-exhaustive (RD-search masks), vcx-roi (--roi motion), vcx-pure (no base "
-            "layer), x264, x265."
+            "post-processing network), vcx-notemporal (no temporal scaling), vcx-params "
+            "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
+            "(--roi motion), vcx-pure (no base layer), x264, x265."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[

@@ -195,6 +195,43 @@ def post(
         _report("post-processing network", out_path, save_weights(net, out_path, force=force))
 
 
+@train_app.command("predict")
+def predict(
+    out_path: Annotated[Path, typer.Option("--out", help="Weights file to write.")] = Path(
+        "predict.pt"
+    ),
+    data: Data = None,
+    cache: Cache = None,
+    frames: Annotated[int, typer.Option(min=3, help="Frames read from each clip.")] = 480,
+    steps: Steps = 20000,
+    lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    device: Device = "auto",
+    force: Force = False,
+) -> None:
+    """Train the frame-prediction network of temporal scaling (decoded frames t - 1 and t + 1
+    -> frame t, per QP and scale).
+
+    Examples: the same as `train post` (its --cache can be shared); progress shows the batch's
+    MSE gain over the plain mean of the two neighbours (levels^2).
+    """
+    with reported_errors():
+        from vcodec.train.common import save_weights
+        from vcodec.train.post import PostDataConfig, PostExamples, build_post_examples
+        from vcodec.train.predict import PredictTrainConfig, train_predict
+
+        config = PostDataConfig(frames=frames)
+        dev, examples = _setup(
+            out_path, force, device, data, cache, kind=PostExamples,
+            build=lambda d, progress: build_post_examples(d, config, progress),
+        )  # fmt: skip
+        bar, tick = _step_bar("predict", steps)
+        with bar:
+            net = train_predict(
+                examples, PredictTrainConfig(steps=steps, lr=lr), device=dev, progress=tick
+            )
+        _report("frame-prediction network", out_path, save_weights(net, out_path, force=force))
+
+
 @train_app.command("params")
 def params(
     out_path: Annotated[Path, typer.Option("--out", help="Weights file to write.")] = Path(

@@ -42,6 +42,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx": {},
     "vcx-nomask": {"masks": False},
     "vcx-nopost": {"post": False},
+    "vcx-notemporal": {"temporal": False},
     "vcx-params": {"scale": "auto"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
@@ -49,7 +50,9 @@ VCX_VARIANTS: dict[str, dict] = {
 }
 ANCHORS = ("x264", "x265")
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
-ABLATIONS = ("vcx-nomask", "vcx-nopost", "vcx-params", "vcx-exhaustive", "vcx-roi")
+ABLATIONS = (
+    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
+)  # fmt: skip
 # Every codec's ROI-PSNR and background PSNR are measured on the same maps: the motion
 # finder's (it needs no weights) on the source frames
 ROI_REFERENCE = "motion"

@@ -34,6 +34,7 @@ from .io import open_writer, output_format
 from .masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
 from .params import GopParams, base_qp
 from .postprocess import POST_MODEL, PostProcessor, blend
+from .predict import PREDICT_MODEL, FramePredictor, coded_frames
 from .resample import coded_size, crop_gop, upscale_gop
 from .roi import RoiMap, read_roi
 
@@ -67,6 +68,12 @@ class VcxDecoder:
                 raise MalformedError("a pure-mode stream has no base layer to post-process")
             # float64 where the output is the mask codec's prediction (as the encoder made it)
             self.post = PostProcessor(self.device, RECON_DTYPE if self.masks else torch.float32)
+        self.predictor: FramePredictor | None = None
+        if PREDICT_MODEL in self.header.models:
+            if self.pure:
+                raise MalformedError("a pure-mode stream has no base layer to predict frames in")
+            dtype = RECON_DTYPE if self.masks else torch.float32
+            self.predictor = FramePredictor(self.device, dtype)
         self.rois: list[RoiMap] = []  # the ROI chunks' maps read so far, in GOP order
         self._chunks = iter(self._reader)
         pieces = []
@@ -107,7 +114,9 @@ class VcxDecoder:
             elif isinstance(chunk, GopChunk):
                 if segment is None and not self.pure:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
-                params = GopParams.unpack(chunk.side_info, post=self.post is not None)
+                params = GopParams.unpack(
+                    chunk.side_info, post=self.post is not None, predict=self.predictor is not None
+                )
                 pending.append((chunk, params, segment))
                 yield from self._ready(pending, frames, samples)  # its frames may be here
             elif isinstance(chunk, Samples):
@@ -143,13 +152,14 @@ class VcxDecoder:
         self, pending: deque, frames: list[tuple], samples: dict[int, bytes]
     ) -> Iterator[Gop]:
         """Yield every pending GOP whose base-layer frames (and samples) have all arrived."""
-        while pending and len(frames) >= pending[0][0].n_frames:
+        while pending and len(frames) >= _count(*pending[0][:2]):
             chunk, params, segment = pending[0]
             if self.masks is not None and chunk.index not in samples:
                 return
             pending.popleft()
-            taken = frames[: chunk.n_frames]
-            del frames[: chunk.n_frames]
+            count = _count(chunk, params)
+            taken = frames[:count]
+            del frames[:count]
             gop = self._reconstruct(chunk, params, segment, taken)
             if self.masks is not None:
                 gop = self.masks.decode_gop(samples.pop(chunk.index), gop)
@@ -167,10 +177,17 @@ class VcxDecoder:
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         base = Gop.from_frames(frames, chunk.first_frame)
         gop = crop_gop(upscale_gop(base, params.scale, self.device), h, w)
+        qp = base_qp(self.header.qp, params.scale)
+        if self.predictor is not None:
+            gop = self.predictor(gop, chunk.n_frames, params.temporal_step, qp, params.scale)
         if params.strength > 0:
-            cleaned = self.post(gop, base_qp(self.header.qp, params.scale), params.scale)
-            gop = blend(gop, cleaned, params.strength)
+            gop = blend(gop, self.post(gop, qp, params.scale), params.strength)
         return gop
+
+
+def _count(chunk: GopChunk, params: GopParams) -> int:
+    """How many base-layer frames a GOP takes (fewer than its frames at a temporal step > 1)."""
+    return len(coded_frames(chunk.n_frames, params.temporal_step))
 
 
 def decode(

@@ -33,8 +33,18 @@ from .files import atomic_output
 from .frames import GOP_SIZE, Gop, VideoInfo
 from .io import open_video, read_audio
 from .masks import MASK_MODELS, MASK_SEARCHES, RECON_DTYPE, MaskCodec, held_prediction
+from .metrics import yuv_mse
 from .params import POST_STRENGTHS, SCALES, GopParams, ParamModule, base_qp
 from .postprocess import POST_MODEL, PostProcessor, best_strength, blend
+from .predict import (
+    PREDICT_MODEL,
+    TEMPORAL_MARGIN,
+    FramePredictor,
+    coded_frames,
+    coded_part,
+    expected_base_error,
+    prediction_error,
+)
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 from .roi import ROI_SOURCES, RoiMap, qp_regions, roi_chunk, roi_finder
 
@@ -58,6 +68,8 @@ class EncodeConfig:
     masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
     mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
     post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
+    # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
+    temporal: bool = True
     roi: str = "none"  # hybrid only: none, motion, yolo: regions of interest steer the base layer
     roi_model: str | None = None  # --roi yolo: YOLO weights (path, or a name when online)
 
@@ -150,7 +162,7 @@ def encode_gops(
         writer = _start(out, header, audio)
         _encode_pure(gops, writer, masks, progress)
         return _finish(writer)
-    if masks is None and not _post(config):
+    if masks is None and not _post(config) and not _temporal(config):
         writer = _start(out, header, audio)
         _HybridEncoder(writer, info, config, device, None, progress).run(gops)
         return _finish(writer)
@@ -168,6 +180,8 @@ def encode_gops(
             unused |= set(MASK_MODELS)
         if _post(config) and not hybrid.post_on:
             unused.add(POST_MODEL)
+        if _temporal(config) and not hybrid.temporal_on:
+            unused.add(PREDICT_MODEL)
         if unused:
             _without(spool, out, unused)
         else:
@@ -191,17 +205,23 @@ def _finish(writer: VcxWriter) -> int:
 
 def _without(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
     """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
-    chunks, all off) and the post-processing network's (its strength symbol, all 0)."""
+    chunks, all off), the post-processing network's (its strength symbol, all 0) and the
+    frame-prediction network's (its temporal step symbol, all 1)."""
     reader = VcxReader(stream)
     post = POST_MODEL in reader.header.models
+    predict = PREDICT_MODEL in reader.header.models
     models = {k: v for k, v in reader.header.models.items() if k not in unused}
     writer = VcxWriter(out, replace(reader.header, models=models))
     for chunk in reader:
         if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
             continue
-        if isinstance(chunk, GopChunk) and POST_MODEL in unused:
-            params = GopParams.unpack(chunk.side_info, post=post)
-            chunk = replace(chunk, side_info=replace(params, post=None).pack())
+        if isinstance(chunk, GopChunk) and unused & {POST_MODEL, PREDICT_MODEL}:
+            params = GopParams.unpack(chunk.side_info, post=post, predict=predict)
+            if POST_MODEL in unused:
+                params = replace(params, post=None)
+            if PREDICT_MODEL in unused:
+                params = replace(params, step=None)
+            chunk = replace(chunk, side_info=params.pack())
         writer.write(chunk)
     writer.close()
 
@@ -239,22 +259,25 @@ class _HybridEncoder:
         self.masks, self.progress = masks, progress
         self.samples_on = False  # whether any GOP has kept its samples
         self.post_on = False  # whether any GOP takes some of the post-processing correction
+        self.temporal_on = False  # whether any GOP dropped frames from the base layer
         # the prediction the samples are coded over is post-processed in float64, so that the
         # decoder, on any device, rounds it alike
         dtype = RECON_DTYPE if masks else torch.float32
         self.post = PostProcessor(device, dtype) if _post(config) else None
+        self.predictor = FramePredictor(device, dtype) if _temporal(config) else None
+        self.base_error: float | None = None  # the base layer's MSE on the last decoded GOP
         self.params = ParamModule() if config.scale == "auto" else None
         self.roi = roi_finder(config.roi, config.roi_model, str(device))
         self.last_roi: RoiMap | None = None  # the previous GOP's map: the next one's context
         self.base: BaseEncoder | None = None
         self.local: BaseDecoder | None = None  # decodes our own base layer
-        # (original, scale, ROI map), in GOP order
-        self.waiting: deque[tuple[Gop, int, RoiMap | None]] = deque()
+        # (original, scale, temporal step, ROI map), in GOP order
+        self.waiting: deque[tuple[Gop, int, int, RoiMap | None]] = deque()
         self.frames: list[tuple] = []
 
     @property
     def decodes(self) -> bool:
-        return self.masks is not None or self.post is not None
+        return self.masks is not None or self.post is not None or self.predictor is not None
 
     def run(self, gops: Iterable[Gop]) -> None:
         scale = 0
@@ -269,10 +292,11 @@ class _HybridEncoder:
             roi = self.roi.find(gop) if self.roi is not None else None
             if not self.decodes:
                 self._write_gop(gop, GopParams(scale=scale), roi)
+            step = self._step(gop, scale)
             height, width = coded_size(self.info.height, self.info.width, scale)
-            coded = downscale_gop(pad_gop(gop, height, width), scale, self.device)
+            coded = downscale_gop(pad_gop(coded_part(gop, step), height, width), scale, self.device)
             if self.decodes:
-                self.waiting.append((gop, scale, roi))
+                self.waiting.append((gop, scale, step, roi))
             regions = qp_regions(roi, scale, coded.width, coded.height) if roi else None
             self._emit(self.base.encode(coded, regions))
             if self.decodes:
@@ -285,6 +309,17 @@ class _HybridEncoder:
         if self.config.scale != "auto":
             return int(self.config.scale)
         return self.params.scale(gop, self.config.qp)
+
+    def _step(self, gop: Gop, scale: int) -> int:
+        """Step 2 where the source's dropped frames are more predictable than the base layer's
+        own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low guess before
+        any), else 1."""
+        if self.predictor is None or gop.n_frames < 3:
+            return 1
+        error = self.base_error
+        if error is None:
+            error = expected_base_error(base_qp(self.config.qp, scale))
+        return 2 if prediction_error(gop, 2) <= TEMPORAL_MARGIN * error else 1
 
     def _write_gop(self, gop: Gop, params: GopParams, roi: RoiMap | None) -> int:
         """The GOP chunk, and after it the GOP's ROI chunk when there is a map."""
@@ -314,24 +349,41 @@ class _HybridEncoder:
 
     def _finish_decoded(self) -> None:
         """Write the GOP chunk (and SAMPLES) of every waiting GOP whose base layer is decoded."""
-        while self.waiting and len(self.frames) >= self.waiting[0][0].n_frames:
-            gop, scale, roi = self.waiting.popleft()
-            base = Gop.from_frames(self.frames[: gop.n_frames], gop.start)
-            del self.frames[: gop.n_frames]
+        while self.waiting and len(self.frames) >= _count(self.waiting[0][0], self.waiting[0][2]):
+            gop, scale, step, roi = self.waiting.popleft()
+            count = _count(gop, step)
+            base = Gop.from_frames(self.frames[:count], gop.start)
+            del self.frames[:count]
             prediction = crop_gop(upscale_gop(base, scale, self.device), gop.height, gop.width)
+            self.base_error = yuv_mse(coded_part(gop, step), prediction)
+            if self.predictor is not None:
+                qp = base_qp(self.config.qp, scale)
+                prediction = self.predictor(prediction, gop.n_frames, step, qp, scale)
+                self.temporal_on |= step > 1
             strength = None
             if self.post is not None:
                 cleaned = self.post(prediction, base_qp(self.config.qp, scale), scale)
                 strength = best_strength(gop, prediction, cleaned)
                 self.post_on |= strength > 0
                 prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])
-            index = self._write_gop(gop, GopParams(scale=scale, post=strength), roi)
+            step_symbol = step if self.predictor is not None else None
+            params = GopParams(scale=scale, post=strength, step=step_symbol)
+            index = self._write_gop(gop, params, roi)
             if self.masks is not None:
                 payload, _ = self.masks.encode_gop(gop, prediction)
                 self.samples_on |= self.masks.is_on(payload)
                 self.writer.write(Samples(index, payload))
             if self.progress:
                 self.progress(gop.n_frames)
+
+
+def _count(gop: Gop, step: int) -> int:
+    return len(coded_frames(gop.n_frames, step))
+
+
+def _temporal(config: EncodeConfig) -> bool:
+    """Whether GOPs may drop frames from the base layer (predicted by the decoder)."""
+    return config.mode == "hybrid" and config.temporal
 
 
 def _post(config: EncodeConfig) -> bool:
@@ -341,6 +393,7 @@ def _post(config: EncodeConfig) -> bool:
 
 def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
     models = [POST_MODEL] if _post(config) else []
+    models += [PREDICT_MODEL] if _temporal(config) else []
     models += list(MASK_MODELS) if masks else []
     return StreamHeader(
         width=info.width,

@@ -21,6 +21,7 @@ from vcodec.bitstream.container import (
 from .decoder import open_vcx
 from .params import GopParams
 from .postprocess import POST_MODEL
+from .predict import PREDICT_MODEL
 from .roi import RoiMap, read_roi
 
 
@@ -33,7 +34,9 @@ def describe(path: str | Path) -> dict[str, Any]:
         sizes: Counter[str] = Counter()
         scales: Counter[int] = Counter()
         strengths: Counter[float] = Counter()
+        steps: Counter[int] = Counter()
         post = POST_MODEL in reader.header.models
+        predict = PREDICT_MODEL in reader.header.models
         rois: list[RoiMap] = []
         end = End(0, 0)
         offset = reader.offset
@@ -43,10 +46,12 @@ def describe(path: str | Path) -> dict[str, Any]:
             sizes[kind] += reader.offset - offset
             offset = reader.offset
             if isinstance(chunk, GopChunk):
-                params = GopParams.unpack(chunk.side_info, post=post)
+                params = GopParams.unpack(chunk.side_info, post=post, predict=predict)
                 scales[params.scale] += 1
                 if post:
                     strengths[params.strength] += 1
+                if predict:
+                    steps[params.temporal_step] += 1
             elif isinstance(chunk, Roi):
                 h = reader.header
                 rois.append(read_roi(chunk, h.height, h.width, rois[-1] if rois else None))
@@ -74,6 +79,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "bpp": round(8 * total / max(1, end.frame_count * h.width * h.height), 5),
         "gop_scales": {str(s): n for s, n in sorted(scales.items())},
         "gop_post_strengths": {str(a): n for a, n in sorted(strengths.items())},
+        "gop_temporal_steps": {str(t): n for t, n in sorted(steps.items())},
         "roi": {
             "source": rois[0].source,
             "gops": len(rois),

@@ -113,6 +113,16 @@ def psnr_yuv(psnr_y: np.ndarray, psnr_u: np.ndarray, psnr_v: np.ndarray) -> np.n
     return (wy * psnr_y + wu * psnr_u + wv * psnr_v) / (wy + wu + wv)
 
 
+def yuv_mse(ref: Gop, test: Gop) -> float:
+    """The mean squared error of two GOPs (or the same frames of two), the planes weighted as
+    in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8."""
+    total = sum(
+        w * float(np.mean((t.astype(np.float64) - r) ** 2))
+        for w, r, t in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), strict=True)
+    )
+    return total / sum(PSNR_YUV_WEIGHTS)
+
+
 def gop_metrics(ref: Gop, test: Gop, device: str = "cpu") -> dict[str, np.ndarray]:
     """Per-frame metrics of a decoded GOP against its source: the keys of METRIC_KEYS, each [T]."""
     if ref.n_frames != test.n_frames:

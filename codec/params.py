@@ -29,6 +29,10 @@ BASE_QP_OFFSET = {1: 0, 2: 5}
 # helps some content and hurts other (models/README.md). Index 0 (a = 0) skips the network.
 POST_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 POST_TABLE = FrequencyTable.uniform(len(POST_STRENGTHS))
+# Temporal scaling: a GOP at step 2 codes its even frames and its last in the base layer; the
+# decoder predicts the others from their decoded neighbours (codec/predict.py)
+STEPS = (1, 2)
+STEP_TABLE = FrequencyTable.uniform(len(STEPS))
 
 
 @dataclass(frozen=True)
@@ -37,6 +41,7 @@ class GopParams:
 
     scale: int = 1
     post: int | None = None  # index into POST_STRENGTHS; None: the stream has no post-processing
+    step: int | None = None  # temporal step (STEPS); None: the stream has no frame prediction
 
     @property
     def strength(self) -> float:
@@ -47,11 +52,14 @@ class GopParams:
         enc.encode(SCALES.index(self.scale), SCALE_TABLE)
         if self.post is not None:
             enc.encode(self.post, POST_TABLE)
+        if self.step is not None:
+            enc.encode(STEPS.index(self.step), STEP_TABLE)
         return enc.finish()
 
     @classmethod
-    def unpack(cls, data: bytes, post: bool = False) -> GopParams:
-        """``post``: whether the stream names the post-processing network (a second symbol)."""
+    def unpack(cls, data: bytes, post: bool = False, predict: bool = False) -> GopParams:
+        """``post``, ``predict``: whether the stream names the post-processing network and the
+        frame-prediction network (each adds a symbol: post strength, then temporal step)."""
         dec = SymbolDecoder(data)
         index = dec.decode(SCALE_TABLE)
         if index >= len(SCALES):
@@ -59,7 +67,14 @@ class GopParams:
         strength = dec.decode(POST_TABLE) if post else None
         if strength is not None and strength >= len(POST_STRENGTHS):
             raise MalformedError(f"GOP side info: post strength index {strength} out of range")
-        return cls(scale=SCALES[index], post=strength)
+        step = dec.decode(STEP_TABLE) if predict else None
+        if step is not None and step >= len(STEPS):
+            raise MalformedError(f"GOP side info: temporal step index {step} out of range")
+        return cls(scale=SCALES[index], post=strength, step=None if step is None else STEPS[step])
+
+    @property
+    def temporal_step(self) -> int:
+        return self.step or 1
 
 
 def base_qp(qp: int, scale: int) -> int:

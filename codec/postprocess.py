@@ -12,7 +12,7 @@ from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADI
 from vcodec.models.registry import load
 
 from .frames import Gop
-from .metrics import PSNR_YUV_WEIGHTS
+from .metrics import yuv_mse
 from .params import POST_STRENGTHS
 
 POST_MODEL = "post-v1"  # the registry name a stream's header carries when the stage is on
@@ -111,15 +111,6 @@ def blend(base: Gop, cleaned: Gop, strength: float) -> Gop:
 
 
 def best_strength(original: Gop, base: Gop, cleaned: Gop) -> int:
-    """The index into POST_STRENGTHS whose blend is closest to ``original`` (PSNR-YUV's
-    weighting of each plane's mean squared error)."""
-    errors = []
-    for strength in POST_STRENGTHS:
-        out = blend(base, cleaned, strength)
-        errors.append(
-            sum(
-                w * float(np.mean((o.astype(np.float64) - x) ** 2))
-                for w, o, x in zip(PSNR_YUV_WEIGHTS, out.planes(), original.planes(), strict=True)
-            )
-        )
+    """The index into POST_STRENGTHS whose blend is closest to ``original`` (yuv_mse)."""
+    errors = [yuv_mse(original, blend(base, cleaned, a)) for a in POST_STRENGTHS]
     return int(np.argmin(errors))

@@ -66,6 +66,12 @@ REGISTRY: dict[str, ModelSpec] = {
             PostNet,
         ),
         ModelSpec(
+            "predict-v1",
+            "predict-v1.pt",
+            "6bf186e4cd0d9aa54b5de48c7521af9c03e8c0c60ccf883a72fd7c2659775cb7",
+            PostNet,
+        ),
+        ModelSpec(
             "params-v1",
             "params-v1.pt",
             "445d06566484b915ae4e7348e569aa58a2e3ba70cb1a22d8bc7ceb4d8d56f9bc",

@@ -32,7 +32,7 @@ from vcodec.bitstream.errors import (
 from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "56435803140140301901000202020010000478323635200000cd0e8c71"
+GOLDEN_HEADER = "564358041401403019010002020200100004783236352000008d305514"
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
@@ -123,15 +123,16 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 4
-    with pytest.raises(UnsupportedVersionError, match="format version 4"):
+    data[3] = 5
+    with pytest.raises(UnsupportedVersionError, match="format version 5"):
         read_all(bytes(data))
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_older_versions_are_still_read(version: int) -> None:
-    """Versions 2 and 3 only added chunk contents (SAMPLES; the post strength in the side info
-    of streams that name post-v1): an older stream reads as it always did."""
+    """Versions 2 to 4 only added chunk contents (SAMPLES; the post strength and the temporal
+    step in the side info of streams that name post-v1 or predict-v1): an older stream reads
+    as it always did."""
     data = bytearray(make_stream())
     data[3] = version
     head = len(encode_header(HEADER)) - 4

@@ -1,0 +1,126 @@
+"""Temporal scaling: which frames the base layer carries, the frame predictor, static GOPs
+dropping frames end to end, and moving ones not."""
+
+from __future__ import annotations
+
+import io
+from fractions import Fraction
+
+import numpy as np
+import torch
+from test_mask_stream import clip
+from test_postprocess import busy_net, random_gop
+from typer.testing import CliRunner
+
+from vcodec.bitstream.container import BaseData, VcxReader
+from vcodec.cli.main import app
+from vcodec.decoder import VcxDecoder
+from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.frames import Gop, VideoInfo
+from vcodec.metrics import psnr
+from vcodec.models.postprocess import PostNet
+from vcodec.params import GopParams
+from vcodec.predict import (
+    PREDICT_MODEL,
+    FramePredictor,
+    coded_frames,
+    coded_part,
+    midpoints,
+    prediction_error,
+)
+
+
+def test_coded_frames() -> None:
+    assert coded_frames(16, 2) == [0, 2, 4, 6, 8, 10, 12, 14, 15]
+    assert coded_frames(5, 2) == [0, 2, 4] and coded_frames(4, 2) == [0, 2, 3]
+    assert coded_frames(2, 2) == [0, 1] and coded_frames(1, 2) == [0]
+    assert coded_frames(3, 1) == [0, 1, 2]
+
+
+def test_side_info_with_a_temporal_step() -> None:
+    assert GopParams(scale=1, post=0, step=2).pack().hex() == "0cccccc0"
+    for post in (None, 3):
+        for step in (1, 2):
+            params = GopParams(scale=2, post=post, step=step)
+            back = GopParams.unpack(params.pack(), post=post is not None, predict=True)
+            assert back == params and back.temporal_step == step
+    assert GopParams(scale=1).temporal_step == 1
+
+
+def test_midpoints_and_the_predictor_keep_coded_frames() -> None:
+    gop = random_gop(6, 20, 18)
+    mid = midpoints(gop, 2)
+    expected = (gop.y[0].astype(int) + gop.y[2] + 1) // 2
+    np.testing.assert_array_equal(mid.y[1], expected)
+    np.testing.assert_array_equal(mid.y[[0, 2, 4, 5]], gop.y[[0, 2, 4, 5]])
+    assert prediction_error(gop, 1) == 0.0 and prediction_error(gop, 2) > 0
+    # the untrained network is the identity: the dropped frames are the midpoints
+    plain = FramePredictor(torch.device("cpu"), net=PostNet())
+    out = plain(coded_part(gop, 2), 6, 2, 37, 1)
+    np.testing.assert_array_equal(out.y, mid.y)
+    busy = FramePredictor(torch.device("cpu"), net=busy_net())(coded_part(gop, 2), 6, 2, 37, 1)
+    np.testing.assert_array_equal(busy.y[[0, 2, 4, 5]], gop.y[[0, 2, 4, 5]])
+    assert not np.array_equal(busy.y[1], mid.y[1])
+    assert busy.start == gop.start
+
+
+def _still(frames: int = 48, width: int = 96, height: int = 64):
+    """A still, textured scene: every frame is its neighbours' mean."""
+    rng = np.random.default_rng(5)
+    y0 = rng.integers(40, 200, (height // 8, width // 8)).repeat(8, 0).repeat(8, 1)
+    y0 = y0 + rng.integers(-3, 4, y0.shape)
+    gops = []
+    for start in range(0, frames, 16):
+        n = min(16, frames - start)
+        y = np.repeat(y0[None], n, axis=0).astype(np.uint8)
+        u = np.full((n, height // 2, width // 2), 120, np.uint8)
+        gops.append(Gop(y, u, u.copy(), start))
+    return VideoInfo(width, height, Fraction(25)), gops
+
+
+def _encode(info, gops, **settings) -> bytes:
+    buf = io.BytesIO()
+    encode_gops(gops, info, buf, EncodeConfig(qp=32, masks=False, device="cpu", **settings))
+    return buf.getvalue()
+
+
+def test_a_static_scene_drops_frames_and_decodes_whole() -> None:
+    info, gops = _still()
+    data = _encode(info, gops)
+    reader = VcxReader(io.BytesIO(data))
+    assert PREDICT_MODEL in reader.header.models
+    post = "post-v1" in reader.header.models
+    steps = [
+        GopParams.unpack(c.side_info, post=post, predict=True).temporal_step
+        for c in VcxReader(io.BytesIO(data))
+        if type(c).__name__ == "GopChunk"
+    ]
+    assert steps == [2, 2, 2]
+    decoded = list(VcxDecoder(io.BytesIO(data), "cpu").gops())
+    assert [g.n_frames for g in decoded] == [16, 16, 16]
+    ref, out = np.concatenate([g.y for g in gops]), np.concatenate([g.y for g in decoded])
+    assert psnr(ref, out).min() > 35
+    without = _encode(info, gops, temporal=False)
+    assert VcxReader(io.BytesIO(without)).header.models.keys() <= {"post-v1"}
+    base = [sum(len(c.data) for c in VcxReader(io.BytesIO(d)) if isinstance(c, BaseData))
+            for d in (data, without)]  # fmt: skip
+    assert base[0] < base[1]
+
+
+def test_moving_content_keeps_every_frame_and_no_trace_of_the_stage() -> None:
+    info, gops = clip(64, 48, 40)
+    data = _encode(info, gops, post=False)
+    assert VcxReader(io.BytesIO(data)).header.models == {}
+    assert [g.n_frames for g in VcxDecoder(io.BytesIO(data), "cpu").gops()] == [16, 16, 8]
+
+
+def test_train_predict_command(tmp_path, clip_factory) -> None:
+    (tmp_path / "clips").mkdir()
+    clip_factory("clips/a.y4m", 64, 64, 6)
+    cache, out = tmp_path / "post.npz", tmp_path / "predict.pt"
+    args = ["train", "predict", "--data", str(tmp_path / "clips"), "--cache", str(cache)]
+    args += ["--frames", "6", "--steps", "2", "--device", "cpu", "--out", str(out)]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    assert "sha256" in r.output and cache.exists()
+    PostNet().load_state_dict(torch.load(out, weights_only=True))
