@@ -41,7 +41,7 @@ def main() -> None:
     gains = []
     for path in args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]:
         clip = load_clip(path, args.frames)
-        curves = {c: [bench_point(clip, c, q, config) for q in qps] for c in config.codecs}
+        curves = {c: [bench_point(clip, c, q, config)[0] for q in qps] for c in config.codecs}
         off, on = curves["vcx"], curves["vcx-roi"]
         share = float(np.mean([r.coverage for r in clip.rois]))
         roi = bd_psnr(off, on, "psnr_roi") if 0 < share < 1 else None

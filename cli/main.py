@@ -300,7 +300,8 @@ def bench(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-notemporal (no temporal scaling), vcx-params "
             "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
-            "(--roi motion), vcx-pure (no base layer), x264, x265."
+            "(--roi motion), vcx-pure (no base layer), x264, x265, x264-roi (x264 with "
+            "vcx-roi's ROI maps and QP offsets)."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[
@@ -316,6 +317,18 @@ def bench(
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for bench.json, bench.csv, rd.png.")
     ] = Path("bench_out"),
+    task: Annotated[
+        str | None,
+        typer.Option(
+            help="detect: detection mAP@0.5 and mAP@[.5:.95] of every point, against a MOT "
+            "sequence's gt.txt or a YOLO folder's labels, else pseudo ground truth (the "
+            "detector on the uncompressed frames)."
+        ),
+    ] = None,
+    detector: Annotated[
+        str | None,
+        typer.Option(help="--task: onnx-nanodet:PATH (OpenCV DNN) or ultralytics:PATH|NAME."),
+    ] = None,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -324,7 +337,13 @@ def bench(
         from vcodec.bench import BenchConfig, run_bench
 
         config = BenchConfig.from_strings(
-            codecs=codecs, qps=qps, frames=frames, preset=preset, device=device
+            codecs=codecs,
+            qps=qps,
+            frames=frames,
+            preset=preset,
+            device=device,
+            task=task,
+            detector=detector,
         )
         total = config.work_units(len(inputs) if inputs else 1)
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:

@@ -6,7 +6,7 @@ import io
 import re
 import time
 from collections.abc import Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from pathlib import Path
 
@@ -18,6 +18,7 @@ from vcodec.bitstream.errors import InputError
 
 from .base_layer import BASE_CODECS, PRESETS, BaseDecoder, BaseEncoder
 from .decoder import VcxDecoder
+from .detectors import COCO_NAMES, Detections, load_detector
 from .encoder import EncodeConfig, encode_gops, resolve_device
 from .files import check_output
 from .frames import GOP_SIZE, Gop, VideoInfo
@@ -33,8 +34,9 @@ from .report import (
     write_json,
 )
 from .resample import coded_size, crop_gop, pad_gop
-from .roi import MotionFinder, RoiMap
+from .roi import MotionFinder, RoiMap, qp_regions
 from .sample import make_sample
+from .tasks import PSEUDO_MIN_SCORE, find_labels, mean_average_precision, pseudo_truth
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
 # vcx variants: the EncodeConfig fields each sets
@@ -49,6 +51,9 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-pure": {"mode": "pure"},
 }
 ANCHORS = ("x264", "x265")
+# x264 with the same ROI maps and QP offsets as vcx-roi (ffmpeg's ROI side data, as `addroi`)
+ROI_ANCHORS = ("x264-roi",)
+TASKS = ("detect",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
@@ -56,7 +61,7 @@ ABLATIONS = (
 # Every codec's ROI-PSNR and background PSNR are measured on the same maps: the motion
 # finder's (it needs no weights) on the source frames
 ROI_REFERENCE = "motion"
-CODECS = (*VCX_VARIANTS, *ANCHORS)
+CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")
 OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
 
@@ -68,10 +73,20 @@ class BenchConfig:
     frames: int = 50
     preset: str = "medium"
     device: str = "auto"
+    task: str | None = None  # "detect": detection mAP of every point (needs a detector)
+    detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
 
     @classmethod
     def from_strings(
-        cls, *, codecs: str, qps: str | None, frames: int, preset: str, device: str
+        cls,
+        *,
+        codecs: str,
+        qps: str | None,
+        frames: int,
+        preset: str,
+        device: str,
+        task: str | None = None,
+        detector: str | None = None,
     ) -> BenchConfig:
         names = tuple(c.strip() for c in codecs.split(",") if c.strip())
         unknown = [c for c in names if c not in CODECS]
@@ -88,7 +103,12 @@ class BenchConfig:
         if preset not in PRESETS:
             raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
         resolve_device(device)
-        return cls(names, points, frames, preset, device)
+        if task is not None and task not in TASKS:
+            raise InputError(f"--task must be one of {', '.join(TASKS)} (segment and track: "
+                             "not yet), got {task!r}")  # fmt: skip
+        if task and not detector:
+            raise InputError("--task detect needs --detector onnx-nanodet:PATH|ultralytics:PATH")
+        return cls(names, points, frames, preset, device, task, detector)
 
     def work_units(self, n_clips: int) -> int:
         return n_clips * len(self.codecs) * len(self.qps)
@@ -108,6 +128,8 @@ class Clip:
     info: VideoInfo
     gops: list[Gop]
     rois: list[RoiMap] = field(default_factory=list)  # per GOP: where ROI-PSNR is measured
+    truth: list[Detections] | None = None  # --task detect: per frame; None: pseudo
+    labels: str = "none"  # the ground truth's layout: mot, yolo, or none
 
     def __post_init__(self) -> None:
         if not self.rois:
@@ -130,26 +152,52 @@ def run_bench(
     """Bench every clip (the built-in sample when ``inputs`` is empty); write JSON, CSV, plot."""
     out_dir.mkdir(parents=True, exist_ok=True)
     targets = [check_output(out_dir / name, force=force) for name in OUTPUT_FILES]
+    detector = (
+        load_detector(config.detector, str(resolve_device(config.device))) if config.task else None
+    )
     clips = [load_clip(p, config.frames) for p in inputs] or [sample_clip(config.frames)]
-    points = []
+    if detector is not None:
+        clips = [with_truth(c, detector) for c in clips]
+    points, per_class = [], []
     for clip in clips:
         for codec in config.codecs:
             for qp in config.qps:
-                points.append(bench_point(clip, codec, qp, config))
+                point, classes = bench_point(clip, codec, qp, config, detector)
+                points.append(point)
+                if classes is not None:
+                    per_class.append({"clip": clip.name, "codec": codec, "q": qp, "ap50": classes})
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
-    anchors = (*ANCHORS, *(c for c in ABLATIONS if c in config.codecs))
-    rows = bd_table(points, anchors)
-    write_json(targets[0], points, rows, settings(config), [clip_entry(c) for c in clips])
+    anchors = (*ANCHORS, *(c for c in (*ROI_ANCHORS, *ABLATIONS) if c in config.codecs))
+    metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi", *(("map50",) if detector else ()))
+    rows = bd_table(points, anchors, metrics)
+    entries = [clip_entry(c) for c in clips]
+    write_json(targets[0], points, rows, settings(config, detector), entries, per_class)
     write_csv(targets[1], points)
     plot_rd(targets[2], points)
     return BenchResult(points, rows, targets, render_tables(points, rows))
 
 
 def load_clip(path: Path, frames: int) -> Clip:
-    with open_video(path) as reader:
+    """The first ``frames`` frames of a video, or of a labelled sequence (tasks.find_labels:
+    a MOT sequence or a YOLO folder; its ground truth comes along)."""
+    labels = find_labels(path)
+    with open_video(labels.frames) as reader:
         gops = list(reader.gops(GOP_SIZE, frames))
-    return Clip(Path(path).stem, reader.info, gops)
+    n = sum(g.n_frames for g in gops)
+    truth = labels.truth[:n] if labels.truth is not None else None
+    if truth is not None and len(truth) < n:
+        raise InputError(f"{path}: labels for {len(truth)} frames, the clip has {n}")
+    return Clip(Path(path).stem, reader.info, gops, truth=truth, labels=labels.layout)
+
+
+def with_truth(clip: Clip, detector) -> Clip:
+    """``clip`` with ground truth: its labels, or else the detector's own boxes on the source
+    (pseudo ground truth, labelled as such in the JSON)."""
+    if clip.truth is not None:
+        return clip
+    found = [d for gop in clip.gops for d in detector.detect(gop)]
+    return replace(clip, truth=pseudo_truth(found), labels="pseudo")
 
 
 def sample_clip(frames: int) -> Clip:
@@ -157,11 +205,21 @@ def sample_clip(frames: int) -> Clip:
     return Clip("sample", info, gops)
 
 
-def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPoint:
+def bench_point(
+    clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None
+) -> tuple[BenchPoint, dict | None]:
+    """One point, and with a detector its per-class AP at IoU 0.5 (class name -> AP)."""
     if codec in VCX_VARIANTS:
         decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, VCX_VARIANTS[codec])
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
+    task: dict = {"map50": None, "map": None}
+    classes = None
+    if detector is not None:
+        found = [d for gop in decoded for d in detector.detect(gop)]
+        scores = mean_average_precision(found, clip.truth)
+        task = {k: _points(scores[k]) for k in ("map50", "map")}
+        classes = {COCO_NAMES[c]: _points(v) for c, v in scores["per_class"].items()}
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))
@@ -188,7 +246,13 @@ def bench_point(clip: Clip, codec: str, qp: int, config: BenchConfig) -> BenchPo
         dec_fps=clip.frames / dec_s,
         psnr_roi=psnr_roi,
         psnr_bg=psnr_bg,
-    )
+        **task,
+    ), classes
+
+
+def _points(value: float) -> float | None:
+    """mAP in points (0..100), None where undefined."""
+    return None if value != value else 100 * value
 
 
 def _run_vcx(
@@ -210,13 +274,19 @@ def _run_anchor(
 ) -> tuple[list[Gop], int, float, float]:
     """The bare codec at CRF = qp, full resolution (padded to even size, cropped back)."""
     h, w = coded_size(clip.info.height, clip.info.width, 1)
+    roi = codec in ROI_ANCHORS
+    base = codec.removesuffix("-roi")
     start = time.perf_counter()
-    encoder = BaseEncoder(codec, w, h, clip.info.fps, qp, preset)
-    packets = [p for gop in clip.gops for p in encoder.encode(pad_gop(gop, h, w))]
+    encoder = BaseEncoder(base, w, h, clip.info.fps, qp, preset, roi)
+    packets = [
+        p
+        for gop, rois in zip(clip.gops, clip.rois, strict=True)
+        for p in encoder.encode(pad_gop(gop, h, w), qp_regions(rois, 1, w, h) if roi else None)
+    ]
     packets += encoder.flush()
     enc_s = time.perf_counter() - start
     start = time.perf_counter()
-    decoder = BaseDecoder(codec)
+    decoder = BaseDecoder(base)
     frames = decoder.decode(b"".join(packets)) + decoder.flush()
     decoded = []
     for gop in clip.gops:
@@ -235,11 +305,18 @@ def clip_entry(clip: Clip) -> dict:
         "fps": str(Fraction(clip.info.fps)),
         "msssim_win_size_levels": msssim_settings(clip.info.height, clip.info.width),
         "roi_coverage": float(np.mean([roi.coverage for roi in clip.rois])),
+        "ground_truth": {
+            "mot": "MOT gt.txt",
+            "yolo": "YOLO labels",
+            "pseudo": f"pseudo: the detector's boxes at score >= {PSEUDO_MIN_SCORE} on the source",
+        }.get(clip.labels),
     }
 
 
-def settings(config: BenchConfig) -> dict:
+def settings(config: BenchConfig, detector=None) -> dict:
     return {
+        "task": config.task,
+        "detector": detector.name if detector else None,
         "vcodec": __version__,
         "codecs": list(config.codecs),
         "qps": list(config.qps),

@@ -34,6 +34,7 @@ METRIC_LABELS = {
     "psnr_yuv": "PSNR-YUV",
     "msssim_y": "MS-SSIM",
     "psnr_roi": "ROI-PSNR",
+    "map50": "mAP@0.5",
 }
 
 
@@ -57,6 +58,9 @@ class BenchPoint:
     # None where the maps leave a region empty
     psnr_roi: float | None = None
     psnr_bg: float | None = None
+    # --task detect: mAP (points, 0..100) at IoU 0.5 and over .5:.95; None without a task
+    map50: float | None = None
+    map: float | None = None
 
 
 POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
@@ -221,8 +225,10 @@ def write_json(
     bd_rows: Sequence[dict[str, Any]],
     settings: dict[str, Any],
     clips: Sequence[dict[str, Any]],
+    per_class: Sequence[dict[str, Any]] = (),
 ) -> None:
-    """Write the bench results: version, time, settings, clips, points and BD-rates."""
+    """Write the bench results: version, time, settings, clips, points and BD-rates (and with
+    a task, each point's per-class AP)."""
     doc = {
         "vcodec_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -231,6 +237,8 @@ def write_json(
         "points": [asdict(p) for p in points],
         "bd_rate": list(bd_rows),
     }
+    if per_class:
+        doc["per_class_ap50"] = list(per_class)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_jsonable(doc), indent=2, default=str) + "\n", encoding="utf-8")
@@ -299,6 +307,9 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
     names = ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM", "ROI", "BG")
     for name in names:
         table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
+    task = any(p.map50 is not None for p in points)
+    if task:
+        table.add_column("mAP50", justify="right")
     table.add_column("enc fps", justify="right")
     table.add_column("dec fps", justify="right")
     groups = _by_clip_codec(points)
@@ -318,6 +329,7 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
                     f"{p.msssim_y:.4f}",
                     _db_cell(p.psnr_roi),
                     _db_cell(p.psnr_bg),
+                    *([_db_cell(p.map50)] if task else []),
                     f"{p.enc_fps:.1f}",
                     f"{p.dec_fps:.1f}",
                 )
@@ -354,6 +366,13 @@ def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
     return table
 
 
+# the BD-rate metrics the terminal shows (the JSON has them all): PSNR-YUV and MS-SSIM, and
+# ROI-PSNR and mAP where the run has an ROI codec or a task
+SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50")
+
+
 def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:
     """Two rich tables: every point (by clip, codec, bpp) and the BD-rates (None as "n/a")."""
-    return [_points_table(points), _bd_rate_table(bd_rows)]
+    roi = any(p.codec.endswith("-roi") for p in points)
+    shown = [m for m in SHOWN_BD_METRICS if m != "psnr_roi" or roi]
+    return [_points_table(points), _bd_rate_table([r for r in bd_rows if r["metric"] in shown])]

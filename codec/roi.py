@@ -277,7 +277,7 @@ class YoloFinder:
         return RoiMap(self.source, grow(block_fraction(mask) > 0))
 
 
-def load_yolo(model: str | Path | None):
+def load_yolo(model: str | Path | None, option: str = "--roi-model "):
     """An ultralytics YOLO model from a weights path (.pt), a model .yaml (untrained: tests),
     or a name ultralytics can download; InputError with what to do when none of these works."""
     os.environ.setdefault("YOLO_VERBOSE", "False")  # no banners on our stdout
@@ -289,16 +289,16 @@ def load_yolo(model: str | Path | None):
         raise InputError("--roi yolo needs --roi-model PATH (YOLO-seg weights, e.g. .pt)")
     path = Path(model)
     if path.parent != Path(".") and not path.exists():
-        raise InputError(f"--roi-model {model}: no such file (give YOLO-seg weights, e.g. .pt)")
+        raise InputError(f"{option}{model}: no such file (give YOLO weights, e.g. .pt)")
     try:
         yolo = YOLO(str(model))
     except Exception as exc:  # ultralytics raises many kinds; all mean "no usable weights"
         raise InputError(
-            f"--roi-model {model}: cannot load YOLO weights ({type(exc).__name__}); give a path "
-            "to YOLO-seg weights, or a model name while online so ultralytics can download it"
+            f"{option}{model}: cannot load YOLO weights ({type(exc).__name__}); give a path "
+            "to YOLO weights, or a model name while online so ultralytics can download it"
         ) from None
     if yolo.task not in ("segment", "detect"):
-        raise InputError(f"--roi-model {model} is a {yolo.task} model, not segment or detect")
+        raise InputError(f"{option}{model} is a {yolo.task} model, not segment or detect")
     return yolo
 
 

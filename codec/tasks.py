@@ -1,0 +1,176 @@
+"""Task metrics of decoded video (seed 003): detection mAP against ground-truth labels or, with
+none, against the detector's own output on the uncompressed frames (pseudo ground truth).
+
+Label layouts (``find_labels``), each a clip the bench can read:
+- MOT: a sequence folder with ``img1/`` (frames) and ``gt/gt.txt`` (``frame, id, x, y, w, h,
+  flag, class, visibility``; 1-based frames; rows with flag 0 are ignored; MOT classes are
+  mapped to COCO's, others dropped).
+- YOLO: a folder with ``images/`` (frames, name order) and ``labels/`` (one ``.txt`` per frame
+  of the same stem, ``class cx cy w h`` normalised to 0..1, COCO class ids; a missing file is a
+  frame with no objects).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from vcodec.bitstream.errors import InputError
+
+from .detectors import Detections, box_iou
+
+IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # COCO's .5:.95
+RECALL_POINTS = np.linspace(0, 1, 101)  # COCO's 101-point interpolated precision
+PSEUDO_MIN_SCORE = 0.5  # the detector's boxes on the source that count as pseudo ground truth
+# MOT17 classes -> COCO ids: pedestrian and person on vehicle / static person -> person,
+# car, bicycle, motorbike; the rest (distractors, occluders, non-motorised vehicles) dropped
+MOT_TO_COCO = {1: 0, 2: 0, 7: 0, 3: 2, 4: 1, 5: 3}
+FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
+
+
+@dataclass(frozen=True)
+class Labels:
+    """Where a clip's frames and ground truth are: ``frames`` (a folder the reader opens) and
+    ``truth`` (per frame, boxes and classes; scores are 1), or None: pseudo ground truth."""
+
+    frames: Path
+    truth: list[Detections] | None
+    layout: str  # "mot", "yolo" or "none"
+
+
+def find_labels(path: str | Path) -> Labels:
+    """The layout of a bench input: a MOT sequence, a YOLO folder, else the input itself with
+    no labels (pseudo ground truth)."""
+    path = Path(path)
+    if (path / "img1").is_dir() and (path / "gt" / "gt.txt").is_file():
+        frames = path / "img1"
+        return Labels(frames, read_mot(path / "gt" / "gt.txt", _frame_count(frames)), "mot")
+    if (path / "images").is_dir() and (path / "labels").is_dir():
+        frames = path / "images"
+        return Labels(frames, read_yolo(frames, path / "labels"), "yolo")
+    return Labels(path, None, "none")
+
+
+def _frame_files(folder: Path) -> list[Path]:
+    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+
+
+def _frame_count(folder: Path) -> int:
+    return len(_frame_files(folder))
+
+
+def read_mot(path: Path, frames: int) -> list[Detections]:
+    """Per-frame boxes of a MOT ``gt.txt`` for a sequence of ``frames`` frames."""
+    rows: list[list[tuple]] = [[] for _ in range(frames)]
+    for number, line in enumerate(path.read_text().splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            values = [float(v) for v in line.split(",")]
+            frame, _, x, y, w, h, flag, cls = values[:8]
+        except ValueError:
+            raise InputError(
+                f"{path}:{number}: a MOT line is frame,id,x,y,w,h,flag,class,visibility"
+            ) from None
+        if not 1 <= frame <= frames or w <= 0 or h <= 0:
+            raise InputError(f"{path}:{number}: frame {frame:g} or box size out of range")
+        if flag == 0 or int(cls) not in MOT_TO_COCO:
+            continue
+        rows[int(frame) - 1].append((x, y, x + w, y + h, MOT_TO_COCO[int(cls)]))
+    return [_truth(r) for r in rows]
+
+
+def read_yolo(images: Path, labels: Path) -> list[Detections]:
+    """Per-frame boxes of YOLO label files for the frames in ``images`` (name order)."""
+    from PIL import Image
+
+    out = []
+    for image in _frame_files(images):
+        with Image.open(image) as im:
+            width, height = im.size
+        rows = []
+        label = labels / f"{image.stem}.txt"
+        lines = label.read_text().splitlines() if label.is_file() else []
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                cls, cx, cy, w, h = (float(v) for v in line.split()[:5])
+            except ValueError:
+                raise InputError(f"{label}:{number}: a YOLO line is class cx cy w h") from None
+            if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1 and cls >= 0):
+                raise InputError(f"{label}:{number}: box values must be normalised to 0..1")
+            x0, y0 = (cx - w / 2) * width, (cy - h / 2) * height
+            rows.append((x0, y0, x0 + w * width, y0 + h * height, int(cls)))
+        out.append(_truth(rows))
+    return out
+
+
+def _truth(rows: list[tuple]) -> Detections:
+    if not rows:
+        return Detections.empty()
+    a = np.asarray(rows, dtype=np.float64)
+    return Detections(a[:, :4], np.ones(len(a)), a[:, 4].astype(np.int64))
+
+
+def pseudo_truth(found: list[Detections]) -> list[Detections]:
+    """The detector's confident boxes on the uncompressed frames, as ground truth."""
+    return [
+        Detections(d.boxes, np.ones(len(d)), d.classes)
+        for d in (f.above(PSEUDO_MIN_SCORE) for f in found)
+    ]
+
+
+def mean_average_precision(
+    found: list[Detections], truth: list[Detections]
+) -> dict[str, float | dict[int, float]]:
+    """COCO-style mAP of per-frame detections against per-frame truth: ``map50`` (IoU 0.5),
+    ``map`` (mean over IoU .5:.95), and ``per_class`` AP at 0.5, over the classes with truth.
+    Values in 0..1; NaN when there is no truth at all."""
+    if len(found) != len(truth):
+        raise ValueError(f"{len(found)} frames of detections for {len(truth)} of truth")
+    classes = sorted({int(c) for t in truth for c in t.classes})
+    if not classes:
+        return {"map50": float("nan"), "map": float("nan"), "per_class": {}}
+    table = np.array([[_ap(found, truth, c, iou) for iou in IOU_THRESHOLDS] for c in classes])
+    return {
+        "map50": float(table[:, 0].mean()),
+        "map": float(table.mean()),
+        "per_class": {c: float(v) for c, v in zip(classes, table[:, 0], strict=True)},
+    }
+
+
+def _ap(found: list[Detections], truth: list[Detections], cls: int, iou: float) -> float:
+    """Average precision of class ``cls`` at one IoU threshold (greedy matching by score)."""
+    scores, hits = [], []
+    total = 0
+    for f, t in zip(found, truth, strict=True):
+        gt = t.boxes[t.classes == cls]
+        total += len(gt)
+        mine = f.classes == cls
+        boxes, conf = f.boxes[mine], f.scores[mine]
+        order = np.argsort(-conf, kind="stable")
+        taken = np.zeros(len(gt), bool)
+        overlaps = box_iou(boxes[order], gt) if len(gt) and len(order) else None
+        for rank, i in enumerate(order):
+            scores.append(conf[i])
+            hit = False
+            if overlaps is not None:
+                candidates = np.where(taken, -1.0, overlaps[rank])
+                best = int(np.argmax(candidates))
+                if candidates[best] >= iou:
+                    taken[best] = hit = True
+            hits.append(hit)
+    if total == 0:
+        return float("nan")
+    if not scores:
+        return 0.0
+    order = np.argsort(-np.asarray(scores), kind="stable")
+    tp = np.cumsum(np.asarray(hits)[order])
+    precision = tp / np.arange(1, len(tp) + 1)
+    recall = tp / total
+    envelope = np.maximum.accumulate(precision[::-1])[::-1]
+    at = np.searchsorted(recall, RECALL_POINTS, side="left")
+    return float(np.mean([envelope[i] if i < len(envelope) else 0.0 for i in at]))
