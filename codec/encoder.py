@@ -356,13 +356,13 @@ class _HybridEncoder:
             del self.frames[:count]
             prediction = crop_gop(upscale_gop(base, scale, self.device), gop.height, gop.width)
             self.base_error = yuv_mse(coded_part(gop, step), prediction)
+            qp = base_qp(self.config.qp, scale)
             if self.predictor is not None:
-                qp = base_qp(self.config.qp, scale)
                 prediction = self.predictor(prediction, gop.n_frames, step, qp, scale)
                 self.temporal_on |= step > 1
             strength = None
             if self.post is not None:
-                cleaned = self.post(prediction, base_qp(self.config.qp, scale), scale)
+                cleaned = self.post(prediction, qp, scale)
                 strength = best_strength(gop, prediction, cleaned)
                 self.post_on |= strength > 0
                 prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])

@@ -39,8 +39,9 @@ class PostProcessor:
         self.net = copy.deepcopy(shared).to(device=device, dtype=dtype).eval()
 
     @torch.no_grad()
-    def __call__(self, gop: Gop, base_qp: int, scale: int) -> Gop:
-        """``gop``: the upscaled base layer cropped to the stream's size (any size)."""
+    def __call__(self, gop: Gop, base_qp: int, scale: int, frames: list[int] | None = None) -> Gop:
+        """``gop``: the upscaled base layer cropped to the stream's size (any size). Returns
+        every frame processed, or only ``frames`` (each still seeing its neighbours)."""
         h, w = gop.height, gop.width
         r = LUMA_UNSHUFFLE
         hp, wp = -(-h // r) * r, -(-w // r) * r  # padded luma size; chroma is exactly half
@@ -56,8 +57,10 @@ class PostProcessor:
         window = torch.stack(
             [(order + k).clamp(0, n - 1) for k in range(-(NEIGHBOURS // 2), NEIGHBOURS // 2 + 1)], 1
         )
+        if frames is not None:
+            window = window[frames]
         out = [[], [], []]
-        for first in range(0, n, FRAMES_PER_PASS):
+        for first in range(0, len(window), FRAMES_PER_PASS):
             idx = window[first : first + FRAMES_PER_PASS]
             for plane, res in zip(out, self._stripes([p[idx] for p in planes], cond), strict=True):
                 plane.append(res)

@@ -93,9 +93,9 @@ class FramePredictor:
         slots = np.zeros(n_frames, dtype=np.int64)
         slots[keep] = np.arange(len(keep))
         guess = midpoints(Gop(*(p[slots] for p in coded.planes()), start=coded.start), step)
-        synthesised = self.run(guess, base_qp, scale)
         dropped = sorted(set(range(n_frames)) - set(keep))
+        synthesised = self.run(guess, base_qp, scale, dropped)
         planes = [g.copy() for g in guess.planes()]
         for p, s in zip(planes, synthesised.planes(), strict=True):
-            p[dropped] = s[dropped]
+            p[dropped] = s
         return Gop(*planes, start=coded.start)

@@ -1,11 +1,12 @@
 """Regions of interest (seed 002): where the objects are, per GOP, on a grid of 16x16 blocks.
 
 A finder marks the blocks of a GOP that hold objects: ``motion`` (no weights: what differs from
-the GOP's per-pixel temporal median) or ``yolo`` (an ultralytics YOLO segmentation or detection
-model). The map is the union over the GOP's frames grown by one block, so it covers an object
-over the whole GOP. The encoder steers the base layer's bits with it (ROI blocks at a lower QP,
-the background at a higher one, through the codec's own ROI interface) and writes it to the
-stream as side info (ROI chunk, FORMAT.md) for whoever consumes the decoded video.
+the GOP's per-pixel temporal median, after aligning the camera's pan) or ``yolo`` (an
+ultralytics YOLO segmentation or detection model). The map is the union over the GOP's frames
+(for YOLO, which sees a few of them, grown by one block), so it covers an object over the whole
+GOP. The encoder steers the base layer's bits with it (ROI blocks at a lower QP, the background
+at a higher one, through the codec's own ROI interface) and writes it to the stream as side
+info (ROI chunk, FORMAT.md) for whoever consumes the decoded video.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from .frames import Gop
 
 ROI_SOURCES = ("none", "motion", "yolo")  # --roi; the index is the ROI chunk's source byte
 ROI_BLOCK = 16  # pixels of the source frame per map cell (the codecs' 16x16 QP blocks)
-# Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks; measured in
-# benchmarks/roi_gain.py (models/README.md): ROI-PSNR rises by more than the background loses.
+# Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks (-4/+6 gave more
+# ROI-PSNR at the same rate than -6/+10, -3/+12 or -8/+8 on bikes; benchmarks/roi_gain.py)
 ROI_QP_OFFSET = -4
 BACKGROUND_QP_OFFSET = 6
 QP_RANGE = 51  # ffmpeg's ROI qoffset is a fraction of the codec's QP range (51 at 8 bits)
@@ -36,7 +37,10 @@ MAX_REGIONS = 64  # rectangles per frame handed to the encoder; more are merged 
 
 MOTION_THRESHOLD = 18  # luma levels from the temporal median that count as moving
 MOTION_FRACTION = 0.15  # share of a block's pixels that must move for it to be ROI
-MAX_MOTION_COVERAGE = 0.5  # a larger share of moving blocks is camera work, not objects
+# a larger share of moving blocks is camera work, or an ROI too large to favour (the bits come
+# from the background: carphone's 40 % ROI lost 0.7 dB ROI-PSNR at the same rate, bikes' 23 %
+# gained 1.3 dB; benchmarks/roi_gain.py)
+MAX_MOTION_COVERAGE = 0.35
 YOLO_FRAMES = 4  # frames of a GOP the detector looks at (evenly spread)
 YOLO_CONFIDENCE = 0.25
 
@@ -189,8 +193,9 @@ class MotionFinder:
     """Moving objects without weights: the GOP's frames are aligned on the camera's global
     motion (phase correlation, whole pixels), and the pixels far from their aligned temporal
     median are moving. A frame where more than MAX_MOTION_COVERAGE moves (a cut, a flash) is
-    left out; a map that covers more than that is no object map (camera work the alignment
-    missed): it comes back all set, and all set means no offsets."""
+    left out; a map that covers more than that is no object map to favour (camera work the
+    alignment missed, or objects filling the frame): it comes back all set, which means no
+    offsets."""
 
     source = "motion"
 

@@ -20,6 +20,7 @@ from vcodec.frames import Gop, VideoInfo
 from vcodec.metrics import psnr
 from vcodec.models.postprocess import PostNet
 from vcodec.params import GopParams
+from vcodec.postprocess import PostProcessor
 from vcodec.predict import (
     PREDICT_MODEL,
     FramePredictor,
@@ -62,6 +63,9 @@ def test_midpoints_and_the_predictor_keep_coded_frames() -> None:
     np.testing.assert_array_equal(busy.y[[0, 2, 4, 5]], gop.y[[0, 2, 4, 5]])
     assert not np.array_equal(busy.y[1], mid.y[1])
     assert busy.start == gop.start
+    # only the dropped frames go through the network, each as it would in a whole pass
+    whole = PostProcessor(torch.device("cpu"), net=busy_net())(mid, 37, 1)
+    np.testing.assert_array_equal(busy.y[[1, 3]], whole.y[[1, 3]])
 
 
 def _still(frames: int = 48, width: int = 96, height: int = 64):
