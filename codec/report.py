@@ -277,20 +277,24 @@ def _by_clip_codec(points: Iterable[BenchPoint]) -> dict[str, dict[str, list[Ben
 
 
 def plot_rd(path: str | Path, points: Sequence[BenchPoint]) -> None:
-    """RD curves as a PNG: per clip, PSNR-YUV vs bpp and MS-SSIM-Y vs bpp, a line per codec."""
+    """RD curves as a PNG: per clip, PSNR-YUV, MS-SSIM-Y (and with a task, mAP@0.5) vs bpp,
+    a line per codec."""
     if not points:
         raise ValueError("no points to plot")
     groups = _by_clip_codec(points)
+    panels = [("psnr_yuv", "PSNR-YUV (dB)"), ("msssim_y", "MS-SSIM (Y)")]
+    if any(p.map50 is not None for p in points):
+        panels.append(("map50", "mAP@0.5 (points)"))
     width, height = PLOT_PANEL_SIZE
-    fig = Figure(figsize=(2 * width, height * len(groups)), layout="constrained")
+    fig = Figure(figsize=(len(panels) * width, height * len(groups)), layout="constrained")
     FigureCanvasAgg(fig)
-    axes = fig.subplots(len(groups), 2, squeeze=False)
-    panels = (("psnr_yuv", "PSNR-YUV (dB)"), ("msssim_y", "MS-SSIM (Y)"))
+    axes = fig.subplots(len(groups), len(panels), squeeze=False)
     for row, (clip, codecs) in zip(axes, groups.items(), strict=True):
         for ax, (metric, label) in zip(row, panels, strict=True):
             for codec, curve in codecs.items():
+                shown = [p for p in curve if getattr(p, metric) is not None]
                 ax.plot(
-                    [p.bpp for p in curve], [getattr(p, metric) for p in curve], "o-", label=codec
+                    [p.bpp for p in shown], [getattr(p, metric) for p in shown], "o-", label=codec
                 )
             ax.set_title(f"{clip}: {label} vs rate")
             ax.set_xlabel("bits per pixel")

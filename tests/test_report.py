@@ -158,3 +158,19 @@ def test_plot_and_tables(tmp_path: Path) -> None:
     console.print(points_table, bd_rate_table)
     text = console.export_text()
     assert "n/a" in text and "-30.0" in text and ALL_CLIPS in text
+    assert "vs x264 ROI-PSNR" not in headers  # no ROI codec in this run
+
+
+def test_task_points_get_a_map_panel_and_column(tmp_path: Path) -> None:
+    from PIL import Image
+
+    points = sample_points()
+    plot_rd(tmp_path / "plain.png", points)
+    tasks = [replace(p, map50=20.0 + p.psnr_y, map=10.0 + p.psnr_y) for p in points]
+    plot_rd(tmp_path / "task.png", tasks)
+    widths = [Image.open(tmp_path / f"{n}.png").size[0] for n in ("plain", "task")]
+    assert widths[1] > widths[0] * 1.4  # a third panel
+    rows = bd_table(tasks, metrics=("psnr_yuv", "map50"))
+    points_table, bd_rate_table = render_tables(tasks, rows)
+    assert "mAP50" in [c.header for c in points_table.columns]
+    assert "vs x264 mAP@0.5" in [c.header for c in bd_rate_table.columns]
