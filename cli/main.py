@@ -138,12 +138,16 @@ def encode(
         str,
         typer.Option(
             help="Regions of interest get the bits (x264/x265 base): none; motion (moving "
-            "objects, no weights needed); yolo (objects from an ultralytics model, --roi-model)."
+            "objects, no weights needed); yolo (objects from an ultralytics model) or nanodet "
+            "(NanoDet ONNX boxes), both with --roi-model."
         ),
     ] = "none",
     roi_model: Annotated[
         str | None,
-        typer.Option(help="--roi yolo: YOLO-seg (or detect) weights, a path or a model name."),
+        typer.Option(
+            help="--roi yolo: YOLO-seg (or detect) weights, a path or a model name; --roi "
+            "nanodet: a NanoDet .onnx."
+        ),
     ] = None,
     device: Device = "auto",
     force: Force = False,

@@ -123,13 +123,13 @@ class NanoDet:
         return nms(Detections(boxes, best, classes).above(MIN_SCORE))
 
     def detect(self, gop: Gop) -> list[Detections]:
-        return [self.detect_frame(_bgr(gop, t)) for t in range(gop.n_frames)]
+        return [self.detect_frame(bgr_frame(gop, t)) for t in range(gop.n_frames)]
 
     def features(self, gop: Gop) -> np.ndarray:
         """One feature vector per frame, [T, F]: every output of the network, flattened."""
         rows = []
         for t in range(gop.n_frames):
-            rows.append(np.concatenate([o.ravel() for o in self.run(_bgr(gop, t))[0]]))
+            rows.append(np.concatenate([o.ravel() for o in self.run(bgr_frame(gop, t))[0]]))
         return np.stack(rows)
 
 
@@ -144,7 +144,7 @@ class UltralyticsDetector:
         self.name = f"ultralytics:{Path(model).name}"
 
     def detect(self, gop: Gop) -> list[Detections]:
-        images = [_bgr(gop, t) for t in range(gop.n_frames)]
+        images = [bgr_frame(gop, t) for t in range(gop.n_frames)]
         results = self.model.predict(
             images, conf=MIN_SCORE, iou=NMS_IOU, max_det=MAX_DETECTIONS, verbose=False,
             device=self.device,
@@ -197,7 +197,8 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return inter / np.maximum(area_a[:, None] + area_b[None, :] - inter, 1e-12)
 
 
-def _bgr(gop: Gop, t: int) -> np.ndarray:
+def bgr_frame(gop: Gop, t: int) -> np.ndarray:
+    """Frame t of a GOP as an 8-bit BGR image (what OpenCV and ultralytics take)."""
     return frame_from_planes(gop.y[t], gop.u[t], gop.v[t]).to_ndarray(format="bgr24")
 
 

@@ -70,8 +70,9 @@ class EncodeConfig:
     post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
     # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
     temporal: bool = True
-    roi: str = "none"  # hybrid only: none, motion, yolo: regions of interest steer the base layer
-    roi_model: str | None = None  # --roi yolo: YOLO weights (path, or a name when online)
+    # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer
+    roi: str = "none"
+    roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -91,8 +92,8 @@ class EncodeConfig:
             raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
         if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
             raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
-        if self.roi == "yolo" and not self.roi_model:
-            raise InputError("--roi yolo needs --roi-model PATH (YOLO-seg weights, e.g. .pt)")
+        if self.roi in ("yolo", "nanodet") and not self.roi_model:
+            raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
         resolve_device(self.device)
         return self
 

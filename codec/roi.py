@@ -1,9 +1,10 @@
 """Regions of interest (seed 002): where the objects are, per GOP, on a grid of 16x16 blocks.
 
 A finder marks the blocks of a GOP that hold objects: ``motion`` (no weights: what differs from
-the GOP's per-pixel temporal median, after aligning the camera's pan) or ``yolo`` (an
-ultralytics YOLO segmentation or detection model). The map is the union over the GOP's frames
-(for YOLO, which sees a few of them, grown by one block), so it covers an object over the whole
+the GOP's per-pixel temporal median, after aligning the camera's pan), ``yolo`` (an
+ultralytics YOLO segmentation or detection model) or ``nanodet`` (NanoDet's boxes, ONNX through
+OpenCV). The map is the union over the GOP's frames (for a detector, which sees a few of them,
+grown by one block), so it covers an object over the whole
 GOP. The encoder steers the base layer's bits with it (ROI blocks at a lower QP, the background
 at a higher one, through the codec's own ROI interface) and writes it to the stream as side
 info (ROI chunk, FORMAT.md) for whoever consumes the decoded video.
@@ -26,7 +27,8 @@ from vcodec.bitstream.errors import InputError, MalformedError
 from .entropy import SymbolDecoder, SymbolEncoder
 from .frames import Gop
 
-ROI_SOURCES = ("none", "motion", "yolo")  # --roi; the index is the ROI chunk's source byte
+# --roi; the index is the ROI chunk's source byte
+ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
 ROI_BLOCK = 16  # pixels of the source frame per map cell (the codecs' 16x16 QP blocks)
 # Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks (-4/+6 gave more
 # ROI-PSNR at the same rate than -6/+10, -3/+12 or -8/+8 on bikes; benchmarks/roi_gain.py)
@@ -41,8 +43,9 @@ MOTION_FRACTION = 0.15  # share of a block's pixels that must move for it to be 
 # from the background: carphone's 40 % ROI lost 0.7 dB ROI-PSNR at the same rate, bikes' 23 %
 # gained 1.3 dB; benchmarks/roi_gain.py)
 MAX_MOTION_COVERAGE = 0.35
-YOLO_FRAMES = 4  # frames of a GOP the detector looks at (evenly spread)
+DETECT_FRAMES = 4  # frames of a GOP a detector looks at (evenly spread)
 YOLO_CONFIDENCE = 0.25
+NANODET_CONFIDENCE = 0.35
 
 # Context-adaptive coding of the map: a cell's context is (left, above, same cell in the
 # previous GOP's map); each context's two counts start at 1 and grow by ROI_INCREMENT per use.
@@ -248,7 +251,7 @@ def _shift(frame: torch.Tensor, dy: int, dx: int) -> torch.Tensor:
 
 class YoloFinder:
     """Objects found by an ultralytics YOLO model: segmentation masks, or boxes from a detection
-    model, on YOLO_FRAMES frames of each GOP."""
+    model, on DETECT_FRAMES frames of each GOP."""
 
     source = "yolo"
 
@@ -257,13 +260,9 @@ class YoloFinder:
         self.device = device
 
     def find(self, gop: Gop) -> RoiMap:
-        from .io import frame_from_planes
+        from .detectors import bgr_frame
 
-        pick = np.linspace(0, gop.n_frames - 1, min(YOLO_FRAMES, gop.n_frames)).round()
-        images = [
-            frame_from_planes(gop.y[t], gop.u[t], gop.v[t]).to_ndarray(format="bgr24")
-            for t in pick.astype(int)
-        ]
+        images = [bgr_frame(gop, t) for t in _sampled(gop)]
         results = self.model.predict(
             images, conf=YOLO_CONFIDENCE, retina_masks=True, verbose=False, device=self.device
         )
@@ -280,6 +279,34 @@ class YoloFinder:
                 for x0, y0, x1, y1 in result.boxes.xyxy.cpu().numpy().round().astype(int):
                     mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
         return RoiMap(self.source, grow(block_fraction(mask) > 0))
+
+
+class NanoDetFinder:
+    """Objects found by NanoDet (ONNX, offline weights): their boxes at score
+    NANODET_CONFIDENCE and up, on DETECT_FRAMES frames of each GOP."""
+
+    source = "nanodet"
+
+    def __init__(self, model: str | Path | None) -> None:
+        from .detectors import NanoDet
+
+        if not model:
+            raise InputError("--roi nanodet needs --roi-model PATH (a NanoDet .onnx)")
+        self.detector = NanoDet(model)
+
+    def find(self, gop: Gop) -> RoiMap:
+        from .detectors import bgr_frame
+
+        mask = np.zeros((gop.height, gop.width), bool)
+        for t in _sampled(gop):
+            found = self.detector.detect_frame(bgr_frame(gop, t)).above(NANODET_CONFIDENCE)
+            for x0, y0, x1, y1 in np.round(found.boxes).astype(int):
+                mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
+        return RoiMap(self.source, grow(block_fraction(mask) > 0))
+
+
+def _sampled(gop: Gop) -> list[int]:
+    return np.linspace(0, gop.n_frames - 1, min(DETECT_FRAMES, gop.n_frames)).round().astype(int)
 
 
 def load_yolo(model: str | Path | None, option: str = "--roi-model "):
@@ -315,6 +342,8 @@ def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
         return MotionFinder()
     if source == "yolo":
         return YoloFinder(model, device)
+    if source == "nanodet":
+        return NanoDetFinder(model)
     return None
 
 

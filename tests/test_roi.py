@@ -6,6 +6,7 @@ import io
 
 import numpy as np
 import pytest
+from conftest import SHARED_DATA, requires_data
 
 from vcodec.bitstream.container import Roi
 from vcodec.bitstream.errors import InputError, MalformedError
@@ -16,6 +17,7 @@ from vcodec.roi import (
     MAX_REGIONS,
     ROI_BLOCK,
     MotionFinder,
+    NanoDetFinder,
     RoiMap,
     YoloFinder,
     camera_shifts,
@@ -181,3 +183,16 @@ def test_yolo_finder_runs_a_model_built_from_its_yaml() -> None:
     """No weights offline: the untrained network from ultralytics' yaml runs end to end."""
     roi = YoloFinder("yolov8n-seg.yaml").find(_scene(frames=4))
     assert roi.source == "yolo" and roi.cells.shape == grid_size(128, 192)
+
+
+@requires_data
+def test_nanodet_finder_marks_the_people_of_a_mot_frame() -> None:
+    from vcodec.io import open_video
+
+    seq = SHARED_DATA / "labeled" / "MOT17-mini" / "train" / "MOT17-05-FRCNN"
+    with open_video(seq / "img1") as reader:
+        gop = next(reader.gops(16))
+    model = SHARED_DATA / "weights" / "nanodet-m_coco_onnx" / "nanodet-m_320.onnx"
+    roi = NanoDetFinder(model).find(gop)
+    assert roi.source == "nanodet" and 0.02 < roi.coverage < 0.5
+    assert roi.cells[150 // ROI_BLOCK : 330 // ROI_BLOCK, 20 // ROI_BLOCK].all()  # a walker
