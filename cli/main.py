@@ -304,8 +304,8 @@ def bench(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-notemporal (no temporal scaling), vcx-params "
             "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
-            "(--roi motion), vcx-pure (no base layer), x264, x265, x264-roi (x264 with "
-            "vcx-roi's ROI maps and QP offsets)."
+            "(--roi motion, or the --task detector's objects), vcx-pure (no base layer), x264, "
+            "x265, x264-roi (x264 with vcx-roi's ROI maps and QP offsets)."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[

@@ -34,7 +34,7 @@ from .report import (
     write_json,
 )
 from .resample import coded_size, crop_gop, pad_gop
-from .roi import MotionFinder, RoiMap, qp_regions
+from .roi import MotionFinder, RoiMap, qp_regions, roi_finder
 from .sample import make_sample
 from .tasks import PSEUDO_MIN_SCORE, find_labels, mean_average_precision, pseudo_truth
 
@@ -58,9 +58,6 @@ TASKS = ("detect",)
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
 )  # fmt: skip
-# Every codec's ROI-PSNR and background PSNR are measured on the same maps: the motion
-# finder's (it needs no weights) on the source frames
-ROI_REFERENCE = "motion"
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")
 OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png")
@@ -110,6 +107,18 @@ class BenchConfig:
             raise InputError("--task detect needs --detector onnx-nanodet:PATH|ultralytics:PATH")
         return cls(names, points, frames, preset, device, task, detector)
 
+    @property
+    def roi(self) -> tuple[str, str | None]:
+        """(source, model) of the ROI maps: vcx-roi's and x264-roi's, and where every codec's
+        ROI-PSNR is measured. The task's detector when there is one (task-aware ROI), else the
+        motion finder (no weights), on the source frames."""
+        kind, _, model = (self.detector or "").partition(":")
+        if self.task and kind == "onnx-nanodet":
+            return "nanodet", model
+        if self.task and kind == "ultralytics":
+            return "yolo", model
+        return "motion", None
+
     def work_units(self, n_clips: int) -> int:
         return n_clips * len(self.codecs) * len(self.qps)
 
@@ -127,7 +136,8 @@ class Clip:
     name: str
     info: VideoInfo
     gops: list[Gop]
-    rois: list[RoiMap] = field(default_factory=list)  # per GOP: where ROI-PSNR is measured
+    # per GOP: where ROI-PSNR is measured (the motion finder's unless given)
+    rois: list[RoiMap] = field(default_factory=list)
     truth: list[Detections] | None = None  # --task detect: per frame; None: pseudo
     labels: str = "none"  # the ground truth's layout: mot, yolo, or none
 
@@ -156,6 +166,9 @@ def run_bench(
         load_detector(config.detector, str(resolve_device(config.device))) if config.task else None
     )
     clips = [load_clip(p, config.frames) for p in inputs] or [sample_clip(config.frames)]
+    if config.roi[0] != "motion":
+        finder = roi_finder(*config.roi, device=str(resolve_device(config.device)))
+        clips = [replace(c, rois=[finder.find(g) for g in c.gops]) for c in clips]
     if detector is not None:
         clips = [with_truth(c, detector) for c in clips]
     points, per_class = [], []
@@ -259,6 +272,9 @@ def _run_vcx(
     clip: Clip, qp: int, config: BenchConfig, variant: dict
 ) -> tuple[list[Gop], int, float, float]:
     buffer = io.BytesIO()
+    if "roi" in variant:
+        source, model = config.roi
+        variant = {**variant, "roi": source, "roi_model": model}
     enc_cfg = EncodeConfig(qp=qp, preset=config.preset, device=config.device, **variant)
     start = time.perf_counter()
     encode_gops(clip.gops, clip.info, buffer, enc_cfg)
@@ -337,7 +353,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
             if k not in ("qp", "frames", "device")
         },
         "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",
-        "roi_psnr": f"PSNR-Y inside / outside the {ROI_REFERENCE} ROI maps of the source",
+        "roi_psnr": f"PSNR-Y inside / outside the {config.roi[0]} ROI maps of the source",
         "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
     }
 

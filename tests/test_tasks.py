@@ -129,6 +129,10 @@ def test_bench_detect_on_a_mot_sequence_and_in_pseudo_mode(tmp_path) -> None:
     assert all(0 < m <= 100 for m in maps)
     assert {"person"} <= set(doc["per_class_ap50"][0]["ap50"])
     assert any(row["metric"] == "map50" for row in doc["bd_rate"])
+    # task-aware ROI: the detector's objects are the ROI maps, and x264-roi codes by them
+    assert "nanodet" in doc["settings"]["roi_psnr"] and 0 < doc["clips"][0]["roi_coverage"] < 1
+    sizes = {(p["codec"], p["q"]): p["bytes"] for p in doc["points"]}
+    assert sizes[("x264-roi", 32)] != sizes[("x264", 32)]
     r = runner.invoke(app, [*base, str(MOT05 / "img1"), "--out", str(tmp_path / "pseudo")])
     assert r.exit_code == 0, r.output
     doc = json.loads((tmp_path / "pseudo" / "bench.json").read_text())
