@@ -196,3 +196,17 @@ def test_nanodet_finder_marks_the_people_of_a_mot_frame() -> None:
     roi = NanoDetFinder(model).find(gop)
     assert roi.source == "nanodet" and 0.02 < roi.coverage < 0.5
     assert roi.cells[150 // ROI_BLOCK : 330 // ROI_BLOCK, 20 // ROI_BLOCK].all()  # a walker
+
+
+def test_gops_without_regions_between_gops_with_them(monkeypatch) -> None:
+    """x265 reuses its frame buffers: a GOP whose map asks no offsets (all of it ROI) and then
+    one with offsets crashed libx265 until every frame carried ROI side data."""
+    gop = _scene(frames=16)
+    maps = iter([np.ones(grid_size(128, 192), bool), np.zeros(grid_size(128, 192), bool)] * 3)
+    monkeypatch.setattr(MotionFinder, "find", lambda self, g: RoiMap("motion", next(maps)))
+    gops = [Gop(gop.y, gop.u, gop.v, start=16 * i) for i in range(6)]
+    buffer = io.BytesIO()
+    config = EncodeConfig(qp=32, roi="motion", masks=False, post=False, temporal=False)
+    encode_gops(gops, VideoInfo(width=192, height=128, fps=25), buffer, config)
+    buffer.seek(0)
+    assert sum(g.n_frames for g in VcxDecoder(buffer, "cpu").gops()) == 96
