@@ -216,8 +216,13 @@ def predict(
     """
     with reported_errors():
         from vcodec.train.common import save_weights
-        from vcodec.train.post import PostDataConfig, PostExamples, build_post_examples
-        from vcodec.train.predict import PredictTrainConfig, train_predict
+        from vcodec.train.post import (
+            PostDataConfig,
+            PostExamples,
+            PostTrainConfig,
+            build_post_examples,
+        )
+        from vcodec.train.predict import train_predict
 
         config = PostDataConfig(frames=frames)
         dev, examples = _setup(
@@ -227,7 +232,7 @@ def predict(
         bar, tick = _step_bar("predict", steps)
         with bar:
             net = train_predict(
-                examples, PredictTrainConfig(steps=steps, lr=lr), device=dev, progress=tick
+                examples, PostTrainConfig(steps=steps, lr=lr), device=dev, progress=tick
             )
         _report("frame-prediction network", out_path, save_weights(net, out_path, force=force))
 

@@ -293,7 +293,7 @@ class _HybridEncoder:
             roi = self.roi.find(gop) if self.roi is not None else None
             if not self.decodes:
                 self._write_gop(gop, GopParams(scale=scale), roi)
-            step = self._step(gop, scale)
+            step = self._step(gop, scale, roi)
             height, width = coded_size(self.info.height, self.info.width, scale)
             coded = downscale_gop(pad_gop(coded_part(gop, step), height, width), scale, self.device)
             if self.decodes:
@@ -311,16 +311,20 @@ class _HybridEncoder:
             return int(self.config.scale)
         return self.params.scale(gop, self.config.qp)
 
-    def _step(self, gop: Gop, scale: int) -> int:
+    def _step(self, gop: Gop, scale: int, roi: RoiMap | None) -> int:
         """Step 2 where the source's dropped frames are more predictable than the base layer's
         own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low guess before
-        any), else 1."""
+        any), else 1. With regions of interest, their pixels must be that predictable: the
+        bits they are given buy nothing on a frame the decoder predicts."""
         if self.predictor is None or gop.n_frames < 3:
             return 1
         error = self.base_error
         if error is None:
             error = expected_base_error(base_qp(self.config.qp, scale))
-        return 2 if prediction_error(gop, 2) <= TEMPORAL_MARGIN * error else 1
+        where = None
+        if roi is not None and roi.cells.any() and not roi.cells.all():
+            where = roi.pixels(gop.height, gop.width)
+        return 2 if prediction_error(gop, 2, where) <= TEMPORAL_MARGIN * error else 1
 
     def _write_gop(self, gop: Gop, params: GopParams, roi: RoiMap | None) -> int:
         """The GOP chunk, and after it the GOP's ROI chunk when there is a map."""

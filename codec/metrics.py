@@ -113,13 +113,15 @@ def psnr_yuv(psnr_y: np.ndarray, psnr_u: np.ndarray, psnr_v: np.ndarray) -> np.n
     return (wy * psnr_y + wu * psnr_u + wv * psnr_v) / (wy + wu + wv)
 
 
-def yuv_mse(ref: Gop, test: Gop) -> float:
+def yuv_mse(ref: Gop, test: Gop, where: np.ndarray | None = None) -> float:
     """The mean squared error of two GOPs (or the same frames of two), the planes weighted as
-    in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8."""
-    total = sum(
-        w * float(np.mean((t.astype(np.float64) - r) ** 2))
-        for w, r, t in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), strict=True)
-    )
+    in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8; ``where``: only over these pixels (a bool
+    [H, W] luma mask; chroma takes every other row and column of it)."""
+    masks = (None,) * 3 if where is None else (where, where[::2, ::2], where[::2, ::2])
+    total = 0.0
+    for w, r, t, m in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), masks, strict=True):
+        diff = t.astype(np.float64) - r
+        total += w * float(np.mean((diff if m is None else diff[:, m]) ** 2))
     return total / sum(PSNR_YUV_WEIGHTS)
 
 

@@ -52,13 +52,14 @@ def midpoints(gop: Gop, step: int) -> Gop:
     return Gop(*planes, start=gop.start)
 
 
-def prediction_error(gop: Gop, step: int) -> float:
-    """yuv_mse of ``midpoints`` on the frames dropped at ``step`` (0 if none)."""
+def prediction_error(gop: Gop, step: int, where: np.ndarray | None = None) -> float:
+    """yuv_mse of ``midpoints`` on the frames dropped at ``step`` (0 if none), over the
+    pixels ``where`` (bool [H, W]) when given."""
     dropped = sorted(set(range(gop.n_frames)) - set(coded_frames(gop.n_frames, step)))
     if not dropped:
         return 0.0
     guess = midpoints(gop, step)
-    return yuv_mse(_select(gop, dropped), _select(guess, dropped))
+    return yuv_mse(_select(gop, dropped), _select(guess, dropped), where)
 
 
 def coded_part(gop: Gop, step: int) -> Gop:

@@ -134,9 +134,12 @@ def train_post(
     init: PostNet | None = None,
     device: torch.device = CPU,
     progress: Callable[[int, float], None] | None = None,
+    window: Callable[[torch.Tensor], torch.Tensor] | None = None,
 ) -> PostNet:
     """Train (or fine-tune ``init``) to minimise PSNR-YUV-weighted MSE; progress gets the
-    step and the batch's gain in MSE over the unprocessed base layer (levels^2)."""
+    step and the batch's gain in MSE over the network's middle input frame (levels^2).
+    ``window``: what becomes of each plane's [B, 3, H, W] frames before the network (the
+    frame predictor's training replaces the middle one, train/predict.py)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net = (init or PostNet()).to(device).train()
@@ -147,6 +150,8 @@ def train_post(
         py, pu, pv, xy, xu, xv, cond = _batch(
             examples, rng.integers(0, len(examples), config.batch), rng, device
         )
+        if window is not None:
+            py, pu, pv = (window(p) for p in (py, pu, pv))
         loss = weighted_mse(net(py, pu, pv, cond), (xy, xu, xv))
         opt.zero_grad(set_to_none=True)
         loss.backward()
