@@ -109,8 +109,10 @@ def _scene(frames: int = 16, pan: int = 0) -> Gop:
     return Gop(y, chroma, chroma.copy())
 
 
-@pytest.mark.parametrize("pan", [0, 3])
-def test_motion_finds_the_moving_object_even_when_the_camera_pans(pan: int) -> None:
+@pytest.mark.parametrize(("pan", "half"), [(0, False), (3, False), (0, True), (4, True)])
+def test_motion_finds_the_moving_object_even_when_the_camera_pans(monkeypatch, pan, half) -> None:
+    if half:  # the half-resolution analysis of large frames
+        monkeypatch.setattr("vcodec.roi.MOTION_FULL_PIXELS", 0)
     gop = _scene(pan=pan)
     assert camera_shifts(__import__("torch").from_numpy(gop.y).double())[5] == (-5 * pan, -5 * pan)
     roi = MotionFinder().find(gop)
