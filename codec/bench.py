@@ -102,7 +102,7 @@ class BenchConfig:
         resolve_device(device)
         if task is not None and task not in TASKS:
             raise InputError(f"--task must be one of {', '.join(TASKS)} (segment and track: "
-                             "not yet), got {task!r}")  # fmt: skip
+                             f"not yet), got {task!r}")  # fmt: skip
         if task and not detector:
             raise InputError("--task detect needs --detector onnx-nanodet:PATH|ultralytics:PATH")
         return cls(names, points, frames, preset, device, task, detector)
@@ -232,7 +232,7 @@ def bench_point(
         found = [d for gop in decoded for d in detector.detect(gop)]
         scores = mean_average_precision(found, clip.truth)
         task = {k: _points(scores[k]) for k in ("map50", "map")}
-        classes = {COCO_NAMES[c]: _points(v) for c, v in scores["per_class"].items()}
+        classes = {_class_name(c): _points(v) for c, v in scores["per_class"].items()}
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))
@@ -261,6 +261,11 @@ def bench_point(
         psnr_bg=psnr_bg,
         **task,
     ), classes
+
+
+def _class_name(cls: int) -> str:
+    """COCO's name of a class id (labels may use ids past COCO's 80: their number)."""
+    return COCO_NAMES[cls] if 0 <= cls < len(COCO_NAMES) else str(cls)
 
 
 def _points(value: float) -> float | None:

@@ -127,7 +127,7 @@ class VideoReader:
 
     def _describe(self, frame: av.VideoFrame, fps: Fraction | None) -> VideoInfo:
         if self._container is None:  # a frame directory
-            count, rate, stream = len(_frame_files(self.path)), None, None
+            count, rate, stream = len(frame_files(self.path)), None, None
         else:
             stream = self._container.streams.video[0]
             count, rate = stream.frames or None, stream.average_rate or stream.guessed_rate
@@ -175,12 +175,13 @@ def _why(error: Exception) -> str:
     return getattr(error, "strerror", None) or str(error)
 
 
-def _frame_files(directory: Path) -> list[Path]:
+def frame_files(directory: Path) -> list[Path]:
+    """A frame folder's images in the order they are frames (name order)."""
     return sorted(p for p in directory.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
 
 
 def _directory_frames(directory: Path) -> Iterator[av.VideoFrame]:
-    files = _frame_files(directory)
+    files = frame_files(directory)
     if not files:
         raise InputError(f"Input directory {directory} holds no PNG or JPG frames.")
     for file in files:

@@ -20,6 +20,7 @@ import numpy as np
 from vcodec.bitstream.errors import InputError
 
 from .detectors import Detections, box_iou
+from .io import frame_files
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # COCO's .5:.95
 RECALL_POINTS = np.linspace(0, 1, 101)  # COCO's 101-point interpolated precision
@@ -27,7 +28,6 @@ PSEUDO_MIN_SCORE = 0.5  # the detector's boxes on the source that count as pseud
 # MOT17 classes -> COCO ids: pedestrian and person on vehicle / static person -> person,
 # car, bicycle, motorbike; the rest (distractors, occluders, non-motorised vehicles) dropped
 MOT_TO_COCO = {1: 0, 2: 0, 7: 0, 3: 2, 4: 1, 5: 3}
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp")
 
 
 @dataclass(frozen=True)
@@ -53,12 +53,8 @@ def find_labels(path: str | Path) -> Labels:
     return Labels(path, None, "none")
 
 
-def _frame_files(folder: Path) -> list[Path]:
-    return sorted(p for p in folder.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
-
-
 def _frame_count(folder: Path) -> int:
-    return len(_frame_files(folder))
+    return len(frame_files(folder))
 
 
 def read_mot(path: Path, frames: int) -> list[Detections]:
@@ -87,7 +83,7 @@ def read_yolo(images: Path, labels: Path) -> list[Detections]:
     from PIL import Image
 
     out = []
-    for image in _frame_files(images):
+    for image in frame_files(images):
         with Image.open(image) as im:
             width, height = im.size
         rows = []
