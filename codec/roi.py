@@ -4,10 +4,10 @@ A finder marks the blocks of a GOP that hold objects: ``motion`` (no weights: wh
 the GOP's per-pixel temporal median, after aligning the camera's pan), ``yolo`` (an
 ultralytics YOLO segmentation or detection model) or ``nanodet`` (NanoDet's boxes, ONNX through
 OpenCV). The map is the union over the GOP's frames (for a detector, which sees a few of them,
-grown by one block), so it covers an object over the whole
-GOP. The encoder steers the base layer's bits with it (ROI blocks at a lower QP, the background
-at a higher one, through the codec's own ROI interface) and writes it to the stream as side
-info (ROI chunk, FORMAT.md) for whoever consumes the decoded video.
+grown by one block), so it covers an object over the whole GOP. The encoder steers the base
+layer's bits with it (ROI blocks at a lower QP, the background at a higher one, through the
+codec's own ROI interface) and writes it to the stream as side info (ROI chunk, FORMAT.md) for
+whoever consumes the decoded video.
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ from .frames import Gop
 
 # --roi; the index is the ROI chunk's source byte
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
-ROI_BLOCK = 16  # pixels of the source frame per map cell (the codecs' 16x16 QP blocks)
+ROI_BLOCK = 16  # pixels of the source frame per map cell (ffmpeg's ROI grid, x264's macroblock)
 # Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks (-4/+6 gave more
 # ROI-PSNR at the same rate than -6/+10, -3/+12 or -8/+8 on bikes; benchmarks/roi_gain.py)
 ROI_QP_OFFSET = -4
@@ -42,7 +42,7 @@ MOTION_FRACTION = 0.15  # share of a block's pixels that must move for it to be 
 MOTION_FULL_PIXELS = 1280 * 720  # larger frames are analysed at half resolution (memory)
 # a larger share of moving blocks is camera work, or an ROI too large to favour (the bits come
 # from the background: carphone's 40 % ROI lost 0.7 dB ROI-PSNR at the same rate, bikes' 23 %
-# gained 1.3 dB; benchmarks/roi_gain.py)
+# gained 1.6 dB; benchmarks/roi_gain.py)
 MAX_MOTION_COVERAGE = 0.35
 DETECT_FRAMES = 4  # frames of a GOP a detector looks at (evenly spread)
 YOLO_CONFIDENCE = 0.25
