@@ -326,7 +326,8 @@ def bench(
         typer.Option(
             help="detect: detection mAP@0.5 and mAP@[.5:.95] of every point, against a MOT "
             "sequence's gt.txt or a YOLO folder's labels, else pseudo ground truth (the "
-            "detector on the uncompressed frames)."
+            "detector on the uncompressed frames); track: also MOTA and IDF1 of an IoU tracker "
+            "on the detections (MOT labels or pseudo)."
         ),
     ] = None,
     detector: Annotated[

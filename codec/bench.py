@@ -36,7 +36,14 @@ from .report import (
 from .resample import coded_size, crop_gop, pad_gop
 from .roi import MotionFinder, RoiMap, qp_regions, roi_finder
 from .sample import make_sample
-from .tasks import PSEUDO_MIN_SCORE, find_labels, mean_average_precision, pseudo_truth
+from .tasks import (
+    PSEUDO_MIN_SCORE,
+    find_labels,
+    mean_average_precision,
+    pseudo_truth,
+    track,
+    tracking_scores,
+)
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
 # vcx variants: the EncodeConfig fields each sets
@@ -53,7 +60,7 @@ VCX_VARIANTS: dict[str, dict] = {
 ANCHORS = ("x264", "x265")
 # x264 with the same ROI maps and QP offsets as vcx-roi (ffmpeg's ROI side data, as `addroi`)
 ROI_ANCHORS = ("x264-roi",)
-TASKS = ("detect",)
+TASKS = ("detect", "track")
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
@@ -70,7 +77,8 @@ class BenchConfig:
     frames: int = 50
     preset: str = "medium"
     device: str = "auto"
-    task: str | None = None  # "detect": detection mAP of every point (needs a detector)
+    # "detect": detection mAP of every point; "track": also MOTA and IDF1 (needs a detector)
+    task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
 
     @classmethod
@@ -101,10 +109,10 @@ class BenchConfig:
             raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
         resolve_device(device)
         if task is not None and task not in TASKS:
-            raise InputError(f"--task must be one of {', '.join(TASKS)} (segment and track: "
-                             f"not yet), got {task!r}")  # fmt: skip
+            raise InputError(f"--task must be one of {', '.join(TASKS)} (segment: not yet), "
+                             f"got {task!r}")  # fmt: skip
         if task and not detector:
-            raise InputError("--task detect needs --detector onnx-nanodet:PATH|ultralytics:PATH")
+            raise InputError(f"--task {task} needs --detector onnx-nanodet:PATH|ultralytics:PATH")
         return cls(names, points, frames, preset, device, task, detector)
 
     @property
@@ -170,7 +178,7 @@ def run_bench(
         finder = roi_finder(*config.roi, device=str(resolve_device(config.device)))
         clips = [replace(c, rois=[finder.find(g) for g in c.gops]) for c in clips]
     if detector is not None:
-        clips = [with_truth(c, detector) for c in clips]
+        clips = [with_truth(c, detector, config.task) for c in clips]
     points, per_class = [], []
     for clip in clips:
         for codec in config.codecs:
@@ -182,7 +190,8 @@ def run_bench(
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
     anchors = (*ANCHORS, *(c for c in (*ROI_ANCHORS, *ABLATIONS) if c in config.codecs))
-    metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi", *(("map50",) if detector else ()))
+    metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi")
+    metrics += {None: (), "detect": ("map50",), "track": ("map50", "mota")}[config.task]
     rows = bd_table(points, anchors, metrics)
     entries = [clip_entry(c) for c in clips]
     write_json(targets[0], points, rows, settings(config, detector), entries, per_class)
@@ -204,10 +213,15 @@ def load_clip(path: Path, frames: int) -> Clip:
     return Clip(Path(path).stem, reader.info, gops, truth=truth, labels=labels.layout)
 
 
-def with_truth(clip: Clip, detector) -> Clip:
+def with_truth(clip: Clip, detector, task: str = "detect") -> Clip:
     """``clip`` with ground truth: its labels, or else the detector's own boxes on the source
     (pseudo ground truth, labelled as such in the JSON)."""
     if clip.truth is not None:
+        if task == "track" and any(t.ids is None for t in clip.truth if len(t)):
+            raise InputError(
+                f"{clip.name}: --task track needs identities: a MOT gt.txt, or no labels "
+                "(pseudo ground truth); YOLO labels have none"
+            )
         return clip
     found = [d for gop in clip.gops for d in detector.detect(gop)]
     return replace(clip, truth=pseudo_truth(found), labels="pseudo")
@@ -226,13 +240,16 @@ def bench_point(
         decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, VCX_VARIANTS[codec])
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
-    task: dict = {"map50": None, "map": None}
+    task: dict = {}
     classes = None
     if detector is not None:
         found = [d for gop in decoded for d in detector.detect(gop)]
         scores = mean_average_precision(found, clip.truth)
         task = {k: _points(scores[k]) for k in ("map50", "map")}
         classes = {_class_name(c): _points(v) for c, v in scores["per_class"].items()}
+        if config.task == "track":
+            tracked = tracking_scores(track(found), clip.truth)
+            task |= {k: _points(v) for k, v in tracked.items()}
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))

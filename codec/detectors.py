@@ -42,11 +42,12 @@ COCO_NAMES = (
 @dataclass(frozen=True)
 class Detections:
     """One frame's boxes: ``boxes`` float [N, 4] (x0, y0, x1, y1 in pixels), ``scores`` [N],
-    ``classes`` int [N] (COCO ids)."""
+    ``classes`` int [N] (COCO ids), and for tracks ``ids`` int [N] (track identities)."""
 
     boxes: np.ndarray
     scores: np.ndarray
     classes: np.ndarray
+    ids: np.ndarray | None = None
 
     @classmethod
     def empty(cls) -> Detections:
@@ -56,8 +57,12 @@ class Detections:
         return len(self.scores)
 
     def above(self, score: float) -> Detections:
-        keep = self.scores >= score
-        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep])
+        return self.take(self.scores >= score)
+
+    def take(self, keep: np.ndarray) -> Detections:
+        """The detections ``keep`` selects (a bool mask or indices)."""
+        ids = None if self.ids is None else self.ids[keep]
+        return Detections(self.boxes[keep], self.scores[keep], self.classes[keep], ids)
 
 
 class NanoDet:
@@ -184,7 +189,7 @@ def nms(found: Detections, iou: float = NMS_IOU) -> Detections:
             keep.append(int(idx[0]))
             idx = idx[1:][box_iou(found.boxes[idx[:1]], found.boxes[idx[1:]])[0] <= iou]
     keep = sorted(keep, key=lambda i: -found.scores[i])[:MAX_DETECTIONS]
-    return Detections(found.boxes[keep], found.scores[keep], found.classes[keep])
+    return found.take(np.asarray(keep, dtype=np.int64))
 
 
 def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

@@ -35,6 +35,7 @@ METRIC_LABELS = {
     "msssim_y": "MS-SSIM",
     "psnr_roi": "ROI-PSNR",
     "map50": "mAP@0.5",
+    "mota": "MOTA",
 }
 
 
@@ -61,6 +62,9 @@ class BenchPoint:
     # --task detect: mAP (points, 0..100) at IoU 0.5 and over .5:.95; None without a task
     map50: float | None = None
     map: float | None = None
+    # --task track: MOTA and IDF1 (points, MOTA may be negative); None otherwise
+    mota: float | None = None
+    idf1: float | None = None
 
 
 POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
@@ -312,8 +316,12 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
     for name in names:
         table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
     task = any(p.map50 is not None for p in points)
+    tracking = any(p.mota is not None for p in points)
     if task:
         table.add_column("mAP50", justify="right")
+    if tracking:
+        table.add_column("MOTA", justify="right")
+        table.add_column("IDF1", justify="right")
     table.add_column("enc fps", justify="right")
     table.add_column("dec fps", justify="right")
     groups = _by_clip_codec(points)
@@ -334,6 +342,7 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
                     _db_cell(p.psnr_roi),
                     _db_cell(p.psnr_bg),
                     *([_db_cell(p.map50)] if task else []),
+                    *([_db_cell(p.mota), _db_cell(p.idf1)] if tracking else []),
                     f"{p.enc_fps:.1f}",
                     f"{p.dec_fps:.1f}",
                 )
@@ -372,7 +381,7 @@ def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
 
 # the BD-rate metrics the terminal shows (the JSON has them all): PSNR-YUV and MS-SSIM, and
 # ROI-PSNR and mAP where the run has an ROI codec or a task
-SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50")
+SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50", "mota")
 
 
 def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:

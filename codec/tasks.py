@@ -1,5 +1,6 @@
-"""Task metrics of decoded video (seed 003): detection mAP against ground-truth labels or, with
-none, against the detector's own output on the uncompressed frames (pseudo ground truth).
+"""Task metrics of decoded video (seed 003): detection mAP, and tracking MOTA and IDF1 (a
+greedy IoU tracker on the detections), against ground-truth labels or, with none, against the
+detector's own output on the uncompressed frames (pseudo ground truth).
 
 Label layouts (``find_labels``), each a clip the bench can read:
 - MOT: a sequence folder with ``img1/`` (frames) and ``gt/gt.txt`` (``frame, id, x, y, w, h,
@@ -25,6 +26,10 @@ from .io import frame_files
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # COCO's .5:.95
 RECALL_POINTS = np.linspace(0, 1, 101)  # COCO's 101-point interpolated precision
 PSEUDO_MIN_SCORE = 0.5  # the detector's boxes on the source that count as pseudo ground truth
+MATCH_IOU = 0.5  # tracking metrics: a tracked box matches a truth box from this IoU up
+TRACK_MIN_SCORE = 0.4  # the detections the tracker follows
+TRACK_IOU = 0.3  # a detection continues a track from this IoU with its last box up
+TRACK_MAX_GAP = 3  # frames a track may go unseen
 # MOT17 classes -> COCO ids: pedestrian and person on vehicle / static person -> person,
 # car, bicycle, motorbike; the rest (distractors, occluders, non-motorised vehicles) dropped
 MOT_TO_COCO = {1: 0, 2: 0, 7: 0, 3: 2, 4: 1, 5: 3}
@@ -65,7 +70,7 @@ def read_mot(path: Path, frames: int) -> list[Detections]:
             continue
         try:
             values = [float(v) for v in line.split(",")]
-            frame, _, x, y, w, h, flag, cls = values[:8]
+            frame, track, x, y, w, h, flag, cls = values[:8]
         except ValueError:
             raise InputError(
                 f"{path}:{number}: a MOT line is frame,id,x,y,w,h,flag,class,visibility"
@@ -74,7 +79,7 @@ def read_mot(path: Path, frames: int) -> list[Detections]:
             raise InputError(f"{path}:{number}: frame {frame:g} or box size out of range")
         if flag == 0 or int(cls) not in MOT_TO_COCO:
             continue
-        rows[int(frame) - 1].append((x, y, x + w, y + h, MOT_TO_COCO[int(cls)]))
+        rows[int(frame) - 1].append((x, y, x + w, y + h, MOT_TO_COCO[int(cls)], track))
     return [_truth(r) for r in rows]
 
 
@@ -105,18 +110,102 @@ def read_yolo(images: Path, labels: Path) -> list[Detections]:
 
 
 def _truth(rows: list[tuple]) -> Detections:
+    """Boxes from (x0, y0, x1, y1, class[, track id]) rows."""
     if not rows:
         return Detections.empty()
     a = np.asarray(rows, dtype=np.float64)
-    return Detections(a[:, :4], np.ones(len(a)), a[:, 4].astype(np.int64))
+    ids = a[:, 5].astype(np.int64) if a.shape[1] > 5 else None
+    return Detections(a[:, :4], np.ones(len(a)), a[:, 4].astype(np.int64), ids)
 
 
 def pseudo_truth(found: list[Detections]) -> list[Detections]:
-    """The detector's confident boxes on the uncompressed frames, as ground truth."""
-    return [
-        Detections(d.boxes, np.ones(len(d)), d.classes)
-        for d in (f.above(PSEUDO_MIN_SCORE) for f in found)
-    ]
+    """The detector's confident boxes on the uncompressed frames, as ground truth (tracked,
+    so that they carry identities for the tracking metrics)."""
+    tracks = track(found, PSEUDO_MIN_SCORE)
+    return [Detections(t.boxes, np.ones(len(t)), t.classes, t.ids) for t in tracks]
+
+
+def track(found: list[Detections], min_score: float = TRACK_MIN_SCORE) -> list[Detections]:
+    """Identities for per-frame detections: a greedy IoU tracker. Each frame's boxes at
+    ``min_score`` and up are matched to the live tracks of their class by the best IoU (at
+    least TRACK_IOU, one-to-one); the rest start tracks; a track not seen for TRACK_MAX_GAP
+    frames ends."""
+    from scipy.optimize import linear_sum_assignment
+
+    live: list[tuple[int, np.ndarray, int, int]] = []  # (id, box, class, last frame)
+    next_id, out = 1, []
+    for t, frame in enumerate(found):
+        dets = frame.above(min_score)
+        ids = np.zeros(len(dets), dtype=np.int64)
+        live = [tr for tr in live if t - tr[3] <= TRACK_MAX_GAP]
+        if live and len(dets):
+            iou = box_iou(dets.boxes, np.stack([tr[1] for tr in live]))
+            iou[dets.classes[:, None] != np.array([tr[2] for tr in live])[None, :]] = 0
+            rows, cols = linear_sum_assignment(-iou)
+            for r, c in zip(rows, cols, strict=True):
+                if iou[r, c] >= TRACK_IOU:
+                    ids[r] = live[c][0]
+        updated = {tr[0]: tr for tr in live}
+        for i in range(len(dets)):
+            if ids[i] == 0:
+                ids[i], next_id = next_id, next_id + 1
+            updated[int(ids[i])] = (int(ids[i]), dets.boxes[i], int(dets.classes[i]), t)
+        live = list(updated.values())
+        out.append(Detections(dets.boxes, dets.scores, dets.classes, ids))
+    return out
+
+
+def tracking_scores(tracks: list[Detections], truth: list[Detections]) -> dict[str, float]:
+    """CLEAR-MOT's MOTA and IDF1 of tracked boxes against ground truth with identities (a
+    match: same class, IoU at least 0.5). MOTA = 1 - (misses + false positives + identity
+    switches) / truth boxes, with per-frame one-to-one matching; IDF1 = 2 IDTP / (truth boxes +
+    tracked boxes), IDTP from the one-to-one pairing of whole truth and track identities that
+    shares the most frames. NaN without truth."""
+    from scipy.optimize import linear_sum_assignment
+
+    if len(tracks) != len(truth):
+        raise ValueError(f"{len(tracks)} frames of tracks for {len(truth)} of truth")
+    misses = false = switches = total_truth = total_tracked = 0
+    last: dict[int, int] = {}  # truth id -> the track id it last matched
+    overlap: dict[tuple[int, int], int] = {}  # (truth id, track id) -> frames matched
+    for found, gt in zip(tracks, truth, strict=True):
+        if gt.ids is None or found.ids is None:
+            raise ValueError("tracking scores need identities on both sides")
+        total_truth += len(gt)
+        total_tracked += len(found)
+        iou = box_iou(gt.boxes, found.boxes) if len(gt) and len(found) else np.zeros((0, 0))
+        if iou.size:
+            iou[gt.classes[:, None] != found.classes[None, :]] = 0
+            for g, f in zip(*np.nonzero(iou >= MATCH_IOU), strict=True):
+                key = (int(gt.ids[g]), int(found.ids[f]))
+                overlap[key] = overlap.get(key, 0) + 1
+        matched = 0
+        if iou.size:
+            rows, cols = linear_sum_assignment(-iou)
+            for g, f in zip(rows, cols, strict=True):
+                if iou[g, f] < MATCH_IOU:
+                    continue
+                matched += 1
+                truth_id, track_id = int(gt.ids[g]), int(found.ids[f])
+                switches += truth_id in last and last[truth_id] != track_id
+                last[truth_id] = track_id
+        misses += len(gt) - matched
+        false += len(found) - matched
+    if total_truth == 0:
+        return {"mota": float("nan"), "idf1": float("nan")}
+    idtp = 0
+    if overlap:
+        gts = sorted({g for g, _ in overlap})
+        trs = sorted({t for _, t in overlap})
+        counts = np.zeros((len(gts), len(trs)))
+        for (g, t), n in overlap.items():
+            counts[gts.index(g), trs.index(t)] = n
+        rows, cols = linear_sum_assignment(-counts)
+        idtp = int(counts[rows, cols].sum())
+    return {
+        "mota": 1 - (misses + false + switches) / total_truth,
+        "idf1": 2 * idtp / (total_truth + total_tracked),
+    }
 
 
 def mean_average_precision(
