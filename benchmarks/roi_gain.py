@@ -18,8 +18,9 @@ import numpy as np
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import BenchConfig, bench_point, load_clip
+from vcodec.bench import BenchConfig, bench_point, load_clip, with_rois
 from vcodec.report import bd_psnr, bd_rate
+from vcodec.roi import MotionFinder
 
 # held out from every training set, plus a traffic camera (nothing here is trained on clips)
 DEFAULT_CLIPS = (*HELD_OUT, "bgslib_highway_320x240_1700f.avi")
@@ -40,7 +41,7 @@ def main() -> None:
     print("clip                         ROI share  ROI-PSNR   BG-PSNR  PSNR-YUV  BD-rate ROI")
     gains = []
     for path in args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]:
-        clip = load_clip(path, args.frames)
+        clip = with_rois(load_clip(path, args.frames), MotionFinder())
         curves = {c: [bench_point(clip, c, q, config)[0] for q in qps] for c in config.codecs}
         off, on = curves["vcx"], curves["vcx-roi"]
         share = float(np.mean([r.coverage for r in clip.rois]))

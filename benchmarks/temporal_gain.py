@@ -28,7 +28,7 @@ from vcodec.detectors import NanoDet, cosine_similarity
 from vcodec.frames import Gop
 from vcodec.metrics import psnr, psnr_yuv
 from vcodec.models.postprocess import PostNet
-from vcodec.predict import FramePredictor, coded_frames
+from vcodec.predict import FramePredictor, dropped_frames
 
 NANODET = SHARED_CLIPS.parent / "weights" / "nanodet-m_coco_onnx" / "nanodet-m_320.onnx"
 
@@ -54,7 +54,7 @@ def code(clip, qp: int, step: int, net: bool) -> tuple[list[Gop], float]:
 
 def dropped(gops: list[Gop]) -> Gop:
     """The frames step 2 drops, of every GOP, as one GOP."""
-    picks = [(g, sorted(set(range(g.n_frames)) - set(coded_frames(g.n_frames, 2)))) for g in gops]
+    picks = [(g, dropped_frames(g.n_frames, 2)) for g in gops]
     return Gop(*(np.concatenate([getattr(g, p)[i] for g, i in picks]) for p in "yuv"))
 
 

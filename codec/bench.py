@@ -34,7 +34,7 @@ from .report import (
     write_json,
 )
 from .resample import coded_size, crop_gop, pad_gop
-from .roi import MotionFinder, RoiMap, qp_regions, roi_finder
+from .roi import RoiMap, qp_regions, roi_finder
 from .sample import make_sample
 from .tasks import (
     PSEUDO_MIN_SCORE,
@@ -144,15 +144,11 @@ class Clip:
     name: str
     info: VideoInfo
     gops: list[Gop]
-    # per GOP: where ROI-PSNR is measured (the motion finder's unless given)
+    # per GOP: where ROI-PSNR is measured and x264-roi puts its offsets (with_rois); none:
+    # no ROI-PSNR
     rois: list[RoiMap] = field(default_factory=list)
     truth: list[Detections] | None = None  # --task detect: per frame; None: pseudo
     labels: str = "none"  # the ground truth's layout: mot, yolo, or none
-
-    def __post_init__(self) -> None:
-        if not self.rois:
-            finder = MotionFinder()
-            self.rois.extend(finder.find(gop) for gop in self.gops)
 
     @property
     def frames(self) -> int:
@@ -174,9 +170,8 @@ def run_bench(
         load_detector(config.detector, str(resolve_device(config.device))) if config.task else None
     )
     clips = [load_clip(p, config.frames) for p in inputs] or [sample_clip(config.frames)]
-    if config.roi[0] != "motion":
-        finder = roi_finder(*config.roi, device=str(resolve_device(config.device)))
-        clips = [replace(c, rois=[finder.find(g) for g in c.gops]) for c in clips]
+    finder = roi_finder(*config.roi, device=str(resolve_device(config.device)))
+    clips = [with_rois(c, finder) for c in clips]
     if detector is not None:
         clips = [with_truth(c, detector, config.task) for c in clips]
     points, per_class = [], []
@@ -211,6 +206,11 @@ def load_clip(path: Path, frames: int) -> Clip:
     if truth is not None and len(truth) < n:
         raise InputError(f"{path}: labels for {len(truth)} frames, the clip has {n}")
     return Clip(Path(path).stem, reader.info, gops, truth=truth, labels=labels.layout)
+
+
+def with_rois(clip: Clip, finder) -> Clip:
+    """``clip`` with the ROI maps ``finder`` (vcodec.roi) makes from its source GOPs."""
+    return replace(clip, rois=[finder.find(gop) for gop in clip.gops])
 
 
 def with_truth(clip: Clip, detector, task: str = "detect") -> Clip:
@@ -253,9 +253,10 @@ def bench_point(
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))
-    for ref, test, roi in zip(clip.gops, decoded, clip.rois, strict=True):
+    for index, (ref, test) in enumerate(zip(clip.gops, decoded, strict=True)):
         metrics.add(ref, test, device=device)
-        regions.add(ref.y, test.y, roi.pixels(ref.height, ref.width))
+        if clip.rois:
+            regions.add(ref.y, test.y, clip.rois[index].pixels(ref.height, ref.width))
     mean = metrics.mean()
     psnr_roi, psnr_bg = regions.values()
     kbps, bpp = rate_kbps_bpp(
@@ -342,7 +343,7 @@ def clip_entry(clip: Clip) -> dict:
         "frames": clip.frames,
         "fps": str(Fraction(clip.info.fps)),
         "msssim_win_size_levels": msssim_settings(clip.info.height, clip.info.width),
-        "roi_coverage": float(np.mean([roi.coverage for roi in clip.rois])),
+        "roi_coverage": float(np.mean([roi.coverage for roi in clip.rois])) if clip.rois else None,
         "ground_truth": {
             "mot": "MOT gt.txt",
             "yolo": "YOLO labels",

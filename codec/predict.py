@@ -40,22 +40,25 @@ def coded_frames(n_frames: int, step: int) -> list[int]:
     return [t for t in range(n_frames) if t % step == 0 or t == n_frames - 1]
 
 
+def dropped_frames(n_frames: int, step: int) -> list[int]:
+    """The frames of an ``n_frames`` GOP that the decoder predicts at ``step``."""
+    return sorted(set(range(n_frames)) - set(coded_frames(n_frames, step)))
+
+
 def midpoints(gop: Gop, step: int) -> Gop:
     """``gop`` with every frame the base layer drops at ``step`` replaced by the rounded mean
     of its two neighbours (which the base layer carries)."""
-    keep = set(coded_frames(gop.n_frames, step))
     planes = [p.copy() for p in gop.planes()]
-    for t in range(gop.n_frames):
-        if t not in keep:
-            for p in planes:
-                p[t] = (p[t - 1].astype(np.uint16) + p[t + 1] + 1) // 2
+    for t in dropped_frames(gop.n_frames, step):
+        for p in planes:
+            p[t] = (p[t - 1].astype(np.uint16) + p[t + 1] + 1) // 2
     return Gop(*planes, start=gop.start)
 
 
 def prediction_error(gop: Gop, step: int, where: np.ndarray | None = None) -> float:
     """yuv_mse of ``midpoints`` on the frames dropped at ``step`` (0 if none), over the
     pixels ``where`` (bool [H, W]) when given."""
-    dropped = sorted(set(range(gop.n_frames)) - set(coded_frames(gop.n_frames, step)))
+    dropped = dropped_frames(gop.n_frames, step)
     if not dropped:
         return 0.0
     guess = midpoints(gop, step)
@@ -94,7 +97,7 @@ class FramePredictor:
         slots = np.zeros(n_frames, dtype=np.int64)
         slots[keep] = np.arange(len(keep))
         guess = midpoints(Gop(*(p[slots] for p in coded.planes()), start=coded.start), step)
-        dropped = sorted(set(range(n_frames)) - set(keep))
+        dropped = dropped_frames(n_frames, step)
         synthesised = self.run(guess, base_qp, scale, dropped)
         planes = [g.copy() for g in guess.planes()]
         for p, s in zip(planes, synthesised.planes(), strict=True):

@@ -122,8 +122,6 @@ class RoiMap:
                 above = cells[r - 1, c] if r else 0
                 ctx = left + 2 * above + 4 * before[r, c]
                 bit = dec.decode_row(counts[ctx] / counts[ctx].sum())
-                if bit > 1:
-                    raise MalformedError("ROI chunk: a map cell decodes outside 0..1")
                 cells[r, c] = bit
                 counts[ctx, bit] += ROI_INCREMENT
         return cls(source, cells.astype(bool))
@@ -282,8 +280,7 @@ class YoloFinder:
                     .any(axis=0)[: gop.height, : gop.width]
                 )
             elif result.boxes is not None:
-                for x0, y0, x1, y1 in result.boxes.xyxy.cpu().numpy().round().astype(int):
-                    mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
+                _paint(mask, result.boxes.xyxy.cpu().numpy())
         return RoiMap(self.source, grow(block_fraction(mask) > 0))
 
 
@@ -306,9 +303,14 @@ class NanoDetFinder:
         mask = np.zeros((gop.height, gop.width), bool)
         for t in _sampled(gop):
             found = self.detector.detect_frame(bgr_frame(gop, t)).above(NANODET_CONFIDENCE)
-            for x0, y0, x1, y1 in np.round(found.boxes).astype(int):
-                mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
+            _paint(mask, found.boxes)
         return RoiMap(self.source, grow(block_fraction(mask) > 0))
+
+
+def _paint(mask: np.ndarray, boxes: np.ndarray) -> None:
+    """Set the pixels of every (x0, y0, x1, y1) box in a bool [H, W] mask."""
+    for x0, y0, x1, y1 in np.round(boxes).astype(int):
+        mask[max(y0, 0) : y1, max(x0, 0) : x1] = True
 
 
 def _sampled(gop: Gop) -> list[int]:
