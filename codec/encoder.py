@@ -49,7 +49,7 @@ from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 from .roi import ROI_SOURCES, RoiMap, qp_regions, roi_chunk, roi_finder
 
 Progress = Callable[[int], None]  # called with the number of frames just done
-SPOOL_BYTES = 64 << 20  # a spooled stream (masks or post) stays in memory up to this size
+SPOOL_BYTES = 64 << 20  # a spooled stream stays in memory up to this size
 
 
 @dataclass(frozen=True)
@@ -167,8 +167,9 @@ def encode_gops(
         writer = _start(out, header, audio)
         _HybridEncoder(writer, info, config, device, None, progress).run(gops)
         return _finish(writer)
-    # With masks or post-processing, the stream is spooled: a stage that no GOP ended up using
-    # is then taken out (its models from the header, its SAMPLES chunks or side-info symbol),
+    # With masks, post-processing or temporal scaling, the stream is spooled: a stage that no
+    # GOP ended up using is then taken out (its models from the header, its SAMPLES chunks or
+    # side-info symbol),
     # so that asking for it never costs more than going without.
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
         writer = _start(spool, header, audio)
@@ -243,9 +244,10 @@ def _encode_pure(
 
 
 class _HybridEncoder:
-    """Base layer GOP by GOP. With post-processing or masks, the encoder decodes its own base
-    layer, and each GOP's GOP chunk (its post strength is chosen on the decoded frames) and
-    SAMPLES follow once that GOP's frames are decoded; otherwise the GOP chunk comes first."""
+    """Base layer GOP by GOP. With post-processing, masks or temporal scaling, the encoder
+    decodes its own base layer, and each GOP's GOP chunk (its post strength is chosen on the
+    decoded frames), ROI chunk and SAMPLES follow once that GOP's frames are decoded; otherwise
+    the GOP chunk (and ROI chunk) comes first."""
 
     def __init__(
         self,

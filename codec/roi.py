@@ -31,7 +31,7 @@ from .frames import Gop
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
 ROI_BLOCK = 16  # pixels of the source frame per map cell (ffmpeg's ROI grid, x264's macroblock)
 # Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks (-4/+6 gave more
-# ROI-PSNR at the same rate than -6/+10, -3/+12 or -8/+8 on bikes; benchmarks/roi_gain.py)
+# ROI-PSNR at the same rate than -6/+10 or -3/+12 on bikes; models/README.md)
 ROI_QP_OFFSET = -4
 BACKGROUND_QP_OFFSET = 6
 QP_RANGE = 51  # ffmpeg's ROI qoffset is a fraction of the codec's QP range (51 at 8 bits)
