@@ -27,6 +27,7 @@ from .metrics import MetricAccumulator, RegionPsnr, msssim_settings
 from .report import (
     BenchPoint,
     bd_table,
+    pool,
     plot_rd,
     rate_kbps_bpp,
     render_tables,
@@ -174,16 +175,20 @@ def run_bench(
     clips = [with_rois(c, finder) for c in clips]
     if detector is not None:
         clips = [with_truth(c, detector, config.task) for c in clips]
-    points, per_class = [], []
+    points, per_class, found = [], [], {}
     for clip in clips:
         for codec in config.codecs:
             for qp in config.qps:
-                point, classes = bench_point(clip, codec, qp, config, detector)
+                point, classes, found[clip.name, codec, qp] = bench_point(
+                    clip, codec, qp, config, detector
+                )
                 points.append(point)
                 if classes is not None:
                     per_class.append({"clip": clip.name, "codec": codec, "q": qp, "ap50": classes})
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
+    if detector is not None and len(clips) > 1:
+        points += pooled_points(clips, points, found)
     anchors = (*ANCHORS, *(c for c in (*ROI_ANCHORS, *ABLATIONS) if c in config.codecs))
     metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi")
     metrics += {None: (), "detect": ("map50",), "track": ("map50", "mota")}[config.task]
@@ -234,14 +239,15 @@ def sample_clip(frames: int) -> Clip:
 
 def bench_point(
     clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None
-) -> tuple[BenchPoint, dict | None]:
-    """One point, and with a detector its per-class AP at IoU 0.5 (class name -> AP)."""
+) -> tuple[BenchPoint, dict | None, list[Detections] | None]:
+    """One point, and with a detector its per-class AP at IoU 0.5 (class name -> AP) and the
+    detections on every decoded frame."""
     if codec in VCX_VARIANTS:
         decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, VCX_VARIANTS[codec])
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
     task: dict = {}
-    classes = None
+    classes = found = None
     if detector is not None:
         found = [d for gop in decoded for d in detector.detect(gop)]
         scores = mean_average_precision(found, clip.truth)
@@ -278,7 +284,24 @@ def bench_point(
         psnr_roi=psnr_roi,
         psnr_bg=psnr_bg,
         **task,
-    ), classes
+    ), classes, found
+
+
+def pooled_points(
+    clips: list[Clip], points: list[BenchPoint], found: dict[tuple, list[Detections]]
+) -> list[BenchPoint]:
+    """Per codec and quality setting, the clips' points pooled into one (report.pool) with
+    mAP over every clip's frames as one set, as COCO scores a dataset."""
+    by_key: dict[tuple[str, int], list[BenchPoint]] = {}
+    for p in points:
+        by_key.setdefault((p.codec, p.q), []).append(p)
+    truth = [t for clip in clips for t in clip.truth]
+    out = []
+    for (codec, qp), group in by_key.items():
+        boxes = [d for clip in clips for d in found[clip.name, codec, qp]]
+        scores = mean_average_precision(boxes, truth)
+        out.append(pool(group, map50=_points(scores["map50"]), map=_points(scores["map"])))
+    return out
 
 
 def _class_name(cls: int) -> str:

@@ -24,6 +24,9 @@ from . import __version__
 BD_MIN_POINTS = 4  # RD points per curve needed for a BD-rate
 BD_METHOD = "akima"  # bjontegaard's interpolation
 ALL_CLIPS = "ALL"  # the clip name of the rows averaged over clips
+# the clip name of points pooled over clips: every clip's frames as one set (dataset-level
+# task metrics, whose per-clip curves on a few labelled frames are noise)
+POOLED = "POOLED"
 JSON_DECIMALS = 4  # decimals kept in JSON floats (significant digits below 1)
 PLOT_DPI = 120  # dots per inch of the RD plot
 PLOT_PANEL_SIZE = (5.5, 4.0)  # inches, width x height of one subplot
@@ -68,6 +71,36 @@ class BenchPoint:
 
 
 POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
+# the point fields that pool() averages over clips, weighted by frames
+FRAME_MEANS = ("psnr_y", "psnr_yuv", "msssim_y")
+
+
+def pool(points: Sequence[BenchPoint], **fields_: Any) -> BenchPoint:
+    """One codec's points at one quality setting on several clips as one point of clip POOLED:
+    bytes and frames summed, rate over the total duration and pixel count, speed over the
+    total time, FRAME_MEANS weighted by frames; the region and task metrics are None unless
+    given in ``fields_`` (they do not average: the caller measures them on the pooled set)."""
+    first = points[0]
+    if any((p.codec, p.q) != (first.codec, first.q) for p in points):
+        raise ValueError("pool() takes one codec's points at one quality setting")
+    bits = [BITS_PER_BYTE * p.bytes for p in points]
+    seconds = sum(b / (1000 * p.kbps) for b, p in zip(bits, points, strict=True))
+    pixels = sum(b / p.bpp for b, p in zip(bits, points, strict=True))
+    frames = sum(p.frames for p in points)
+    means = {m: sum(getattr(p, m) * p.frames for p in points) / frames for m in FRAME_MEANS}
+    return BenchPoint(
+        clip=POOLED,
+        codec=first.codec,
+        q=first.q,
+        bytes=sum(p.bytes for p in points),
+        frames=frames,
+        kbps=sum(bits) / seconds / 1000,
+        bpp=sum(bits) / pixels,
+        enc_fps=frames / sum(p.frames / p.enc_fps for p in points),
+        dec_fps=frames / sum(p.frames / p.dec_fps for p in points),
+        **means,
+        **fields_,
+    )
 
 
 def rate_kbps_bpp(
@@ -159,7 +192,8 @@ def bd_table(
     """BD-rate rows {clip, codec, anchor, metric, bd_rate_pct}: every codec against every anchor.
 
     Anchors are compared with each other too; a clip without an anchor gets no rows against it.
-    The clip ALL_CLIPS holds the mean over clips, None unless every clip has a value.
+    The clip ALL_CLIPS holds the mean over clips, None unless every clip has a value; POOLED
+    points are a clip of their own and stay out of that mean.
     """
     clips = _unique(p.clip for p in points)
     codecs = _unique(p.codec for p in points)
@@ -175,6 +209,7 @@ def bd_table(
                 for metric in metrics:
                     value = bd_rate(by_key.get((clip, anchor), []), by_key[(clip, codec)], metric)
                     rows.append(_bd_row(clip, codec, anchor, metric, value))
+    clips = [c for c in clips if c != POOLED]
     return rows + _all_clip_rows(rows, clips, codecs, anchors, metrics)
 
 
@@ -367,7 +402,7 @@ def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
     table.add_column("codec")
     for anchor, metric in columns:
         table.add_column(f"vs {anchor} {METRIC_LABELS.get(metric, metric)}", justify="right")
-    keys.sort(key=lambda k: (k[0] == ALL_CLIPS, k[0]))
+    keys.sort(key=lambda k: (k[0] in (ALL_CLIPS, POOLED), k[0]))
     for index, (clip, codec) in enumerate(keys):
         if index and clip != keys[index - 1][0]:
             table.add_section()

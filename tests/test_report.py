@@ -14,11 +14,13 @@ from rich.console import Console
 
 from vcodec.report import (
     ALL_CLIPS,
+    POOLED,
     BenchPoint,
     bd_psnr,
     bd_rate,
     bd_table,
     plot_rd,
+    pool,
     rate_kbps_bpp,
     read_csv,
     render_tables,
@@ -116,6 +118,30 @@ def test_bd_table_rows_and_all_clips() -> None:
     assert keys[(ALL_CLIPS, "vcx", "x264", "psnr_yuv")] is None  # clip B has no value
     assert keys[("clipA", "vcx", "x264", "psnr_roi")] == pytest.approx(-30.0, abs=0.5)
     assert len(rows) == (2 + 1) * 4 * 4  # (2 clips + ALL) x 4 (codec, anchor) pairs x 4 metrics
+
+
+def test_pool_sums_rates_and_weights_by_frames() -> None:
+    small = BenchPoint("a", "x264", 32, 1000, 10, 2.0, 0.01, 30.0, 31.0, 0.9, 10.0, 100.0)
+    # 20 frames of a clip at twice the frame rate and 4x the pixels: 8000 bytes, 64 kbps
+    large = BenchPoint("b", "x264", 32, 8000, 20, 64.0, 0.005, 36.0, 37.0, 0.96, 40.0, 100.0)
+    p = pool([small, large], map50=50.0)
+    assert (p.clip, p.codec, p.q, p.bytes, p.frames) == (POOLED, "x264", 32, 9000, 30)
+    assert p.kbps == pytest.approx(9000 * 8 / (4.0 + 1.0) / 1000)  # 4 s and 1 s of video
+    assert p.bpp == pytest.approx(72000 / (800_000 + 12_800_000))
+    assert p.psnr_y == pytest.approx(34.0) and p.msssim_y == pytest.approx(0.94)
+    assert p.enc_fps == pytest.approx(30 / 1.5)
+    assert (p.map50, p.map, p.psnr_roi) == (50.0, None, None)
+    with pytest.raises(ValueError, match="one codec"):
+        pool([small, replace(large, q=27)])
+
+
+def test_pooled_clip_has_its_own_rows_outside_the_mean() -> None:
+    points = curve("clipA", "x264") + curve("clipA", "vcx", scale=0.7)
+    pooled = [replace(p, clip=POOLED) for p in curve("x", "x264") + curve("x", "vcx", scale=0.5)]
+    rows = bd_table(points + pooled, metrics=("psnr_yuv",))
+    keys = {(r["clip"], r["codec"], r["anchor"]): r["bd_rate_pct"] for r in rows}
+    assert keys[(POOLED, "vcx", "x264")] == pytest.approx(-50.0, abs=0.5)
+    assert keys[(ALL_CLIPS, "vcx", "x264")] == pytest.approx(-30.0, abs=0.5)  # clip A alone
 
 
 def test_bd_psnr_is_the_gain_at_the_same_rate() -> None:

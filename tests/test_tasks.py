@@ -10,7 +10,7 @@ from conftest import SHARED_DATA, requires_data
 from PIL import Image
 from typer.testing import CliRunner
 
-from vcodec.bench import BenchConfig
+from vcodec.bench import BenchConfig, Clip, pooled_points
 from vcodec.bitstream.errors import InputError
 from vcodec.cli.main import app
 from vcodec.detectors import Detections, load_detector, nms
@@ -61,6 +61,29 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
     )
     kept = nms(found)
     assert sorted(kept.scores.tolist()) == [0.3, 0.4, 0.9]
+
+
+def test_pooled_points_score_every_clips_frames_as_one_set() -> None:
+    from vcodec.report import POOLED, BenchPoint
+
+    truth = {"a": [boxes([[0, 0, 10, 10, 0]])], "b": [boxes([[0, 0, 10, 10, 0]])] * 3}
+    clips = [Clip(name, None, [], truth=t) for name, t in truth.items()]
+    # clip a: its one box found; clip b: one of its three, and a false box ranked first
+    found = {
+        ("a", "x264", 32): [boxes([[0, 0, 10, 10, 0]], [0.9])],
+        ("b", "x264", 32): [boxes([[0, 0, 10, 10, 0], [50, 50, 60, 60, 0]], [0.8, 0.95])]
+        + [Detections.empty()] * 2,
+    }
+    points = [
+        BenchPoint(name, "x264", 32, 100, len(t), 1.0, 0.1, 30, 30, 0.9, 10, 10, map50=1.0)
+        for name, t in truth.items()
+    ]
+    (p,) = pooled_points(clips, points, found)
+    every = [d for key in (("a", "x264", 32), ("b", "x264", 32)) for d in found[key]]
+    expected = mean_average_precision(every, truth["a"] + truth["b"])["map50"]
+    assert (p.clip, p.frames, p.bytes) == (POOLED, 4, 200)
+    assert p.map50 == pytest.approx(100 * expected) and 0 < expected < 1
+    assert p.map50 not in (1.0, 100.0)  # not the clips' own values
 
 
 def test_pseudo_truth_keeps_confident_boxes() -> None:
