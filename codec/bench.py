@@ -27,8 +27,8 @@ from .metrics import MetricAccumulator, RegionPsnr, msssim_settings
 from .report import (
     BenchPoint,
     bd_table,
-    pool,
     plot_rd,
+    pool,
     rate_kbps_bpp,
     render_tables,
     write_csv,
@@ -268,23 +268,27 @@ def bench_point(
     kbps, bpp = rate_kbps_bpp(
         n_bytes, clip.frames, clip.info.fps, clip.info.width, clip.info.height
     )
-    return BenchPoint(
-        clip=clip.name,
-        codec=codec,
-        q=qp,
-        bytes=n_bytes,
-        frames=clip.frames,
-        kbps=kbps,
-        bpp=bpp,
-        psnr_y=mean["psnr_y"],
-        psnr_yuv=mean["psnr_yuv"],
-        msssim_y=mean["msssim_y"],
-        enc_fps=clip.frames / enc_s,
-        dec_fps=clip.frames / dec_s,
-        psnr_roi=psnr_roi,
-        psnr_bg=psnr_bg,
-        **task,
-    ), classes, found
+    return (
+        BenchPoint(
+            clip=clip.name,
+            codec=codec,
+            q=qp,
+            bytes=n_bytes,
+            frames=clip.frames,
+            kbps=kbps,
+            bpp=bpp,
+            psnr_y=mean["psnr_y"],
+            psnr_yuv=mean["psnr_yuv"],
+            msssim_y=mean["msssim_y"],
+            enc_fps=clip.frames / enc_s,
+            dec_fps=clip.frames / dec_s,
+            psnr_roi=psnr_roi,
+            psnr_bg=psnr_bg,
+            **task,
+        ),
+        classes,
+        found,
+    )
 
 
 def pooled_points(
