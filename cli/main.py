@@ -325,9 +325,12 @@ def bench(
         str | None,
         typer.Option(
             help="detect: detection mAP@0.5 and mAP@[.5:.95] of every point, against a MOT "
-            "sequence's gt.txt or a YOLO folder's labels, else pseudo ground truth (the "
-            "detector on the uncompressed frames); track: also MOTA and IDF1 of an IoU tracker "
-            "on the detections (MOT labels or pseudo)."
+            "sequence's gt.txt, a YOLO folder's labels or a seed-003 split's labels, else "
+            "pseudo ground truth (the detector on the uncompressed frames); track: also MOTA "
+            "and IDF1 of an IoU tracker on the detections (MOT or track_id labels, or pseudo); "
+            "segment: mIoU of an ultralytics -seg model's class maps against a seed-003 "
+            "split's masks/ PNGs, or pseudo. With several clips, POOLED points score all "
+            "their frames as one set."
         ),
     ] = None,
     detector: Annotated[

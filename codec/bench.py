@@ -18,7 +18,7 @@ from vcodec.bitstream.errors import InputError
 
 from .base_layer import BASE_CODECS, PRESETS, BaseDecoder, BaseEncoder
 from .decoder import VcxDecoder
-from .detectors import COCO_NAMES, Detections, load_detector
+from .detectors import load_detector
 from .encoder import EncodeConfig, encode_gops, resolve_device
 from .files import check_output
 from .frames import GOP_SIZE, Gop, VideoInfo
@@ -37,14 +37,8 @@ from .report import (
 from .resample import coded_size, crop_gop, pad_gop
 from .roi import RoiMap, qp_regions, roi_finder
 from .sample import make_sample
-from .tasks import (
-    PSEUDO_MIN_SCORE,
-    find_labels,
-    mean_average_precision,
-    pseudo_truth,
-    track,
-    tracking_scores,
-)
+from .scoring import TASK_BD_METRICS, TASKS, TaskScore, Truth, ground_truth, pooled, score
+from .tasks import PSEUDO_MIN_SCORE, expand_inputs, find_labels
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
 # vcx variants: the EncodeConfig fields each sets
@@ -61,7 +55,6 @@ VCX_VARIANTS: dict[str, dict] = {
 ANCHORS = ("x264", "x265")
 # x264 with the same ROI maps and QP offsets as vcx-roi (ffmpeg's ROI side data, as `addroi`)
 ROI_ANCHORS = ("x264-roi",)
-TASKS = ("detect", "track")
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
@@ -78,7 +71,8 @@ class BenchConfig:
     frames: int = 50
     preset: str = "medium"
     device: str = "auto"
-    # "detect": detection mAP of every point; "track": also MOTA and IDF1 (needs a detector)
+    # "detect": detection mAP of every point; "track": also MOTA and IDF1; "segment": mIoU
+    # (an ultralytics -seg model); each needs a detector
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
 
@@ -110,10 +104,11 @@ class BenchConfig:
             raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
         resolve_device(device)
         if task is not None and task not in TASKS:
-            raise InputError(f"--task must be one of {', '.join(TASKS)} (segment: not yet), "
-                             f"got {task!r}")  # fmt: skip
+            raise InputError(f"--task must be one of {', '.join(TASKS)}, got {task!r}")
         if task and not detector:
             raise InputError(f"--task {task} needs --detector onnx-nanodet:PATH|ultralytics:PATH")
+        if task == "segment" and not detector.startswith("ultralytics:"):
+            raise InputError("--task segment needs --detector ultralytics:PATH (a -seg model)")
         return cls(names, points, frames, preset, device, task, detector)
 
     @property
@@ -148,8 +143,7 @@ class Clip:
     # per GOP: where ROI-PSNR is measured and x264-roi puts its offsets (with_rois); none:
     # no ROI-PSNR
     rois: list[RoiMap] = field(default_factory=list)
-    truth: list[Detections] | None = None  # --task detect: per frame; None: pseudo
-    labels: str = "none"  # the ground truth's layout: mot, yolo, or none
+    truth: Truth = Truth()  # the labels that came with it; with a task, what it scores on
 
     @property
     def frames(self) -> int:
@@ -170,28 +164,33 @@ def run_bench(
     detector = (
         load_detector(config.detector, str(resolve_device(config.device))) if config.task else None
     )
-    clips = [load_clip(p, config.frames) for p in inputs] or [sample_clip(config.frames)]
+    clips = [load_clip(p, config.frames) for p in expand_inputs(inputs)]
+    clips = clips or [sample_clip(config.frames)]
     finder = roi_finder(*config.roi, device=str(resolve_device(config.device)))
     clips = [with_rois(c, finder) for c in clips]
     if detector is not None:
-        clips = [with_truth(c, detector, config.task) for c in clips]
-    points, per_class, found = [], [], {}
+        clips = [
+            replace(c, truth=ground_truth(config.task, detector, c.gops, c.truth, c.name))
+            for c in clips
+        ]
+    points, per_class, scores = [], [], {}
     for clip in clips:
         for codec in config.codecs:
             for qp in config.qps:
-                point, classes, found[clip.name, codec, qp] = bench_point(
-                    clip, codec, qp, config, detector
-                )
+                point, scores[clip.name, codec, qp] = bench_point(clip, codec, qp, config, detector)
                 points.append(point)
-                if classes is not None:
-                    per_class.append({"clip": clip.name, "codec": codec, "q": qp, "ap50": classes})
+                found = scores[clip.name, codec, qp]
+                if found is not None and found.per_class is not None:
+                    per_class.append(
+                        {"clip": clip.name, "codec": codec, "q": qp, "ap50": found.per_class}
+                    )
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
     if detector is not None and len(clips) > 1:
-        points += pooled_points(clips, points, found)
+        points += pooled_points(config.task, clips, points, scores)
     anchors = (*ANCHORS, *(c for c in (*ROI_ANCHORS, *ABLATIONS) if c in config.codecs))
     metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi")
-    metrics += {None: (), "detect": ("map50",), "track": ("map50", "mota")}[config.task]
+    metrics += TASK_BD_METRICS.get(config.task, ())
     rows = bd_table(points, anchors, metrics)
     entries = [clip_entry(c) for c in clips]
     write_json(targets[0], points, rows, settings(config, detector), entries, per_class)
@@ -202,34 +201,25 @@ def run_bench(
 
 def load_clip(path: Path, frames: int) -> Clip:
     """The first ``frames`` frames of a video, or of a labelled sequence (tasks.find_labels:
-    a MOT sequence or a YOLO folder; its ground truth comes along)."""
+    a MOT sequence, a YOLO folder or a seed-003 video; its ground truth comes along)."""
     labels = find_labels(path)
     with open_video(labels.frames) as reader:
         gops = list(reader.gops(GOP_SIZE, frames))
     n = sum(g.n_frames for g in gops)
-    truth = labels.truth[:n] if labels.truth is not None else None
-    if truth is not None and len(truth) < n:
-        raise InputError(f"{path}: labels for {len(truth)} frames, the clip has {n}")
-    return Clip(Path(path).stem, reader.info, gops, truth=truth, labels=labels.layout)
+    truth = Truth(
+        labels.truth[:n] if labels.truth is not None else None,
+        labels.masks[:n] if labels.masks is not None else None,
+        labels.layout,
+    )
+    for kind, per_frame in (("labels", truth.boxes), ("masks", truth.masks)):
+        if per_frame is not None and len(per_frame) < n:
+            raise InputError(f"{path}: {kind} for {len(per_frame)} frames, the clip has {n}")
+    return Clip(Path(path).stem, reader.info, gops, truth=truth)
 
 
 def with_rois(clip: Clip, finder) -> Clip:
     """``clip`` with the ROI maps ``finder`` (vcodec.roi) makes from its source GOPs."""
     return replace(clip, rois=[finder.find(gop) for gop in clip.gops])
-
-
-def with_truth(clip: Clip, detector, task: str = "detect") -> Clip:
-    """``clip`` with ground truth: its labels, or else the detector's own boxes on the source
-    (pseudo ground truth, labelled as such in the JSON)."""
-    if clip.truth is not None:
-        if task == "track" and any(t.ids is None for t in clip.truth if len(t)):
-            raise InputError(
-                f"{clip.name}: --task track needs identities: a MOT gt.txt, or no labels "
-                "(pseudo ground truth); YOLO labels have none"
-            )
-        return clip
-    found = [d for gop in clip.gops for d in detector.detect(gop)]
-    return replace(clip, truth=pseudo_truth(found), labels="pseudo")
 
 
 def sample_clip(frames: int) -> Clip:
@@ -239,23 +229,13 @@ def sample_clip(frames: int) -> Clip:
 
 def bench_point(
     clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None
-) -> tuple[BenchPoint, dict | None, list[Detections] | None]:
-    """One point, and with a detector its per-class AP at IoU 0.5 (class name -> AP) and the
-    detections on every decoded frame."""
+) -> tuple[BenchPoint, TaskScore | None]:
+    """One point, and with a detector (config.task) its task scores."""
     if codec in VCX_VARIANTS:
         decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, VCX_VARIANTS[codec])
     else:
         decoded, n_bytes, enc_s, dec_s = _run_anchor(clip, codec, qp, config.preset)
-    task: dict = {}
-    classes = found = None
-    if detector is not None:
-        found = [d for gop in decoded for d in detector.detect(gop)]
-        scores = mean_average_precision(found, clip.truth)
-        task = {k: _points(scores[k]) for k in ("map50", "map")}
-        classes = {_class_name(c): _points(v) for c, v in scores["per_class"].items()}
-        if config.task == "track":
-            tracked = tracking_scores(track(found), clip.truth)
-            task |= {k: _points(v) for k, v in tracked.items()}
+    task = score(config.task, detector, decoded, clip.truth) if detector is not None else None
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))
@@ -284,38 +264,26 @@ def bench_point(
             dec_fps=clip.frames / dec_s,
             psnr_roi=psnr_roi,
             psnr_bg=psnr_bg,
-            **task,
+            **(task.fields if task else {}),
         ),
-        classes,
-        found,
+        task,
     )
 
 
 def pooled_points(
-    clips: list[Clip], points: list[BenchPoint], found: dict[tuple, list[Detections]]
+    task: str, clips: list[Clip], points: list[BenchPoint], scores: dict[tuple, TaskScore]
 ) -> list[BenchPoint]:
     """Per codec and quality setting, the clips' points pooled into one (report.pool) with
-    mAP over every clip's frames as one set, as COCO scores a dataset."""
+    the task metrics of every clip's frames as one set (scoring.pooled)."""
     by_key: dict[tuple[str, int], list[BenchPoint]] = {}
     for p in points:
         by_key.setdefault((p.codec, p.q), []).append(p)
-    truth = [t for clip in clips for t in clip.truth]
+    truths = [clip.truth for clip in clips]
     out = []
     for (codec, qp), group in by_key.items():
-        boxes = [d for clip in clips for d in found[clip.name, codec, qp]]
-        scores = mean_average_precision(boxes, truth)
-        out.append(pool(group, map50=_points(scores["map50"]), map=_points(scores["map"])))
+        found = [scores[clip.name, codec, qp] for clip in clips]
+        out.append(pool(group, **pooled(task, found, truths)))
     return out
-
-
-def _class_name(cls: int) -> str:
-    """COCO's name of a class id (labels may use ids past COCO's 80: their number)."""
-    return COCO_NAMES[cls] if 0 <= cls < len(COCO_NAMES) else str(cls)
-
-
-def _points(value: float) -> float | None:
-    """mAP in points (0..100), None where undefined."""
-    return None if value != value else 100 * value
 
 
 def _run_vcx(
@@ -374,8 +342,9 @@ def clip_entry(clip: Clip) -> dict:
         "ground_truth": {
             "mot": "MOT gt.txt",
             "yolo": "YOLO labels",
-            "pseudo": f"pseudo: the detector's boxes at score >= {PSEUDO_MIN_SCORE} on the source",
-        }.get(clip.labels),
+            "seed003": "seed 003 labels / masks",
+            "pseudo": f"pseudo: the model's output at score >= {PSEUDO_MIN_SCORE} on the source",
+        }.get(clip.truth.layout),
     }
 
 

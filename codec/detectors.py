@@ -24,6 +24,8 @@ NANODET_BINS = 8  # GFL head: each box side is a distribution over 0..7 strides
 MIN_SCORE = 0.05  # detections kept for mAP (the precision-recall curve needs the low ones)
 NMS_IOU = 0.6
 MAX_DETECTIONS = 100  # per frame, as COCO's evaluation
+SEGMENT_MIN_SCORE = 0.25  # instances painted into a class map (ultralytics' own default)
+SEGMENT_MAX_CLASS = 254  # class map values stop below tasks.SEGMENT_IGNORE
 DETECTOR_KINDS = ("onnx-nanodet", "ultralytics")
 COCO_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -164,6 +166,30 @@ class UltralyticsDetector:
                     b.cls.cpu().numpy().astype(np.int64),
                 )
             )
+        return out
+
+    def segment(self, gop: Gop, min_score: float = SEGMENT_MIN_SCORE) -> list[np.ndarray]:
+        """Per frame, a class map [H, W] uint8 (tasks.read_masks' values): 0 background,
+        COCO id + 1 where an instance mask at ``min_score`` and up covers the pixel, the most
+        confident instance on top."""
+        if self.model.task != "segment":
+            raise InputError(f"{self.name} is a {self.model.task} model: --task segment needs "
+                             "a segmentation (-seg) model")  # fmt: skip
+        images = [bgr_frame(gop, t) for t in range(gop.n_frames)]
+        results = self.model.predict(
+            images, conf=min_score, iou=NMS_IOU, max_det=MAX_DETECTIONS, verbose=False,
+            device=self.device, retina_masks=True,
+        )  # fmt: skip
+        out = []
+        for r in results:
+            maps = np.zeros((gop.height, gop.width), np.uint8)
+            if r.masks is not None:
+                masks = r.masks.data.cpu().numpy()[:, : gop.height, : gop.width] > 0.5
+                order = np.argsort(r.boxes.conf.cpu().numpy(), kind="stable")  # least first
+                classes = r.boxes.cls.cpu().numpy().astype(np.int64)
+                for i in order:
+                    maps[masks[i]] = min(classes[i] + 1, SEGMENT_MAX_CLASS)
+            out.append(maps)
         return out
 
 

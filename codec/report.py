@@ -39,6 +39,7 @@ METRIC_LABELS = {
     "psnr_roi": "ROI-PSNR",
     "map50": "mAP@0.5",
     "mota": "MOTA",
+    "miou": "mIoU",
 }
 
 
@@ -68,6 +69,8 @@ class BenchPoint:
     # --task track: MOTA and IDF1 (points, MOTA may be negative); None otherwise
     mota: float | None = None
     idf1: float | None = None
+    # --task segment: mIoU (points) of the class maps; None otherwise
+    miou: float | None = None
 
 
 POINT_FIELDS = tuple(f.name for f in fields(BenchPoint))
@@ -322,8 +325,11 @@ def plot_rd(path: str | Path, points: Sequence[BenchPoint]) -> None:
         raise ValueError("no points to plot")
     groups = _by_clip_codec(points)
     panels = [("psnr_yuv", "PSNR-YUV (dB)"), ("msssim_y", "MS-SSIM (Y)")]
-    if any(p.map50 is not None for p in points):
-        panels.append(("map50", "mAP@0.5 (points)"))
+    panels += [
+        (metric, label)
+        for metric, label in (("map50", "mAP@0.5 (points)"), ("miou", "mIoU (points)"))
+        if any(getattr(p, metric) is not None for p in points)
+    ]
     width, height = PLOT_PANEL_SIZE
     fig = Figure(figsize=(len(panels) * width, height * len(groups)), layout="constrained")
     FigureCanvasAgg(fig)
@@ -350,13 +356,19 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
     names = ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM", "ROI", "BG")
     for name in names:
         table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
-    task = any(p.map50 is not None for p in points)
-    tracking = any(p.mota is not None for p in points)
-    if task:
-        table.add_column("mAP50", justify="right")
-    if tracking:
-        table.add_column("MOTA", justify="right")
-        table.add_column("IDF1", justify="right")
+    # the task columns that any point has: (header, field)
+    task = [
+        (header, name)
+        for header, name in (
+            ("mAP50", "map50"),
+            ("MOTA", "mota"),
+            ("IDF1", "idf1"),
+            ("mIoU", "miou"),
+        )
+        if any(getattr(p, name) is not None for p in points)
+    ]
+    for header, _ in task:
+        table.add_column(header, justify="right")
     table.add_column("enc fps", justify="right")
     table.add_column("dec fps", justify="right")
     groups = _by_clip_codec(points)
@@ -376,8 +388,7 @@ def _points_table(points: Sequence[BenchPoint]) -> Table:
                     f"{p.msssim_y:.4f}",
                     _db_cell(p.psnr_roi),
                     _db_cell(p.psnr_bg),
-                    *([_db_cell(p.map50)] if task else []),
-                    *([_db_cell(p.mota), _db_cell(p.idf1)] if tracking else []),
+                    *(_db_cell(getattr(p, name)) for _, name in task),
                     f"{p.enc_fps:.1f}",
                     f"{p.dec_fps:.1f}",
                 )
@@ -416,7 +427,7 @@ def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
 
 # the BD-rate metrics the terminal shows (the JSON has them all): PSNR-YUV and MS-SSIM, and
 # ROI-PSNR and mAP where the run has an ROI codec or a task
-SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50", "mota")
+SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50", "mota", "miou")
 
 
 def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:

@@ -1,6 +1,6 @@
-"""Task metrics of decoded video (seed 003): detection mAP, and tracking MOTA and IDF1 (a
-greedy IoU tracker on the detections), against ground-truth labels or, with none, against the
-detector's own output on the uncompressed frames (pseudo ground truth).
+"""Task metrics of decoded video (seed 003): detection mAP, segmentation mIoU, and tracking
+MOTA and IDF1 (a greedy IoU tracker on the detections), against ground-truth labels or, with
+none, against the model's own output on the uncompressed frames (pseudo ground truth).
 
 Label layouts (``find_labels``), each a clip the bench can read:
 - MOT: a sequence folder with ``img1/`` (frames) and ``gt/gt.txt`` (``frame, id, x, y, w, h,
@@ -9,6 +9,11 @@ Label layouts (``find_labels``), each a clip the bench can read:
 - YOLO: a folder with ``images/`` (frames, name order) and ``labels/`` (one ``.txt`` per frame
   of the same stem, ``class cx cy w h`` normalised to 0..1, COCO class ids; a missing file is a
   frame with no objects).
+- Seed 003: a split folder (``val/``) with ``frames/VIDEO/`` and beside it ``labels/VIDEO/``
+  (YOLO lines, or ``track_id class cx cy w h`` for tracking) and/or ``masks/VIDEO/`` (one PNG
+  per frame of the same stem, one channel: 0 background, COCO class id + 1 for an object's
+  pixels, 255 ignored). Each VIDEO is a clip (``expand_inputs``); a folder whose ``frames/``
+  holds the images themselves is one clip.
 """
 
 from __future__ import annotations
@@ -35,19 +40,37 @@ TRACK_MAX_GAP = 3  # frames a track may go unseen
 MOT_TO_COCO = {1: 0, 2: 0, 7: 0, 3: 2, 4: 1, 5: 3}
 
 
+SEGMENT_IGNORE = 255  # a mask pixel that no class is scored on
+SEGMENT_CLASSES = 256  # mask values 0..255: background, COCO id + 1, ignore
+
+
 @dataclass(frozen=True)
 class Labels:
-    """Where a clip's frames and ground truth are: ``frames`` (a folder the reader opens) and
-    ``truth`` (per frame, boxes and classes; scores are 1), or None: pseudo ground truth."""
+    """Where a clip's frames and ground truth are: ``frames`` (a folder the reader opens),
+    ``truth`` (per frame, boxes and classes; scores are 1) and ``masks`` (per frame, a class
+    map [H, W] uint8, as in the masks folder), each None where the clip has none (pseudo
+    ground truth)."""
 
     frames: Path
     truth: list[Detections] | None
-    layout: str  # "mot", "yolo" or "none"
+    layout: str  # "mot", "yolo", "seed003" or "none"
+    masks: list[np.ndarray] | None = None
+
+
+def expand_inputs(paths: list[Path]) -> list[Path]:
+    """Bench inputs with each seed-003 split folder (``frames/`` of video folders) replaced by
+    its videos' frame folders, in name order."""
+    out = []
+    for path in map(Path, paths):
+        frames = path / "frames"
+        videos = sorted(p for p in frames.iterdir() if p.is_dir()) if frames.is_dir() else []
+        out += videos or [path]
+    return out
 
 
 def find_labels(path: str | Path) -> Labels:
-    """The layout of a bench input: a MOT sequence, a YOLO folder, else the input itself with
-    no labels (pseudo ground truth)."""
+    """The layout of a bench input: a MOT sequence, a YOLO folder, a seed-003 video, else the
+    input itself with no labels (pseudo ground truth)."""
     path = Path(path)
     if (path / "img1").is_dir() and (path / "gt" / "gt.txt").is_file():
         frames = path / "img1"
@@ -55,6 +78,20 @@ def find_labels(path: str | Path) -> Labels:
     if (path / "images").is_dir() and (path / "labels").is_dir():
         frames = path / "images"
         return Labels(frames, read_yolo(frames, path / "labels"), "yolo")
+    # seed 003: split/frames/VIDEO with split/labels/VIDEO and/or split/masks/VIDEO, or a
+    # folder with frames/ and labels/ and/or masks/
+    if path.parent.name == "frames":
+        split = path.parents[1]
+        frames, labels, masks = path, split / "labels" / path.name, split / "masks" / path.name
+    else:
+        frames, labels, masks = path / "frames", path / "labels", path / "masks"
+    if frames.is_dir() and (labels.is_dir() or masks.is_dir()):
+        return Labels(
+            frames,
+            read_yolo(frames, labels) if labels.is_dir() else None,
+            "seed003",
+            read_masks(frames, masks) if masks.is_dir() else None,
+        )
     return Labels(path, None, "none")
 
 
@@ -84,7 +121,9 @@ def read_mot(path: Path, frames: int) -> list[Detections]:
 
 
 def read_yolo(images: Path, labels: Path) -> list[Detections]:
-    """Per-frame boxes of YOLO label files for the frames in ``images`` (name order)."""
+    """Per-frame boxes of YOLO label files for the frames in ``images`` (name order): lines of
+    ``class cx cy w h``, or ``track_id class cx cy w h`` (seed 003's tracking labels; the
+    boxes then carry identities), one kind per file."""
     from PIL import Image
 
     out = []
@@ -97,16 +136,69 @@ def read_yolo(images: Path, labels: Path) -> list[Detections]:
         for number, line in enumerate(lines, 1):
             if not line.strip():
                 continue
+            where = f"{label}:{number}"
             try:
-                cls, cx, cy, w, h = (float(v) for v in line.split()[:5])
+                values = [float(v) for v in line.split()]
             except ValueError:
-                raise InputError(f"{label}:{number}: a YOLO line is class cx cy w h") from None
-            if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1 and cls >= 0):
-                raise InputError(f"{label}:{number}: box values must be normalised to 0..1")
+                values = []
+            if len(values) not in (5, 6) or (rows and len(values) != len(rows[0])):
+                raise InputError(
+                    f"{where}: a YOLO line is class cx cy w h, or track_id class cx cy w h "
+                    "for tracking (one kind per file)"
+                )
+            *track, cls, cx, cy, w, h = values
+            if not (0 <= cx <= 1 and 0 <= cy <= 1 and 0 < w <= 1 and 0 < h <= 1):
+                raise InputError(f"{where}: box values must be normalised to 0..1")
+            if cls < 0 or cls != int(cls) or any(t != int(t) for t in track):
+                raise InputError(f"{where}: class and track ids are whole numbers from 0")
             x0, y0 = (cx - w / 2) * width, (cy - h / 2) * height
-            rows.append((x0, y0, x0 + w * width, y0 + h * height, int(cls)))
+            rows.append((x0, y0, x0 + w * width, y0 + h * height, int(cls), *track))
         out.append(_truth(rows))
     return out
+
+
+def read_masks(images: Path, masks: Path) -> list[np.ndarray]:
+    """Per-frame class maps [H, W] uint8 of the frames in ``images`` (name order): the PNG of
+    the same stem in ``masks``, one channel, the frame's size."""
+    from PIL import Image
+
+    out = []
+    for image in frame_files(images):
+        mask = masks / f"{image.stem}.png"
+        if not mask.is_file():
+            raise InputError(f"{mask}: no mask for frame {image.name}")
+        with Image.open(image) as im, Image.open(mask) as m:
+            if m.mode not in ("L", "P"):
+                raise InputError(f"{mask}: a mask is one channel of class ids, not {m.mode}")
+            if m.size != im.size:
+                raise InputError(f"{mask}: {m.size[0]}x{m.size[1]}, its frame is "
+                                 f"{im.size[0]}x{im.size[1]}")  # fmt: skip
+            out.append(np.asarray(m, dtype=np.uint8))
+    return out
+
+
+def confusion(found: list[np.ndarray], truth: list[np.ndarray]) -> np.ndarray:
+    """Pixel counts [SEGMENT_CLASSES, SEGMENT_CLASSES] of (truth class, found class) over the
+    frames' class maps, pixels that truth marks SEGMENT_IGNORE left out."""
+    if len(found) != len(truth):
+        raise ValueError(f"{len(found)} frames of masks for {len(truth)} of truth")
+    counts = np.zeros(SEGMENT_CLASSES * SEGMENT_CLASSES, np.int64)
+    for f, t in zip(found, truth, strict=True):
+        if f.shape != t.shape:
+            raise ValueError(f"a {f.shape} class map against a {t.shape} truth")
+        scored = t != SEGMENT_IGNORE
+        pairs = t[scored].astype(np.int64) * SEGMENT_CLASSES + f[scored]
+        counts += np.bincount(pairs, minlength=counts.size)
+    return counts.reshape(SEGMENT_CLASSES, SEGMENT_CLASSES)
+
+
+def mean_iou(counts: np.ndarray) -> float:
+    """mIoU of a confusion matrix: the mean IoU over the classes (background too) that truth
+    or the found maps have; NaN when no pixel is scored."""
+    hits = np.diag(counts).astype(np.float64)
+    union = counts.sum(0) + counts.sum(1) - hits
+    present = union > 0
+    return float(np.mean(hits[present] / union[present])) if present.any() else float("nan")
 
 
 def _truth(rows: list[tuple]) -> Detections:
@@ -169,7 +261,7 @@ def tracking_scores(tracks: list[Detections], truth: list[Detections]) -> dict[s
     last: dict[int, int] = {}  # truth id -> the track id it last matched
     overlap: dict[tuple[int, int], int] = {}  # (truth id, track id) -> frames matched
     for found, gt in zip(tracks, truth, strict=True):
-        if gt.ids is None or found.ids is None:
+        if (len(gt) and gt.ids is None) or (len(found) and found.ids is None):
             raise ValueError("tracking scores need identities on both sides")
         total_truth += len(gt)
         total_tracked += len(found)

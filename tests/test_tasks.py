@@ -14,9 +14,13 @@ from vcodec.bench import BenchConfig, Clip, pooled_points
 from vcodec.bitstream.errors import InputError
 from vcodec.cli.main import app
 from vcodec.detectors import Detections, load_detector, nms
+from vcodec.scoring import TaskScore, Truth, pooled
 from vcodec.tasks import (
+    confusion,
+    expand_inputs,
     find_labels,
     mean_average_precision,
+    mean_iou,
     pseudo_truth,
     read_mot,
     track,
@@ -67,23 +71,54 @@ def test_pooled_points_score_every_clips_frames_as_one_set() -> None:
     from vcodec.report import POOLED, BenchPoint
 
     truth = {"a": [boxes([[0, 0, 10, 10, 0]])], "b": [boxes([[0, 0, 10, 10, 0]])] * 3}
-    clips = [Clip(name, None, [], truth=t) for name, t in truth.items()]
+    clips = [Clip(name, None, [], truth=Truth(boxes=t)) for name, t in truth.items()]
     # clip a: its one box found; clip b: one of its three, and a false box ranked first
     found = {
         ("a", "x264", 32): [boxes([[0, 0, 10, 10, 0]], [0.9])],
         ("b", "x264", 32): [boxes([[0, 0, 10, 10, 0], [50, 50, 60, 60, 0]], [0.8, 0.95])]
         + [Detections.empty()] * 2,
     }
+    scores = {key: TaskScore({}, None, f) for key, f in found.items()}
     points = [
         BenchPoint(name, "x264", 32, 100, len(t), 1.0, 0.1, 30, 30, 0.9, 10, 10, map50=1.0)
         for name, t in truth.items()
     ]
-    (p,) = pooled_points(clips, points, found)
+    (p,) = pooled_points("detect", clips, points, scores)
     every = [d for key in (("a", "x264", 32), ("b", "x264", 32)) for d in found[key]]
     expected = mean_average_precision(every, truth["a"] + truth["b"])["map50"]
     assert (p.clip, p.frames, p.bytes) == (POOLED, 4, 200)
     assert p.map50 == pytest.approx(100 * expected) and 0 < expected < 1
     assert p.map50 not in (1.0, 100.0)  # not the clips' own values
+    # segmentation pools the clips' confusion matrices
+    segs = [TaskScore({}, None, confusion([m], [t])) for m, t in _maps_and_truth()]
+    miou = pooled("segment", segs, [])["miou"]
+    maps, truths = zip(*_maps_and_truth(), strict=True)
+    assert miou == pytest.approx(100 * mean_iou(confusion(list(maps), list(truths))))
+
+
+def _maps_and_truth() -> list[tuple[np.ndarray, np.ndarray]]:
+    """Two frames' class maps and truth: a person (1) half found, a car (3) found whole."""
+    truth = np.zeros((2, 8, 8), np.uint8)
+    truth[0, :4, :4] = 1
+    truth[1, 4:, 4:] = 3
+    truth[1, 0, 0] = 255  # ignored
+    found = truth.copy()
+    found[0, :2, :4] = 0
+    found[1, 0, 0] = 3  # on an ignored pixel: not counted
+    return [(found[0], truth[0]), (found[1], truth[1])]
+
+
+def test_mean_iou_of_class_maps() -> None:
+    maps, truths = zip(*_maps_and_truth(), strict=True)
+    counts = confusion(list(maps), list(truths))
+    assert counts.sum() == 2 * 64 - 1
+    # background: 48 + 47 truth pixels all found, and 8 of the person's found as background
+    expected = np.mean([95 / 103, 8 / 16, 16 / 16])
+    assert mean_iou(counts) == pytest.approx(expected)
+    assert mean_iou(confusion(list(truths), list(truths))) == 1.0
+    assert np.isnan(mean_iou(confusion([maps[0]], [np.full((8, 8), 255, np.uint8)])))
+    with pytest.raises(ValueError, match="frames"):
+        confusion(list(maps), list(truths[:1]))
 
 
 def test_pseudo_truth_keeps_confident_boxes() -> None:
@@ -176,12 +211,99 @@ def test_yolo_layout(tmp_path) -> None:
     assert find_labels(tmp_path / "images").layout == "none"
 
 
+def test_yolo_lines_are_validated(tmp_path) -> None:
+    _frames(tmp_path / "images", n=1)
+    (tmp_path / "labels").mkdir()
+    label = tmp_path / "labels" / "000000.txt"
+    for line, why in [
+        ("0 0.5 0.5", "a YOLO line"),
+        ("0 0.1 0.1 0.2 0.1 0.3 0.3 0.5", "a YOLO line"),  # a polygon, not a box
+        ("x 0.5 0.5 0.5 0.5", "a YOLO line"),
+        ("0.5 0.5 0.5 0.5 0.5", "whole numbers"),
+        ("-1 0.5 0.5 0.5 0.5", "whole numbers"),
+        ("0 0.5 0.5 0.5 0.5\n3 0 0.5 0.5 0.5 0.5", "one kind per file"),
+    ]:
+        label.write_text(line + "\n")
+        with pytest.raises(InputError, match=why):
+            find_labels(tmp_path)
+        assert str(label) in str(_raised(tmp_path))
+
+
+def _raised(path) -> InputError:
+    with pytest.raises(InputError) as info:
+        find_labels(path)
+    return info.value
+
+
+def _seed003(split, videos=("cam1", "cam2"), n=3) -> None:
+    """A seed-003 split: frames/, tracking labels/ and masks/ for each video."""
+    for video in videos:
+        _frames(split / "frames" / video, n)
+        (split / "labels" / video).mkdir(parents=True)
+        (split / "masks" / video).mkdir(parents=True)
+        for i in range(n):
+            (split / "labels" / video / f"{i:06d}.txt").write_text("7 2 0.5 0.5 0.5 0.25\n")
+            mask = np.zeros((48, 64), np.uint8)
+            mask[18:30, 16:48] = 3  # a car (COCO 2) + 1
+            Image.fromarray(mask).save(split / "masks" / video / f"{i:06d}.png")
+
+
+def test_seed003_layout(tmp_path) -> None:
+    split = tmp_path / "val"
+    _seed003(split)
+    videos = expand_inputs([split, tmp_path / "other.mp4"])
+    assert videos == [split / "frames" / "cam1", split / "frames" / "cam2", tmp_path / "other.mp4"]
+    labels = find_labels(videos[0])
+    assert labels.layout == "seed003" and labels.frames == split / "frames" / "cam1"
+    np.testing.assert_allclose(labels.truth[1].boxes, [[16, 18, 48, 30]])
+    assert labels.truth[0].ids.tolist() == [7] and labels.truth[0].classes.tolist() == [2]
+    assert len(labels.masks) == 3 and labels.masks[2][20, 20] == 3
+    # one video on its own: frames/ holds the images
+    assert find_labels(split / "frames" / "cam2").layout == "seed003"
+    (split / "masks" / "cam1" / "000001.png").unlink()
+    with pytest.raises(InputError, match="no mask for frame 000001.png"):
+        find_labels(videos[0])
+    Image.new("RGB", (64, 48)).save(split / "masks" / "cam1" / "000001.png")
+    with pytest.raises(InputError, match="one channel"):
+        find_labels(videos[0])
+    Image.new("L", (32, 48)).save(split / "masks" / "cam1" / "000001.png")
+    with pytest.raises(InputError, match="32x48, its frame is 64x48"):
+        find_labels(videos[0])
+
+
+def test_bench_segment_with_an_untrained_seg_model(tmp_path) -> None:
+    """--task segment end to end, pooled over two videos; the model is built from its yaml
+    (no weights offline), so only the plumbing is checked, not the scores' size."""
+    split = tmp_path / "val"
+    _seed003(split, n=2)
+    args = ["bench", str(split), "--task", "segment", "--detector", "ultralytics:yolov8n-seg.yaml"]
+    args += ["--codecs", "x264", "--qp", "30,40", "--device", "cpu", "--out", str(tmp_path / "b")]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 0, r.output
+    doc = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert [c["ground_truth"] for c in doc["clips"]] == ["seed 003 labels / masks"] * 2
+    points = doc["points"]
+    assert [p["clip"] for p in points] == ["cam1", "cam1", "cam2", "cam2", "POOLED", "POOLED"]
+    assert all(0 <= p["miou"] <= 100 and p["map50"] is None for p in points)
+    r = CliRunner().invoke(
+        app, [*args[:4], "--detector", "ultralytics:yolov8n.yaml", *args[6:], "--force"]
+    )
+    assert r.exit_code != 0 and "needs a segmentation (-seg) model" in r.output
+
+
+def test_tracking_scores_take_frames_without_boxes() -> None:
+    truth = tracked([[[0, 0, 10, 10, 0, 1]], []])
+    assert tracking_scores(truth, truth) == {"mota": 1.0, "idf1": 1.0}
+
+
 def test_bad_task_settings() -> None:
     common = {"codecs": "x264", "qps": None, "frames": 4, "preset": "medium", "device": "cpu"}
     with pytest.raises(InputError, match="--detector"):
         BenchConfig.from_strings(**common, task="detect")
-    with pytest.raises(InputError, match="segment: not yet"):
+    with pytest.raises(InputError, match="ultralytics:PATH"):
         BenchConfig.from_strings(**common, task="segment", detector="onnx-nanodet:x.onnx")
+    with pytest.raises(InputError, match="one of detect, segment, track"):
+        BenchConfig.from_strings(**common, task="pose", detector="onnx-nanodet:x.onnx")
     with pytest.raises(InputError, match="onnx-nanodet:PATH"):
         load_detector("yolo:x.pt")
     with pytest.raises(InputError, match="no such detector"):
@@ -215,3 +337,23 @@ def test_bench_detect_on_a_mot_sequence_and_in_pseudo_mode(tmp_path) -> None:
     assert r.exit_code == 0, r.output
     points = json.loads((tmp_path / "track" / "bench.json").read_text())["points"]
     assert all(-100 <= p["mota"] <= 100 and 0 <= p["idf1"] <= 100 for p in points)
+
+
+def test_segment_paints_the_most_confident_instance_on_top() -> None:
+    import torch
+
+    from vcodec.detectors import UltralyticsDetector
+    from vcodec.frames import Gop
+
+    class Result:  # what ultralytics' predict returns per image, with retina masks
+        masks = type("M", (), {"data": torch.zeros(2, 8, 8)})()
+        boxes = type("B", (), {"conf": torch.tensor([0.9, 0.3]), "cls": torch.tensor([0.0, 2])})()
+
+    Result.masks.data[0, :4] = 1  # a person, rows 0-3
+    Result.masks.data[1, 2:6] = 1  # a car, rows 2-5, less confident
+    model = type("Model", (), {"task": "segment", "predict": lambda self, images, **kw: [Result]})
+    detector = UltralyticsDetector.__new__(UltralyticsDetector)
+    detector.model, detector.device, detector.name = model(), "cpu", "stub"
+    chroma = np.full((1, 4, 4), 128, np.uint8)
+    (maps,) = detector.segment(Gop(np.zeros((1, 8, 8), np.uint8), chroma, chroma.copy()))
+    assert maps[:, 0].tolist() == [1, 1, 1, 1, 3, 3, 0, 0]
