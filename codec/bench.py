@@ -30,7 +30,6 @@ from .report import (
     plot_rd,
     pool,
     rate_kbps_bpp,
-    render_tables,
     write_csv,
     write_json,
 )
@@ -38,6 +37,7 @@ from .resample import coded_size, crop_gop, pad_gop
 from .roi import RoiMap, qp_regions, roi_finder
 from .sample import make_sample
 from .scoring import TASK_BD_METRICS, TASKS, TaskScore, Truth, ground_truth, pooled, score
+from .tables import render_tables
 from .tasks import PSEUDO_MIN_SCORE, expand_inputs, find_labels
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content

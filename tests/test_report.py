@@ -23,10 +23,10 @@ from vcodec.report import (
     pool,
     rate_kbps_bpp,
     read_csv,
-    render_tables,
     write_csv,
     write_json,
 )
+from vcodec.tables import render_tables
 
 KBPS = (100.0, 200.0, 400.0, 800.0, 1600.0)
 

@@ -1,0 +1,96 @@
+"""The bench's rich tables for the terminal: every point, and the BD-rates."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from rich.table import Table
+
+from .report import ALL_CLIPS, METRIC_LABELS, POOLED, BenchPoint, by_clip_codec, unique
+
+
+def _points_table(points: Sequence[BenchPoint]) -> Table:
+    table = Table(title="Rate and quality")
+    names = ("clip", "codec", "q", "kbps", "bpp", "PSNR-Y", "PSNR-YUV", "MS-SSIM", "ROI", "BG")
+    for name in names:
+        table.add_column(name, justify="left" if name in ("clip", "codec") else "right")
+    # the task columns that any point has: (header, field)
+    task = [
+        (header, name)
+        for header, name in (
+            ("mAP50", "map50"),
+            ("MOTA", "mota"),
+            ("IDF1", "idf1"),
+            ("mIoU", "miou"),
+        )
+        if any(getattr(p, name) is not None for p in points)
+    ]
+    for header, _ in task:
+        table.add_column(header, justify="right")
+    table.add_column("enc fps", justify="right")
+    table.add_column("dec fps", justify="right")
+    groups = by_clip_codec(points)
+    for index, (clip, codecs) in enumerate(sorted(groups.items())):
+        if index:
+            table.add_section()
+        for codec, curve in sorted(codecs.items()):
+            for p in curve:
+                table.add_row(
+                    clip,
+                    codec,
+                    str(p.q),
+                    f"{p.kbps:.1f}",
+                    f"{p.bpp:.4f}",
+                    f"{p.psnr_y:.2f}",
+                    f"{p.psnr_yuv:.2f}",
+                    f"{p.msssim_y:.4f}",
+                    _db_cell(p.psnr_roi),
+                    _db_cell(p.psnr_bg),
+                    *(_db_cell(getattr(p, name)) for _, name in task),
+                    f"{p.enc_fps:.1f}",
+                    f"{p.dec_fps:.1f}",
+                )
+    return table
+
+
+def _db_cell(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
+
+
+def _bd_cell(value: float | None) -> str:
+    return "n/a" if value is None else f"{value:+.2f}%"
+
+
+def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
+    """Rows clip x codec; a column per (anchor, metric); "-" where a codec is its own anchor."""
+    columns = unique((r["anchor"], r["metric"]) for r in bd_rows)
+    keys = unique((r["clip"], r["codec"]) for r in bd_rows)
+    found = {(r["clip"], r["codec"], r["anchor"], r["metric"]): r["bd_rate_pct"] for r in bd_rows}
+    table = Table(title="BD-rate (negative: fewer bits for the same quality)")
+    table.add_column("clip")
+    table.add_column("codec")
+    for anchor, metric in columns:
+        table.add_column(f"vs {anchor} {METRIC_LABELS.get(metric, metric)}", justify="right")
+    keys.sort(key=lambda k: (k[0] in (ALL_CLIPS, POOLED), k[0]))
+    for index, (clip, codec) in enumerate(keys):
+        if index and clip != keys[index - 1][0]:
+            table.add_section()
+        cells = [
+            _bd_cell(found[(clip, codec, a, m)]) if (clip, codec, a, m) in found else "-"
+            for a, m in columns
+        ]
+        table.add_row(clip, codec, *cells)
+    return table
+
+
+# the BD-rate metrics the terminal shows (the JSON has them all): PSNR-YUV and MS-SSIM, and
+# ROI-PSNR and mAP where the run has an ROI codec or a task
+SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50", "mota", "miou")
+
+
+def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:
+    """Two rich tables: every point (by clip, codec, bpp) and the BD-rates (None as "n/a")."""
+    roi = any(p.codec.endswith("-roi") for p in points)
+    shown = [m for m in SHOWN_BD_METRICS if m != "psnr_roi" or roi]
+    return [_points_table(points), _bd_rate_table([r for r in bd_rows if r["metric"] in shown])]
