@@ -18,9 +18,10 @@ from .errors import (
 from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
-# the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step
-FORMAT_VERSION = 4
-READABLE_VERSIONS = (1, 2, 3, 4)  # a decoder refuses any other value
+# the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
+# 5 WIENER chunks
+FORMAT_VERSION = 5
+READABLE_VERSIONS = (1, 2, 3, 4, 5)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB
@@ -36,6 +37,7 @@ class ChunkType(IntEnum):
     BASE = 0x03  # base-layer elementary stream bytes, in decode order
     AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
     SAMPLES = 0x05  # one GOP's mask indices and masked samples (range coded)
+    WIENER = 0x06  # the next GOP's Wiener filters (range coded)
     END = 0x7F  # last chunk: totals; a stream without it is truncated
     ROI = 0x86  # ancillary: one GOP's region-of-interest map (range coded)
 
@@ -116,6 +118,15 @@ class Samples:
 
 
 @dataclass(frozen=True)
+class Wiener:
+    """The Wiener filters of GOP ``gop`` (its three planes' modes and coefficients, range
+    coded); it comes right before that GOP's GOP chunk."""
+
+    gop: int
+    data: bytes
+
+
+@dataclass(frozen=True)
 class Roi:
     """GOP ``gop``'s region-of-interest map: ``source`` (an index into the codec's ROI
     sources), its grid of ``rows`` x ``cols`` cells, and the range-coded cells."""
@@ -138,7 +149,7 @@ class End:
     gop_count: int
 
 
-Chunk = Segment | GopChunk | BaseData | Samples | Roi | AudioPiece | End
+Chunk = Segment | GopChunk | BaseData | Samples | Wiener | Roi | AudioPiece | End
 
 
 # --- header --------------------------------------------------------------------------------
@@ -252,6 +263,8 @@ def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
         return ChunkType.BASE, chunk.data
     if isinstance(chunk, Samples):
         return ChunkType.SAMPLES, w.varint(chunk.gop).raw(chunk.data).getvalue()
+    if isinstance(chunk, Wiener):
+        return ChunkType.WIENER, w.varint(chunk.gop).raw(chunk.data).getvalue()
     if isinstance(chunk, Roi):
         w.varint(chunk.gop).u8(chunk.source).varint(chunk.rows).varint(chunk.cols)
         return ChunkType.ROI, w.raw(chunk.data).getvalue()
@@ -272,6 +285,8 @@ def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
         out = BaseData(r.rest())
     elif ctype == ChunkType.SAMPLES:
         out = Samples(r.varint(), r.rest())
+    elif ctype == ChunkType.WIENER:
+        out = Wiener(r.varint(), r.rest())
     elif ctype == ChunkType.ROI:
         out = Roi(r.varint(), r.u8(), r.varint(), r.varint(), r.rest())
     elif ctype == ChunkType.AUDIO:
@@ -327,6 +342,7 @@ class VcxReader:
 
     def __iter__(self) -> Iterator[Chunk]:
         frames = gops = samples = rois = 0
+        wiener = -1  # the GOP of the last WIENER chunk
         for number in range(1 << 62):
             chunk = self._next_chunk(number)
             if chunk is None:
@@ -341,10 +357,18 @@ class VcxReader:
                         f"chunk #{number}: SAMPLES of GOP {chunk.gop} out of order"
                     )
                 samples += 1
+            elif isinstance(chunk, Wiener):
+                if not chunk.gop == gops > wiener:
+                    raise MalformedError(f"chunk #{number}: WIENER of GOP {chunk.gop} out of order")
+                wiener = chunk.gop
             elif isinstance(chunk, Roi):
                 if not chunk.gop == rois < gops:
                     raise MalformedError(f"chunk #{number}: ROI of GOP {chunk.gop} out of order")
                 rois += 1
+            if isinstance(chunk, End) and wiener >= gops:
+                raise MalformedError(
+                    f"the stream ends before GOP {wiener}, which has a WIENER chunk"
+                )
             yield chunk
             if isinstance(chunk, End):
                 if (chunk.frame_count, chunk.gop_count) != (frames, gops):

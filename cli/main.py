@@ -134,6 +134,13 @@ def encode(
             "predicts them with the frame-prediction net."
         ),
     ] = True,
+    wiener: Annotated[
+        bool,
+        typer.Option(
+            help="Hybrid: per GOP and plane, a least-squares filter from the decoded frames to "
+            "the source, sent where it saves more than its bits."
+        ),
+    ] = True,
     roi: Annotated[
         str,
         typer.Option(
@@ -160,8 +167,8 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search, post=post, temporal=temporal, roi=roi,
-            roi_model=roi_model,
+            mode=mode, masks=masks, mask_search=mask_search, post=post, temporal=temporal,
+            wiener=wiener, roi=roi, roi_model=roi_model,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
@@ -268,6 +275,11 @@ def _info_table(s: dict[str, Any]) -> Table:
             ", ".join(f"{k}: {v} GOPs" for k, v in s["gop_temporal_steps"].items()) or "none",
         ),
         (
+            "wiener",
+            ", ".join(f"{p.upper()}: {n} GOPs" for p, n in s["gop_wiener_planes"].items() if n)
+            or "none",
+        ),
+        (
             "roi",
             f"{s['roi']['source']}, {s['roi']['gops']} GOP maps, "
             f"{100 * s['roi']['mean_coverage']:.1f} % of the frame on average"
@@ -302,7 +314,8 @@ def bench(
         str,
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
-            "post-processing network), vcx-notemporal (no temporal scaling), vcx-params "
+            "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
+            "Wiener filters), vcx-params "
             "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-pure (no base layer), x264, "
             "x265, x264-roi (x264 with vcx-roi's ROI maps and QP offsets)."

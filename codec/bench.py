@@ -47,6 +47,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-nomask": {"masks": False},
     "vcx-nopost": {"post": False},
     "vcx-notemporal": {"temporal": False},
+    "vcx-nowiener": {"wiener": False},
     "vcx-params": {"scale": "auto"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
@@ -57,7 +58,8 @@ ANCHORS = ("x264", "x265")
 ROI_ANCHORS = ("x264-roi",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
-    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-params", "vcx-exhaustive", "vcx-roi"
+    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-exhaustive",
+    "vcx-roi",
 )  # fmt: skip
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")

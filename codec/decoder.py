@@ -22,6 +22,7 @@ from vcodec.bitstream.container import (
     Samples,
     Segment,
     VcxReader,
+    Wiener,
 )
 from vcodec.bitstream.errors import InputError, MalformedError
 from vcodec.models.registry import require
@@ -37,6 +38,7 @@ from .postprocess import POST_MODEL, PostProcessor, blend
 from .predict import PREDICT_MODEL, FramePredictor, coded_frames
 from .resample import coded_size, crop_gop, upscale_gop
 from .roi import RoiMap, read_roi
+from .wiener import PlaneFilter, WienerDecoder, apply_gop
 
 Progress = Callable[[int], None]
 
@@ -75,6 +77,7 @@ class VcxDecoder:
             dtype = RECON_DTYPE if self.masks else torch.float32
             self.predictor = FramePredictor(self.device, dtype)
         self.rois: list[RoiMap] = []  # the ROI chunks' maps read so far, in GOP order
+        self.wiener = WienerDecoder()
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)
@@ -99,7 +102,9 @@ class VcxDecoder:
     def gops(self) -> Iterator[Gop]:
         base: BaseDecoder | None = None
         segment: Segment | None = None
-        pending: deque[tuple[GopChunk, GopParams, Segment | None]] = deque()
+        # GOPs waiting for their frames: chunk, side info, segment, Wiener filters
+        pending: deque[tuple[GopChunk, GopParams, Segment | None, list | None]] = deque()
+        filters: list[PlaneFilter | None] | None = None  # the next GOP's, from its WIENER
         frames: list[tuple] = []
         samples: dict[int, bytes] = {}
         previous: Gop | None = None  # pure mode: the last decoded GOP
@@ -117,8 +122,13 @@ class VcxDecoder:
                 params = GopParams.unpack(
                     chunk.side_info, post=self.post is not None, predict=self.predictor is not None
                 )
-                pending.append((chunk, params, segment))
+                pending.append((chunk, params, segment, filters))
+                filters = None
                 yield from self._ready(pending, frames, samples)  # its frames may be here
+            elif isinstance(chunk, Wiener):
+                if self.pure:
+                    raise MalformedError("a pure-mode stream has no base layer to filter")
+                filters = self.wiener.read(chunk.data)
             elif isinstance(chunk, Samples):
                 if self.masks is None:
                     raise MalformedError("a SAMPLES chunk in a stream without the mask codec")
@@ -153,7 +163,7 @@ class VcxDecoder:
     ) -> Iterator[Gop]:
         """Yield every pending GOP whose base-layer frames (and samples) have all arrived."""
         while pending and len(frames) >= _count(*pending[0][:2]):
-            chunk, params, segment = pending[0]
+            chunk, params, segment, filters = pending[0]
             if self.masks is not None and chunk.index not in samples:
                 return
             pending.popleft()
@@ -161,6 +171,8 @@ class VcxDecoder:
             taken = frames[:count]
             del frames[:count]
             gop = self._reconstruct(chunk, params, segment, taken)
+            if filters is not None:
+                gop = apply_gop(gop, filters)
             if self.masks is not None:
                 gop = self.masks.decode_gop(samples.pop(chunk.index), gop)
             yield gop

@@ -24,6 +24,7 @@ from vcodec.bitstream.container import (
     StreamHeader,
     VcxReader,
     VcxWriter,
+    Wiener,
 )
 from vcodec.bitstream.errors import InputError
 from vcodec.models.registry import REGISTRY
@@ -47,6 +48,7 @@ from .predict import (
 )
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
 from .roi import ROI_SOURCES, RoiMap, qp_regions, roi_chunk, roi_finder
+from .wiener import WienerEncoder
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 SPOOL_BYTES = 64 << 20  # a spooled stream stays in memory up to this size
@@ -70,6 +72,8 @@ class EncodeConfig:
     post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
     # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
     temporal: bool = True
+    # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
+    wiener: bool = True
     # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer
     roi: str = "none"
     roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
@@ -163,7 +167,7 @@ def encode_gops(
         writer = _start(out, header, audio)
         _encode_pure(gops, writer, masks, progress)
         return _finish(writer)
-    if masks is None and not _post(config) and not _temporal(config):
+    if masks is None and not (_post(config) or _temporal(config) or _wiener(config)):
         writer = _start(out, header, audio)
         _HybridEncoder(writer, info, config, device, None, progress).run(gops)
         return _finish(writer)
@@ -244,10 +248,10 @@ def _encode_pure(
 
 
 class _HybridEncoder:
-    """Base layer GOP by GOP. With post-processing, masks or temporal scaling, the encoder
-    decodes its own base layer, and each GOP's GOP chunk (its post strength is chosen on the
-    decoded frames), ROI chunk and SAMPLES follow once that GOP's frames are decoded; otherwise
-    the GOP chunk (and ROI chunk) comes first."""
+    """Base layer GOP by GOP. With post-processing, masks, temporal scaling or Wiener filters,
+    the encoder decodes its own base layer, and each GOP's WIENER chunk, GOP chunk (its post
+    strength and filters are chosen on the decoded frames), ROI chunk and SAMPLES follow once
+    that GOP's frames are decoded; otherwise the GOP chunk (and ROI chunk) comes first."""
 
     def __init__(
         self,
@@ -268,6 +272,7 @@ class _HybridEncoder:
         dtype = RECON_DTYPE if masks else torch.float32
         self.post = PostProcessor(device, dtype) if _post(config) else None
         self.predictor = FramePredictor(device, dtype) if _temporal(config) else None
+        self.wiener = WienerEncoder(config.qp) if _wiener(config) else None
         self.base_error: float | None = None  # the base layer's MSE on the last decoded GOP
         self.params = ParamModule() if config.scale == "auto" else None
         self.roi = roi_finder(config.roi, config.roi_model, str(device))
@@ -280,7 +285,8 @@ class _HybridEncoder:
 
     @property
     def decodes(self) -> bool:
-        return self.masks is not None or self.post is not None or self.predictor is not None
+        stages = (self.masks, self.post, self.predictor, self.wiener)
+        return any(stage is not None for stage in stages)
 
     def run(self, gops: Iterable[Gop]) -> None:
         scale = 0
@@ -373,6 +379,10 @@ class _HybridEncoder:
                 strength = best_strength(gop, prediction, cleaned)
                 self.post_on |= strength > 0
                 prediction = blend(prediction, cleaned, POST_STRENGTHS[strength])
+            if self.wiener is not None:
+                filters, prediction = self.wiener.encode_gop(gop, prediction)
+                if filters is not None:
+                    self.writer.write(Wiener(self.writer.gops, filters))
             step_symbol = step if self.predictor is not None else None
             params = GopParams(scale=scale, post=strength, step=step_symbol)
             index = self._write_gop(gop, params, roi)
@@ -391,6 +401,11 @@ def _count(gop: Gop, step: int) -> int:
 def _temporal(config: EncodeConfig) -> bool:
     """Whether GOPs may drop frames from the base layer (predicted by the decoder)."""
     return config.mode == "hybrid" and config.temporal
+
+
+def _wiener(config: EncodeConfig) -> bool:
+    """Whether GOPs may carry Wiener filters (fitted on the encoder's own decoded frames)."""
+    return config.mode == "hybrid" and config.wiener
 
 
 def _post(config: EncodeConfig) -> bool:

@@ -16,6 +16,7 @@ from vcodec.bitstream.container import (
     Samples,
     Segment,
     VcxReader,
+    Wiener,
 )
 
 from .decoder import open_vcx
@@ -23,6 +24,7 @@ from .params import GopParams
 from .postprocess import POST_MODEL
 from .predict import PREDICT_MODEL
 from .roi import RoiMap, read_roi
+from .wiener import WienerDecoder
 
 
 def describe(path: str | Path) -> dict[str, Any]:
@@ -38,6 +40,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         post = POST_MODEL in reader.header.models
         predict = PREDICT_MODEL in reader.header.models
         rois: list[RoiMap] = []
+        wiener, filtered = WienerDecoder(), Counter()  # GOPs with a filter on each plane
         end = End(0, 0)
         offset = reader.offset
         for chunk in reader:
@@ -52,6 +55,9 @@ def describe(path: str | Path) -> dict[str, Any]:
                     strengths[params.strength] += 1
                 if predict:
                     steps[params.temporal_step] += 1
+            elif isinstance(chunk, Wiener):
+                on = [f is not None for f in wiener.read(chunk.data)]
+                filtered.update(p for p, f in zip("yuv", on, strict=True) if f)
             elif isinstance(chunk, Roi):
                 h = reader.header
                 rois.append(read_roi(chunk, h.height, h.width, rois[-1] if rois else None))
@@ -65,6 +71,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         GopChunk: "gop",
         BaseData: "base",
         Samples: "samples",
+        Wiener: "wiener",
         Roi: "roi",
         AudioPiece: "audio",
     }
@@ -80,6 +87,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "gop_scales": {str(s): n for s, n in sorted(scales.items())},
         "gop_post_strengths": {str(a): n for a, n in sorted(strengths.items())},
         "gop_temporal_steps": {str(t): n for t, n in sorted(steps.items())},
+        "gop_wiener_planes": {p: filtered[p] for p in "yuv"},
         "roi": {
             "source": rois[0].source,
             "gops": len(rois),
@@ -89,7 +97,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         else None,
         "chunks": {
             names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
-            for t in (Segment, GopChunk, BaseData, Samples, Roi, AudioPiece, End)
+            for t in (Segment, GopChunk, BaseData, Samples, Wiener, Roi, AudioPiece, End)
             if counts[t.__name__]
         },
     }

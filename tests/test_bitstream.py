@@ -18,6 +18,7 @@ from vcodec.bitstream.container import (
     StreamHeader,
     VcxReader,
     VcxWriter,
+    Wiener,
     encode_chunk,
     encode_header,
 )
@@ -32,12 +33,13 @@ from vcodec.bitstream.errors import (
 from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "564358041401403019010002020200100004783236352000008d305514"
+GOLDEN_HEADER = "564358051401403019010002020200100004783236352000004d547d03"
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
     (BaseData(b"abc"), "0303616263f3ba5259"),
     (Samples(3, b"\x12\x34"), "0503031234bced7147"),
+    (Wiener(3, b"\x9a"), "0602039a377d5c3c"),
     (Roi(2, 1, 3, 4, b"\x56"), "860502010304569c2a3900"),
     (AudioPiece(b"xyz"), "040378797a469dd835"),
     (End(16, 1), "7f0210017f99592c"),
@@ -123,16 +125,16 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 5
-    with pytest.raises(UnsupportedVersionError, match="format version 5"):
+    data[3] = 6
+    with pytest.raises(UnsupportedVersionError, match="format version 6"):
         read_all(bytes(data))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
+@pytest.mark.parametrize("version", [1, 2, 3, 4])
 def test_older_versions_are_still_read(version: int) -> None:
-    """Versions 2 to 4 only added chunk contents (SAMPLES; the post strength and the temporal
-    step in the side info of streams that name post-v1 or predict-v1): an older stream reads
-    as it always did."""
+    """Versions 2 to 5 only added chunk contents (SAMPLES; the post strength and the temporal
+    step in the side info of streams that name post-v1 or predict-v1; WIENER chunks): an
+    older stream reads as it always did."""
     data = bytearray(make_stream())
     data[3] = version
     head = len(encode_header(HEADER)) - 4
@@ -173,6 +175,27 @@ def test_roi_chunks_follow_their_gop_in_order() -> None:
     ):
         with pytest.raises(MalformedError, match="ROI of GOP"):
             read_all(bad + end)
+
+
+def test_wiener_chunks_come_right_before_their_gop() -> None:
+    header = encode_header(HEADER)
+    gop0, gop1 = encode_chunk(GopChunk(0, 0, 16, b"")), encode_chunk(GopChunk(1, 16, 16, b""))
+    w0, w1 = encode_chunk(Wiener(0, b"a")), encode_chunk(Wiener(1, b"b"))
+    end = encode_chunk(End(32, 2))
+    chunks = read_all(header + w0 + gop0 + gop1 + end)
+    assert [c for c in chunks if isinstance(c, Wiener)] == [Wiener(0, b"a")]
+    assert [c.gop for c in read_all(header + gop0 + w1 + gop1 + end) if isinstance(c, Wiener)] == [
+        1
+    ]
+    for bad in (
+        header + gop0 + w0 + gop1,  # after its GOP
+        header + w1 + gop0 + gop1,  # a GOP early
+        header + w0 + w0 + gop0 + gop1,  # twice
+    ):
+        with pytest.raises(MalformedError, match="WIENER of GOP"):
+            read_all(bad + end)
+    with pytest.raises(MalformedError, match="ends before GOP 2"):
+        read_all(header + gop0 + gop1 + encode_chunk(Wiener(2, b"c")) + end)
 
 
 def _header_with(meta: bytes) -> bytes:

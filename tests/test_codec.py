@@ -74,7 +74,8 @@ def test_scale_one_is_the_bare_base_layer(tmp_path, clip_factory) -> None:
     compared through the stream rather than with a second encode.)"""
     info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 32))
     buf = io.BytesIO()
-    encode_gops(gops, info, buf, EncodeConfig(qp=32, scale="1", masks=False, post=False))
+    config = EncodeConfig(qp=32, scale="1", masks=False, post=False, wiener=False)
+    encode_gops(gops, info, buf, config)
     chunks = list(VcxReader(io.BytesIO(buf.getvalue())))
     stream = b"".join(c.data for c in chunks if isinstance(c, BaseData))
     assert buf.getbuffer().nbytes - len(stream) < 120  # header ~45 B + chunk framing
@@ -84,6 +85,33 @@ def test_scale_one_is_the_bare_base_layer(tmp_path, clip_factory) -> None:
     bare_y = np.stack([f[0] for f in decoder.decode(stream) + decoder.flush()])
     assert np.array_equal(vcx_y, bare_y)
     assert 30 < psnr(stack(gops), vcx_y).mean() < 50
+
+
+def test_wiener_filters_bring_the_base_layer_closer_to_the_source(tmp_path, clip_factory) -> None:
+    """The decoder applies each GOP's WIENER chunk to the base layer it decodes; the encoder
+    sends a filter only where it lowers the error, so the picture is never further from the
+    source than the bare base layer."""
+    info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 32))
+    buf = io.BytesIO()
+    encode_gops(gops, info, buf, EncodeConfig(qp=22, masks=False, post=False, temporal=False))
+    chunks = list(VcxReader(io.BytesIO(buf.getvalue())))
+    assert any(type(c).__name__ == "Wiener" for c in chunks)
+    stream = b"".join(c.data for c in chunks if isinstance(c, BaseData))
+    decoder = BaseDecoder("x265")
+    bare = decoder.decode(stream) + decoder.flush()
+    buf.seek(0)
+    for gop, out in zip(gops, VcxDecoder(buf, "cpu").gops(), strict=True):
+        base = bare[gop.start : gop.start + gop.n_frames]
+        for plane, (src, got) in enumerate(zip(gop.planes(), out.planes(), strict=True)):
+            ref = np.stack([f[plane] for f in base])[:, : src.shape[1], : src.shape[2]]
+            err = [np.sum((a.astype(np.float64) - src) ** 2) for a in (got, ref)]
+            assert err[0] <= err[1]
+    assert describe_bytes(buf.getvalue(), tmp_path)["gop_wiener_planes"]["y"] >= 1
+
+
+def describe_bytes(data: bytes, tmp_path) -> dict:
+    (tmp_path / "w.vcx").write_bytes(data)
+    return describe(tmp_path / "w.vcx")
 
 
 def test_audio_is_carried_to_mp4(tmp_path, clip_factory) -> None:

@@ -24,18 +24,8 @@ from ..frames import GOP_SIZE, Gop, VideoInfo
 from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
 from ..params import SCALES, gop_features
-from ..samples import rd_lambda
+from ..samples import base_lambda
 from .data import CPU, ArraySet, find_clips
-
-# The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
-# median over the clips of the training database: 4.9, 6.7, 7.9 and 6.9 times rd_lambda. With
-# rd_lambda itself, too shallow, the search found s = 1 best nearly everywhere.
-BASE_LAMBDA_FACTOR = 6.8
-
-
-def base_lambda(qp: int) -> float:
-    """Lagrangian of the scale choice: D (SSE) + base_lambda * R (bits)."""
-    return BASE_LAMBDA_FACTOR * rd_lambda(qp)
 
 
 @dataclass(frozen=True)

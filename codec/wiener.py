@@ -1,0 +1,304 @@
+"""The Wiener filter (seed 004's artifact removal, in closed form): per GOP and plane, the
+encoder fits the least-squares filter from the decoded prediction to the source, one per
+class of local activity and direction, and sends its integer coefficients; the decoder
+applies them in integer arithmetic, so every machine gets the same pixels.
+
+A filter corrects a pixel x by the second differences of its neighbours in a diamond:
+``x' = clip(x + ((sum_k c_k (x[p+o_k] + x[p-o_k] - 2x) + c_0 + 64) >> 7))``, with the
+coefficients c in 1/128 (PRECISION_BITS) and planes edge-replicated. Each plane of a GOP is
+off, reuses the plane's last sent filter, or sends a new one under one of the LAYOUTS, by
+D + lambda R.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from vcodec.bitstream.errors import MalformedError
+
+from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
+from .frames import Gop
+from .samples import base_lambda
+
+PRECISION_BITS = 7  # coefficients in units of 2^-7
+RADII = (3, 2, 2)  # diamond radius of the Y, U and V filters: 12 and 6 tap pairs
+# class boundaries on a pixel's activity: the 3x3 box sum of |2x - left - right| +
+# |2x - up - down|
+ACTIVITY_EDGES = (18, 45, 90, 180, 360)
+DIRECTIONS = 3  # none, horizontal (gradient across columns twice that across rows), vertical
+LAYOUTS = (1, 6, 18)  # classes of a filter: one; by activity; by activity and direction
+OFF, REUSE = 0, 1  # plane modes; 2 + i: a new filter under LAYOUTS[i]
+MODE_TABLE = FrequencyTable.uniform(2 + len(LAYOUTS))
+BUCKETS = 13  # a coefficient's zigzag value z takes bucket bit_length(z): 0..12
+COEF_LIMIT = (1 << (BUCKETS - 2)) - 1  # |c| at most 2047 (16 levels of offset)
+MIN_CLASS_PIXELS = 64  # a class with fewer pixels per coefficient gets no filter (zeros)
+RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them solvable
+CHUNK_FRAMING_BYTES = 7  # a WIENER chunk's type, length, GOP index and CRC32
+
+
+def taps(radius: int) -> list[tuple[int, int]]:
+    """One offset (dy, dx) of each +- pair of the diamond |dy| + |dx| <= radius."""
+    return [
+        (dy, dx)
+        for dy in range(0, radius + 1)
+        for dx in range(-radius, radius + 1)
+        if 0 < abs(dy) + abs(dx) <= radius and (dy > 0 or dx > 0)
+    ]
+
+
+@dataclass(frozen=True)
+class PlaneFilter:
+    """One plane's filter: ``coefs`` int [classes, taps + 1] (the last column is c_0) in
+    1/128, the classes those of LAYOUTS[``layout``]."""
+
+    layout: int
+    coefs: np.ndarray
+
+
+def _features(plane: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
+    """Second differences of one frame [H, W] uint8: int32 [taps, H, W], and the classes of the
+    finest layout, int [H, W]."""
+    x = plane.astype(np.int32)
+    h, w = x.shape
+    p = np.pad(x, radius, mode="edge")
+    r = radius
+    diffs = np.stack(
+        [
+            p[r + dy : r + dy + h, r + dx : r + dx + w]
+            + p[r - dy : r - dy + h, r - dx : r - dx + w]
+            - 2 * x
+            for dy, dx in taps(radius)
+        ]
+    )
+    return diffs, _classes(p[r - 1 : r + h + 1, r - 1 : r + w + 1])
+
+
+def _classes(p: np.ndarray) -> np.ndarray:
+    """Activity x direction class (0..17) of every pixel of an int32 frame padded by 1."""
+    c = p[1:-1, 1:-1]
+    gh = np.pad(np.abs(2 * c - p[1:-1, :-2] - p[1:-1, 2:]), 1, mode="edge")
+    gv = np.pad(np.abs(2 * c - p[:-2, 1:-1] - p[2:, 1:-1]), 1, mode="edge")
+    box_h, box_v = (_box3(g) for g in (gh, gv))
+    activity = np.searchsorted(ACTIVITY_EDGES, box_h + box_v, side="right")
+    direction = np.where(box_h > 2 * box_v, 1, np.where(box_v > 2 * box_h, 2, 0))
+    return activity * DIRECTIONS + direction
+
+
+def _box3(g: np.ndarray) -> np.ndarray:
+    """3x3 box sums of a padded-by-1 array (the inner size)."""
+    rows = g[:-2] + g[1:-1] + g[2:]
+    return rows[:, :-2] + rows[:, 1:-1] + rows[:, 2:]
+
+
+def _layout_classes(finest: np.ndarray, layout: int) -> np.ndarray:
+    if LAYOUTS[layout] == 1:
+        return np.zeros_like(finest)
+    if LAYOUTS[layout] == len(ACTIVITY_EDGES) + 1:
+        return finest // DIRECTIONS
+    return finest
+
+
+def apply(plane: np.ndarray, radius: int, filt: PlaneFilter) -> np.ndarray:
+    """The filtered plane [T, H, W] uint8."""
+    out = np.empty_like(plane)
+    for t in range(plane.shape[0]):
+        diffs, finest = _features(plane[t], radius)
+        cls = _layout_classes(finest, filt.layout)
+        coefs = filt.coefs.astype(np.int32)
+        acc = coefs[cls, -1]
+        for k in range(len(diffs)):
+            acc += coefs[cls, k] * diffs[k]
+        correction = (acc + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS
+        out[t] = np.clip(plane[t].astype(np.int32) + correction, 0, 255)
+    return out
+
+
+@dataclass
+class _Statistics:
+    """Normal equations of one plane of one GOP per class of the finest layout: ``a``
+    [18, n, n], ``b`` [18, n], ``rr`` [18] (sum of squared residuals), ``count`` [18]."""
+
+    a: np.ndarray
+    b: np.ndarray
+    rr: np.ndarray
+    count: np.ndarray
+
+    def merged(self, layout: int) -> _Statistics:
+        """The statistics of LAYOUTS[layout]'s classes (sums of the finest ones)."""
+        n = LAYOUTS[layout]
+        if n == len(self.count):
+            return self
+        group = np.arange(len(self.count)) // (len(self.count) // n)
+        sums = [np.stack([v[group == g].sum(0) for g in range(n)]) for v in (self.a, self.b)]
+        counts = [np.bincount(group, v, n) for v in (self.rr, self.count)]
+        return _Statistics(*sums, *counts)
+
+    def sse(self, coefs: np.ndarray) -> float:
+        """Expected SSE of integer ``coefs`` [classes, n] (before the output's rounding)."""
+        c = coefs / (1 << PRECISION_BITS)
+        quad = np.einsum("ki,kij,kj->", c, self.a, c)
+        return float(self.rr.sum() - 2 * np.einsum("ki,ki->", c, self.b) + quad)
+
+
+def _statistics(source: np.ndarray, decoded: np.ndarray, radius: int) -> _Statistics:
+    n = len(taps(radius)) + 1
+    classes = LAYOUTS[-1]
+    a = np.zeros((classes, n, n))
+    b = np.zeros((classes, n))
+    rr = np.zeros(classes)
+    count = np.zeros(classes)
+    for t in range(source.shape[0]):
+        diffs, finest = _features(decoded[t], radius)
+        x = np.concatenate([diffs.reshape(n - 1, -1), np.ones((1, finest.size), np.int32)])
+        x = x.astype(np.float64)
+        r = source[t].astype(np.float64).ravel() - decoded[t].ravel()
+        cls = finest.ravel()
+        for k in np.unique(cls):
+            sel = cls == k
+            xs = x[:, sel]
+            a[k] += xs @ xs.T
+            b[k] += xs @ r[sel]
+            rr[k] += r[sel] @ r[sel]
+            count[k] += sel.sum()
+    return _Statistics(a, b, rr, count)
+
+
+def _solve(stats: _Statistics) -> np.ndarray:
+    """Integer coefficients [classes, n] of the least-squares filters (zeros for classes with
+    too few pixels)."""
+    n = stats.b.shape[1]
+    out = np.zeros(stats.b.shape, np.int64)
+    for k in range(len(stats.count)):
+        if stats.count[k] < MIN_CLASS_PIXELS * n:
+            continue
+        ridge = RIDGE * stats.count[k] * np.eye(n)
+        c = np.linalg.solve(stats.a[k] + ridge, stats.b[k])
+        out[k] = np.clip(np.round(c * (1 << PRECISION_BITS)), -COEF_LIMIT, COEF_LIMIT)
+    return out
+
+
+def _write_coefs(enc: SymbolEncoder, coefs: np.ndarray) -> None:
+    """Zigzag values (0, -1, 1, -2 -> 0, 1, 2, 3) by bucket (their bit length, adaptive) and,
+    within it, the bits below the leading one (uniform)."""
+    z = np.where(coefs >= 0, 2 * coefs, -2 * coefs - 1).ravel()
+    buckets = np.array([int(v).bit_length() for v in z], np.int32)
+    enc.encode_adaptive(buckets, BUCKETS)
+    for v, bucket in zip(z, buckets, strict=True):
+        if bucket > 1:
+            enc.encode(int(v) - (1 << (bucket - 1)), FrequencyTable.uniform(1 << (bucket - 1)))
+
+
+def _read_coefs(dec: SymbolDecoder, shape: tuple[int, int]) -> np.ndarray:
+    buckets = dec.decode_adaptive(shape[0] * shape[1], BUCKETS)
+    z = np.zeros(len(buckets), np.int64)
+    for i, bucket in enumerate(buckets):
+        if bucket == 1:
+            z[i] = 1
+        elif bucket > 1:
+            low = dec.decode(FrequencyTable.uniform(1 << (bucket - 1)))
+            z[i] = (1 << (bucket - 1)) + low
+    coefs = np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+    if np.abs(coefs).max(initial=0) > COEF_LIMIT:
+        raise MalformedError("Wiener filter: a coefficient out of range")
+    return coefs.reshape(shape)
+
+
+def _coef_bits(coefs: np.ndarray) -> int:
+    enc = SymbolEncoder()
+    _write_coefs(enc, coefs)
+    return 8 * len(enc.finish())
+
+
+class WienerEncoder:
+    """Fits and chooses each GOP's filters; remembers each plane's last sent filter (REUSE)."""
+
+    def __init__(self, qp: int) -> None:
+        self.lam = base_lambda(qp)
+        self.last: list[PlaneFilter | None] = [None, None, None]
+
+    def encode_gop(self, source: Gop, prediction: Gop) -> tuple[bytes | None, Gop]:
+        """The GOP's Wiener payload and the filtered prediction; (None, ``prediction``) where
+        no filter saves more than its bits and the chunk's framing cost."""
+        pairs = zip(source.planes(), prediction.planes(), strict=True)
+        choices = [self._choose(index, src, dec) for index, (src, dec) in enumerate(pairs)]
+        enc = SymbolEncoder()
+        for mode, filt, _, _ in choices:
+            enc.encode(mode, MODE_TABLE)
+            if mode >= 2:
+                _write_coefs(enc, filt.coefs)
+        payload = enc.finish()
+        saving = sum(c[3] for c in choices) - self.lam * 8 * CHUNK_FRAMING_BYTES
+        if all(mode == OFF for mode, *_ in choices) or saving <= 0:
+            return None, prediction
+        for index, (mode, filt, _, _) in enumerate(choices):
+            if mode >= 2:
+                self.last[index] = filt
+        return payload, Gop(*(c[2] for c in choices), prediction.start)
+
+    def _choose(
+        self, index: int, source: np.ndarray, decoded: np.ndarray
+    ) -> tuple[int, PlaneFilter | None, np.ndarray, float]:
+        """The plane's (mode, filter, output, saving in D + lambda R) by D + lambda R: D from
+        the normal equations plus the output's rounding noise (1/12 a pixel), then checked on
+        the real output."""
+        radius = RADII[index]
+        stats = _statistics(source, decoded, radius)
+        base = float(stats.rr.sum())
+        rounding = stats.count.sum() / 12
+        candidates = [] if self.last[index] is None else [(REUSE, self.last[index], 0)]
+        for layout in range(len(LAYOUTS)):
+            coefs = _solve(stats.merged(layout))
+            if coefs.any():
+                candidates.append((2 + layout, PlaneFilter(layout, coefs), _coef_bits(coefs)))
+        best = (base, OFF, None, 0)
+        for mode, filt, bits in candidates:
+            cost = stats.merged(filt.layout).sse(filt.coefs) + rounding + self.lam * bits
+            if cost < best[0]:
+                best = (cost, mode, filt, bits)
+        _, mode, filt, bits = best
+        if filt is None:
+            return OFF, None, decoded, 0.0
+        out = apply(decoded, radius, filt)
+        saving = base - float(np.sum((out.astype(np.float64) - source) ** 2)) - self.lam * bits
+        if saving <= 0:
+            return OFF, None, decoded, 0.0
+        return mode, filt, out, saving
+
+
+class WienerDecoder:
+    """Reads GOP payloads in stream order (REUSE refers to the plane's last sent filter)."""
+
+    def __init__(self) -> None:
+        self.last: list[PlaneFilter | None] = [None, None, None]
+
+    def read(self, data: bytes) -> list[PlaneFilter | None]:
+        """The filters of one GOP's three planes (None: off)."""
+        dec = SymbolDecoder(data)
+        out: list[PlaneFilter | None] = []
+        for index in range(3):
+            mode = dec.decode(MODE_TABLE)
+            if mode == OFF:
+                out.append(None)
+                continue
+            if mode == REUSE:
+                if self.last[index] is None:
+                    raise MalformedError("Wiener filter: REUSE before any filter was sent")
+                out.append(self.last[index])
+                continue
+            layout = mode - 2
+            n = len(taps(RADII[index])) + 1
+            filt = PlaneFilter(layout, _read_coefs(dec, (LAYOUTS[layout], n)))
+            self.last[index] = filt
+            out.append(filt)
+        return out
+
+
+def apply_gop(gop: Gop, filters: list[PlaneFilter | None]) -> Gop:
+    """``gop`` with each plane through its filter (None: as it is)."""
+    planes = [
+        p if f is None else apply(p, radius, f)
+        for p, radius, f in zip(gop.planes(), RADII, filters, strict=True)
+    ]
+    return Gop(*planes, gop.start)

@@ -1,0 +1,85 @@
+"""The Wiener filter: integer application, the encoder's choice, and its payload."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from vcodec.bitstream.errors import MalformedError
+from vcodec.entropy import SymbolEncoder
+from vcodec.frames import Gop
+from vcodec.wiener import (
+    LAYOUTS,
+    MODE_TABLE,
+    REUSE,
+    PlaneFilter,
+    WienerDecoder,
+    WienerEncoder,
+    apply,
+    apply_gop,
+    taps,
+)
+
+
+def _blurred(seed: int = 0, frames: int = 4) -> tuple[Gop, Gop]:
+    """A textured GOP and a blurred, noisy copy of it (what a coarse base layer looks like)."""
+    rng = np.random.default_rng(seed)
+    shape = (frames, 48, 64)
+    y = np.repeat(np.repeat(rng.integers(20, 235, (frames, 12, 16)), 4, 1), 4, 2).astype(float)
+    y += rng.normal(0, 6, shape)
+    blur = (y + np.roll(y, 1, 1) + np.roll(y, -1, 1) + np.roll(y, 1, 2) + np.roll(y, -1, 2)) / 5
+    noisy = blur + rng.normal(0, 2, shape)
+    c = np.full((frames, 24, 32), 128, np.uint8)
+
+    def u8(a: np.ndarray) -> np.ndarray:
+        return np.clip(np.round(a), 0, 255).astype(np.uint8)
+
+    return Gop(u8(y), c, c.copy()), Gop(u8(noisy), c, c.copy())
+
+
+def test_taps_are_one_of_each_pair_of_the_diamond() -> None:
+    assert len(taps(2)) == 6 and len(taps(3)) == 12
+    assert (0, 1) in taps(2) and (0, -1) not in taps(2) and (1, -1) in taps(2)
+
+
+def test_apply_is_integer_arithmetic() -> None:
+    plane = np.arange(2 * 5 * 6, dtype=np.uint8).reshape(2, 5, 6) * 4
+    coefs = np.zeros((1, 7), np.int64)
+    assert np.array_equal(apply(plane, 2, PlaneFilter(0, coefs)), plane)  # zeros: identity
+    coefs[0, -1] = 128  # an offset of one level
+    assert np.array_equal(apply(plane, 2, PlaneFilter(0, coefs)), np.minimum(plane + 1, 255))
+    coefs = np.zeros((1, 7), np.int64)
+    coefs[0, taps(2).index((0, 1))] = 64  # half the horizontal second difference
+    flat = np.full((1, 3, 5), 100, np.uint8)
+    flat[0, 1, 2] = 120  # a spike: -40 across it, +20 beside it
+    out = apply(flat, 2, PlaneFilter(0, coefs))
+    assert out[0, 1].tolist() == [100, 110, 100, 110, 100]
+
+
+def test_encoder_fits_filters_that_lower_the_error_and_the_decoder_agrees() -> None:
+    encoder, decoder = WienerEncoder(qp=37), WienerDecoder()
+    for seed in range(3):  # later GOPs may reuse the last filter
+        source, decoded = _blurred(seed)
+        payload, filtered = encoder.encode_gop(source, decoded)
+        assert payload is not None
+        filters = decoder.read(payload)
+        assert filters[0] is not None and filters[1] is None  # flat chroma: nothing to gain
+        assert np.array_equal(apply_gop(decoded, filters).y, filtered.y)
+        before, after = (np.mean((g.y.astype(float) - source.y) ** 2) for g in (decoded, filtered))
+        assert after < 0.8 * before
+
+
+def test_no_payload_where_the_prediction_is_already_the_source() -> None:
+    source, _ = _blurred()
+    payload, out = WienerEncoder(qp=37).encode_gop(source, source)
+    assert payload is None and out is source
+
+
+def test_damaged_payloads() -> None:
+    enc = SymbolEncoder()
+    enc.encode(REUSE, MODE_TABLE)
+    with pytest.raises(MalformedError, match="REUSE before"):
+        WienerDecoder().read(enc.finish())
+    with pytest.raises(MalformedError):
+        WienerDecoder().read(b"\x12\x00")
+    assert len(LAYOUTS) + 2 == MODE_TABLE.size
