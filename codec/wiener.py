@@ -223,12 +223,7 @@ class WienerEncoder:
         no filter saves more than its bits and the chunk's framing cost."""
         pairs = zip(source.planes(), prediction.planes(), strict=True)
         choices = [self._choose(index, src, dec) for index, (src, dec) in enumerate(pairs)]
-        enc = SymbolEncoder()
-        for mode, filt, _, _ in choices:
-            enc.encode(mode, MODE_TABLE)
-            if mode >= 2:
-                _write_coefs(enc, filt.coefs)
-        payload = enc.finish()
+        payload = pack([(mode, filt) for mode, filt, _, _ in choices])
         saving = sum(c[3] for c in choices) - self.lam * 8 * CHUNK_FRAMING_BYTES
         if all(mode == OFF for mode, *_ in choices) or saving <= 0:
             return None, prediction
@@ -265,6 +260,19 @@ class WienerEncoder:
         if saving <= 0:
             return OFF, None, decoded, 0.0
         return mode, filt, out, saving
+
+
+def pack(planes: list[tuple[int, PlaneFilter | None]]) -> bytes:
+    """The payload of three planes' (mode, filter): the filter's coefficients follow a new
+    one's mode (2 + layout)."""
+    enc = SymbolEncoder()
+    for mode, filt in planes:
+        enc.encode(mode, MODE_TABLE)
+        if mode >= 2:
+            if filt is None or mode != 2 + filt.layout:
+                raise ValueError(f"mode {mode} needs a filter of layout {mode - 2}")
+            _write_coefs(enc, filt.coefs)
+    return enc.finish()
 
 
 class WienerDecoder:

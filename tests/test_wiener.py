@@ -11,12 +11,14 @@ from vcodec.frames import Gop
 from vcodec.wiener import (
     LAYOUTS,
     MODE_TABLE,
+    OFF,
     REUSE,
     PlaneFilter,
     WienerDecoder,
     WienerEncoder,
     apply,
     apply_gop,
+    pack,
     taps,
 )
 
@@ -83,3 +85,18 @@ def test_damaged_payloads() -> None:
     with pytest.raises(MalformedError):
         WienerDecoder().read(b"\x12\x00")
     assert len(LAYOUTS) + 2 == MODE_TABLE.size
+
+
+def test_payload_golden_bytes() -> None:
+    coefs = np.zeros((1, 7), np.int64)
+    coefs[0, :3] = (5, -3, 0)
+    coefs[0, -1] = -130
+    luma = PlaneFilter(0, np.array([list(range(-6, 7))]))
+    payload = pack([(2, luma), (OFF, None), (2, PlaneFilter(0, coefs))])
+    assert payload.hex() == "769e1e07f5ac29153733a81e2eceae27"
+    filters = WienerDecoder().read(payload)
+    assert filters[1] is None
+    assert filters[0].coefs.tolist() == luma.coefs.tolist()
+    assert filters[2].coefs.tolist() == coefs.tolist()
+    with pytest.raises(ValueError, match="layout"):
+        pack([(3, luma), (OFF, None), (OFF, None)])
