@@ -154,14 +154,14 @@ def _statistics(source: np.ndarray, decoded: np.ndarray, radius: int) -> _Statis
         x = np.concatenate([diffs.reshape(n - 1, -1), np.ones((1, finest.size), np.int32)])
         x = x.astype(np.float64)
         r = source[t].astype(np.float64).ravel() - decoded[t].ravel()
-        cls = finest.ravel()
-        for k in np.unique(cls):
-            sel = cls == k
-            xs = x[:, sel]
-            a[k] += xs @ xs.T
-            b[k] += xs @ r[sel]
-            rr[k] += r[sel] @ r[sel]
-            count[k] += sel.sum()
+        order = np.argsort(finest.ravel(), kind="stable")  # pixels grouped by class
+        x, r = x[:, order], r[order]
+        bounds = np.searchsorted(finest.ravel()[order], np.arange(classes + 1))
+        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+            a[k] += x[:, lo:hi] @ x[:, lo:hi].T
+            b[k] += x[:, lo:hi] @ r[lo:hi]
+            rr[k] += r[lo:hi] @ r[lo:hi]
+            count[k] += hi - lo
     return _Statistics(a, b, rr, count)
 
 
