@@ -105,11 +105,12 @@ def apply(plane: np.ndarray, radius: int, filt: PlaneFilter) -> np.ndarray:
     out = np.empty_like(plane)
     for t in range(plane.shape[0]):
         diffs, finest = _features(plane[t], radius)
-        cls = _layout_classes(finest, filt.layout)
         coefs = filt.coefs.astype(np.int32)
-        acc = coefs[cls, -1]
-        for k in range(len(diffs)):
-            acc += coefs[cls, k] * diffs[k]
+        if len(coefs) > 1:  # per pixel, its class's coefficients
+            coefs = coefs[_layout_classes(finest, filt.layout)].transpose(2, 0, 1)
+        else:
+            coefs = coefs[0, :, None, None]
+        acc = coefs[-1] + np.einsum("khw,khw->hw", coefs[:-1], diffs, dtype=np.int32)
         correction = (acc + (1 << (PRECISION_BITS - 1))) >> PRECISION_BITS
         out[t] = np.clip(plane[t].astype(np.int32) + correction, 0, 255)
     return out
