@@ -7,7 +7,7 @@ A filter corrects a pixel x by the second differences of its neighbours in a dia
 ``x' = clip(x + ((sum_k c_k (x[p+o_k] + x[p-o_k] - 2x) + c_0 + 64) >> 7))``, with the
 coefficients c in 1/128 (PRECISION_BITS) and planes edge-replicated. Each plane of a GOP is
 off, reuses the plane's last sent filter, or sends a new one under one of the LAYOUTS, by
-D + lambda R.
+D + lambda R, D weighted per plane as PSNR-YUV weighs it.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from vcodec.bitstream.errors import MalformedError
 
 from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
 from .frames import Gop
+from .metrics import PSNR_YUV_WEIGHTS
 from .samples import base_lambda
 
 PRECISION_BITS = 7  # coefficients in units of 2^-7
@@ -36,6 +37,7 @@ COEF_LIMIT = (1 << (BUCKETS - 2)) - 1  # |c| at most 2047 (16 levels of offset)
 MIN_CLASS_PIXELS = 64  # a class with fewer pixels per coefficient gets no filter (zeros)
 RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them solvable
 CHUNK_FRAMING_BYTES = 7  # a WIENER chunk's type, length, GOP index and CRC32
+WEIGHT_RANGE = (0.25, 4.0)  # the bounds of a chroma plane's SSE worth (plane_weights)
 
 
 def taps(radius: int) -> list[tuple[int, int]]:
@@ -222,10 +224,15 @@ class WienerEncoder:
     def encode_gop(self, source: Gop, prediction: Gop) -> tuple[bytes | None, Gop]:
         """The GOP's Wiener payload and the filtered prediction; (None, ``prediction``) where
         no filter saves more than its bits and the chunk's framing cost."""
-        pairs = zip(source.planes(), prediction.planes(), strict=True)
-        choices = [self._choose(index, src, dec) for index, (src, dec) in enumerate(pairs)]
+        pairs = list(zip(source.planes(), prediction.planes(), strict=True))
+        weights = plane_weights([_sse(src, dec) for src, dec in pairs])
+        choices = [
+            self._choose(index, src, dec, self.lam / weight)
+            for index, ((src, dec), weight) in enumerate(zip(pairs, weights, strict=True))
+        ]
         payload = pack([(mode, filt) for mode, filt, _, _ in choices])
-        saving = sum(c[3] for c in choices) - self.lam * 8 * CHUNK_FRAMING_BYTES
+        saving = sum(w * c[3] for w, c in zip(weights, choices, strict=True))
+        saving -= self.lam * 8 * CHUNK_FRAMING_BYTES
         if all(mode == OFF for mode, *_ in choices) or saving <= 0:
             return None, prediction
         for index, (mode, filt, _, _) in enumerate(choices):
@@ -234,11 +241,11 @@ class WienerEncoder:
         return payload, Gop(*(c[2] for c in choices), prediction.start)
 
     def _choose(
-        self, index: int, source: np.ndarray, decoded: np.ndarray
+        self, index: int, source: np.ndarray, decoded: np.ndarray, lam: float
     ) -> tuple[int, PlaneFilter | None, np.ndarray, float]:
-        """The plane's (mode, filter, output, saving in D + lambda R) by D + lambda R: D from
-        the normal equations plus the output's rounding noise (1/12 a pixel), then checked on
-        the real output."""
+        """The plane's (mode, filter, output, saving in D + lam R) by D + lam R: D from the
+        normal equations plus the output's rounding noise (1/12 a pixel), then checked on the
+        real output."""
         radius = RADII[index]
         stats = _statistics(source, decoded, radius)
         base = float(stats.rr.sum())
@@ -250,17 +257,33 @@ class WienerEncoder:
                 candidates.append((2 + layout, PlaneFilter(layout, coefs), _coef_bits(coefs)))
         best = (base, OFF, None, 0)
         for mode, filt, bits in candidates:
-            cost = stats.merged(filt.layout).sse(filt.coefs) + rounding + self.lam * bits
+            cost = stats.merged(filt.layout).sse(filt.coefs) + rounding + lam * bits
             if cost < best[0]:
                 best = (cost, mode, filt, bits)
         _, mode, filt, bits = best
         if filt is None:
             return OFF, None, decoded, 0.0
         out = apply(decoded, radius, filt)
-        saving = base - float(np.sum((out.astype(np.float64) - source) ** 2)) - self.lam * bits
+        saving = base - _sse(source, out) - lam * bits
         if saving <= 0:
             return OFF, None, decoded, 0.0
         return mode, filt, out, saving
+
+
+def _sse(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.sum((a.astype(np.float64) - b) ** 2))
+
+
+def plane_weights(sse: list[float]) -> list[float]:
+    """What a unit of SSE on each plane is worth against one on luma, for PSNR-YUV (6 Y + U +
+    V) / 8 of the per-plane PSNRs: a plane's PSNR moves by its relative change of SSE, so the
+    worth is (w_p / w_Y) (SSE_Y / SSE_p), within WEIGHT_RANGE."""
+    low, high = WEIGHT_RANGE
+    out = [1.0]
+    for weight, plane in zip(PSNR_YUV_WEIGHTS[1:], sse[1:], strict=True):
+        worth = weight / PSNR_YUV_WEIGHTS[0] * sse[0] / plane if plane > 0 and sse[0] > 0 else 1
+        out.append(min(high, max(low, worth)))
+    return out
 
 
 def pack(planes: list[tuple[int, PlaneFilter | None]]) -> bytes:

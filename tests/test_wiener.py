@@ -100,3 +100,11 @@ def test_payload_golden_bytes() -> None:
     assert filters[2].coefs.tolist() == coefs.tolist()
     with pytest.raises(ValueError, match="layout"):
         pack([(3, luma), (OFF, None), (OFF, None)])
+
+
+def test_plane_weights_follow_psnr_yuv() -> None:
+    from vcodec.wiener import WEIGHT_RANGE, plane_weights
+
+    # chroma with an eighth of luma's SSE: each unit of it moves PSNR-YUV 8/6 as much
+    assert plane_weights([800.0, 100.0, 100.0]) == pytest.approx([1.0, 8 / 6, 8 / 6])
+    assert plane_weights([800.0, 1.0, 0.0]) == [1.0, WEIGHT_RANGE[1], 1.0]
