@@ -179,12 +179,12 @@ def run_bench(
     for clip in clips:
         for codec in config.codecs:
             for qp in config.qps:
-                point, scores[clip.name, codec, qp] = bench_point(clip, codec, qp, config, detector)
+                point, task = bench_point(clip, codec, qp, config, detector)
                 points.append(point)
-                found = scores[clip.name, codec, qp]
-                if found is not None and found.per_class is not None:
+                scores[clip.name, codec, qp] = task
+                if task is not None and task.per_class is not None:
                     per_class.append(
-                        {"clip": clip.name, "codec": codec, "q": qp, "ap50": found.per_class}
+                        {"clip": clip.name, "codec": codec, "q": qp, "ap50": task.per_class}
                     )
                 if progress:
                     progress(f"{clip.name} {codec} q{qp}")
