@@ -108,3 +108,14 @@ def test_plane_weights_follow_psnr_yuv() -> None:
     # chroma with an eighth of luma's SSE: each unit of it moves PSNR-YUV 8/6 as much
     assert plane_weights([800.0, 100.0, 100.0]) == pytest.approx([1.0, 8 / 6, 8 / 6])
     assert plane_weights([800.0, 1.0, 0.0]) == [1.0, WEIGHT_RANGE[1], 1.0]
+
+
+def test_classes_pick_the_coefficients() -> None:
+    plane = np.full((1, 8, 12), 100, np.uint8)
+    plane[0, :, 6:] = 200  # a vertical edge: strong horizontal gradient beside it
+    for layout in (1, 2):
+        coefs = np.zeros((LAYOUTS[layout], 13), np.int64)
+        coefs[0, -1] = 128  # one level up in class 0 (flat) alone
+        out = apply(plane, 3, PlaneFilter(layout, coefs)).astype(int) - plane
+        assert out[0, :, :3].tolist() == [[1] * 3] * 8  # flat, away from the edge
+        assert not out[0, :, 4:8].any()  # at the edge: a busy class
