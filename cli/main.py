@@ -331,6 +331,9 @@ def bench(
     preset: Annotated[
         str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
     ] = "medium",
+    base: Annotated[
+        str, typer.Option(help="The vcx codecs' base layer: x265, x264 or av1 (anchors as named).")
+    ] = "x265",
     out_dir: Annotated[
         Path, typer.Option("--out", help="Folder for bench.json, bench.csv, rd.png.")
     ] = Path("bench_out"),
@@ -365,6 +368,7 @@ def bench(
             device=device,
             task=task,
             detector=detector,
+            base=base,
         )
         total = config.work_units(len(inputs) if inputs else 1)
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:

@@ -77,6 +77,7 @@ class BenchConfig:
     # (an ultralytics -seg model); each needs a detector
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
+    base: str = "x265"  # the vcx codecs' base layer (the anchors stay what they are named)
 
     @classmethod
     def from_strings(
@@ -89,6 +90,7 @@ class BenchConfig:
         device: str,
         task: str | None = None,
         detector: str | None = None,
+        base: str = "x265",
     ) -> BenchConfig:
         names = tuple(c.strip() for c in codecs.split(",") if c.strip())
         unknown = [c for c in names if c not in CODECS]
@@ -111,7 +113,9 @@ class BenchConfig:
             raise InputError(f"--task {task} needs --detector onnx-nanodet:PATH|ultralytics:PATH")
         if task == "segment" and not detector.startswith("ultralytics:"):
             raise InputError("--task segment needs --detector ultralytics:PATH (a -seg model)")
-        return cls(names, points, frames, preset, device, task, detector)
+        if base not in BASE_CODECS:
+            raise InputError(f"--base must be one of {', '.join(BASE_CODECS)}, got {base!r}")
+        return cls(names, points, frames, preset, device, task, detector, base)
 
     @property
     def roi(self) -> tuple[str, str | None]:
@@ -295,7 +299,9 @@ def _run_vcx(
     if "roi" in variant:
         source, model = config.roi
         variant = {**variant, "roi": source, "roi_model": model}
-    enc_cfg = EncodeConfig(qp=qp, preset=config.preset, device=config.device, **variant)
+    enc_cfg = EncodeConfig(
+        qp=qp, base=config.base, preset=config.preset, device=config.device, **variant
+    )
     start = time.perf_counter()
     encode_gops(clip.gops, clip.info, buffer, enc_cfg)
     enc_s = time.perf_counter() - start
@@ -370,7 +376,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
         },
         "vcx": {  # the encoder's defaults, which the vcx variants change one at a time
             k: v
-            for k, v in asdict(EncodeConfig(preset=config.preset)).items()
+            for k, v in asdict(EncodeConfig(base=config.base, preset=config.preset)).items()
             if k not in ("qp", "frames", "device")
         },
         "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",

@@ -91,3 +91,13 @@ def test_tiny_bench(tmp_path, clip_factory) -> None:
     assert "x265" in report["settings"]["anchors"]["x265"]["version"]
     assert "BD" in result.stdout or "bd" in result.stdout.lower()
     one_line_error(vcodec(*args), EXIT_OUTPUT_EXISTS)
+
+
+def test_bench_base_sets_the_vcx_codecs_base_layer(tmp_path, clip_factory) -> None:
+    src = clip_factory(tmp_path / "in.y4m", 64, 64, 4)
+    args = ("bench", src, "--qp", "30,40", "--codecs", "vcx,x264", "--out", tmp_path / "b")
+    result = vcodec(*args, "--base", "x264", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    report = json.loads((tmp_path / "b" / "bench.json").read_text())
+    assert report["settings"]["vcx"]["base"] == "x264"
+    one_line_error(vcodec(*args, "--base", "vp9", "--force"), EXIT_BAD_INPUT)
