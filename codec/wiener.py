@@ -36,6 +36,7 @@ BUCKETS = 13  # a coefficient's zigzag value z takes bucket bit_length(z): 0..12
 COEF_LIMIT = (1 << (BUCKETS - 2)) - 1  # |c| at most 2047 (16 levels of offset)
 MIN_CLASS_PIXELS = 64  # a class with fewer pixels per coefficient gets no filter (zeros)
 RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them solvable
+STATISTICS_ROWS = 256  # rows of a frame whose normal equations are summed at once
 CHUNK_FRAMING_BYTES = 7  # a WIENER chunk's type, length, GOP index and CRC32
 WEIGHT_RANGE = (0.25, 4.0)  # the bounds of a chroma plane's SSE worth (plane_weights)
 
@@ -151,17 +152,20 @@ def _statistics(source: np.ndarray, decoded: np.ndarray, radius: int) -> _Statis
     count = np.zeros(classes)
     for t in range(source.shape[0]):
         diffs, finest = _features(decoded[t], radius)
-        x = np.concatenate([diffs.reshape(n - 1, -1), np.ones((1, finest.size), np.int32)])
-        x = x.astype(np.float64)
-        r = source[t].astype(np.float64).ravel() - decoded[t].ravel()
-        order = np.argsort(finest.ravel(), kind="stable")  # pixels grouped by class
-        x, r = x[:, order], r[order]
-        bounds = np.searchsorted(finest.ravel()[order], np.arange(classes + 1))
-        for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
-            a[k] += x[:, lo:hi] @ x[:, lo:hi].T
-            b[k] += x[:, lo:hi] @ r[lo:hi]
-            rr[k] += r[lo:hi] @ r[lo:hi]
-            count[k] += hi - lo
+        residual = source[t].astype(np.float64) - decoded[t]
+        for top in range(0, finest.shape[0], STATISTICS_ROWS):  # float64 copies stay small
+            rows = slice(top, top + STATISTICS_ROWS)
+            cls = finest[rows].ravel()
+            order = np.argsort(cls, kind="stable")  # pixels grouped by class
+            x = np.ones((n, cls.size))
+            x[:-1] = diffs[:, rows].reshape(n - 1, -1)
+            x, r = x[:, order], residual[rows].ravel()[order]
+            bounds = np.searchsorted(cls[order], np.arange(classes + 1))
+            for k, (lo, hi) in enumerate(zip(bounds[:-1], bounds[1:], strict=True)):
+                a[k] += x[:, lo:hi] @ x[:, lo:hi].T
+                b[k] += x[:, lo:hi] @ r[lo:hi]
+                rr[k] += r[lo:hi] @ r[lo:hi]
+                count[k] += hi - lo
     return _Statistics(a, b, rr, count)
 
 
