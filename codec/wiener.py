@@ -32,8 +32,9 @@ DIRECTIONS = 3  # none, horizontal (gradient across columns twice that across ro
 LAYOUTS = (1, 6, 18)  # classes of a filter: one; by activity; by activity and direction
 OFF, REUSE = 0, 1  # plane modes; 2 + i: a new filter under LAYOUTS[i]
 MODE_TABLE = FrequencyTable.uniform(2 + len(LAYOUTS))
-BUCKETS = 13  # a coefficient's zigzag value z takes bucket bit_length(z): 0..12
-COEF_LIMIT = (1 << (BUCKETS - 2)) - 1  # |c| at most 2047 (16 levels of offset)
+COEF_LIMIT = 2047  # |c| at most this (16 levels of offset)
+# a coded value's zigzag z takes bucket bit_length(z): 0..13 (differences reach 2 COEF_LIMIT)
+BUCKETS = 14
 MIN_CLASS_PIXELS = 64  # a class with fewer pixels per coefficient gets no filter (zeros)
 RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them solvable
 STATISTICS_ROWS = 256  # rows of a frame whose normal equations are summed at once
@@ -194,7 +195,15 @@ def _write_coefs(enc: SymbolEncoder, coefs: np.ndarray) -> None:
             enc.encode(int(v) - (1 << (bucket - 1)), FrequencyTable.uniform(1 << (bucket - 1)))
 
 
-def _read_coefs(dec: SymbolDecoder, shape: tuple[int, int]) -> np.ndarray:
+def _predicted(last: PlaneFilter | None, layout: int, shape: tuple[int, int]) -> np.ndarray:
+    """What a new filter's coefficients are coded against: the plane's last filter where it
+    has the same layout, else zeros."""
+    if last is not None and last.layout == layout:
+        return last.coefs
+    return np.zeros(shape, np.int64)
+
+
+def _read_coefs(dec: SymbolDecoder, shape: tuple[int, int], predicted: np.ndarray) -> np.ndarray:
     buckets = dec.decode_adaptive(shape[0] * shape[1], BUCKETS)
     z = np.zeros(len(buckets), np.int64)
     for i, bucket in enumerate(buckets):
@@ -203,10 +212,10 @@ def _read_coefs(dec: SymbolDecoder, shape: tuple[int, int]) -> np.ndarray:
         elif bucket > 1:
             low = dec.decode(FrequencyTable.uniform(1 << (bucket - 1)))
             z[i] = (1 << (bucket - 1)) + low
-    coefs = np.where(z % 2 == 0, z // 2, -(z + 1) // 2)
+    coefs = np.where(z % 2 == 0, z // 2, -(z + 1) // 2).reshape(shape) + predicted
     if np.abs(coefs).max(initial=0) > COEF_LIMIT:
         raise MalformedError("Wiener filter: a coefficient out of range")
-    return coefs.reshape(shape)
+    return coefs
 
 
 def _coef_bits(coefs: np.ndarray) -> int:
@@ -231,7 +240,7 @@ class WienerEncoder:
             self._choose(index, src, dec, self.lam / weight)
             for index, ((src, dec), weight) in enumerate(zip(pairs, weights, strict=True))
         ]
-        payload = pack([(mode, filt) for mode, filt, _, _ in choices])
+        payload = pack([(mode, filt) for mode, filt, _, _ in choices], self.last)
         saving = sum(w * c[3] for w, c in zip(weights, choices, strict=True))
         saving -= self.lam * 8 * CHUNK_FRAMING_BYTES
         if all(mode == OFF for mode, *_ in choices) or saving <= 0:
@@ -255,7 +264,8 @@ class WienerEncoder:
         for layout in range(len(LAYOUTS)):
             coefs = _solve(stats.merged(layout))
             if coefs.any():
-                candidates.append((2 + layout, PlaneFilter(layout, coefs), _coef_bits(coefs)))
+                bits = _coef_bits(coefs - _predicted(self.last[index], layout, coefs.shape))
+                candidates.append((2 + layout, PlaneFilter(layout, coefs), bits))
         best = (base, OFF, None, 0)
         for mode, filt, bits in candidates:
             cost = stats.merged(filt.layout).sse(filt.coefs) + rounding + lam * bits
@@ -287,16 +297,18 @@ def plane_weights(sse: list[float]) -> list[float]:
     return out
 
 
-def pack(planes: list[tuple[int, PlaneFilter | None]]) -> bytes:
-    """The payload of three planes' (mode, filter): the filter's coefficients follow a new
-    one's mode (2 + layout)."""
+def pack(
+    planes: list[tuple[int, PlaneFilter | None]], last: list[PlaneFilter | None] | None = None
+) -> bytes:
+    """The payload of three planes' (mode, filter): a new filter's mode (2 + layout) is
+    followed by its coefficients less those ``_predicted`` from the plane's ``last`` filter."""
     enc = SymbolEncoder()
-    for mode, filt in planes:
+    for (mode, filt), previous in zip(planes, last or [None] * 3, strict=True):
         enc.encode(mode, MODE_TABLE)
         if mode >= 2:
             if filt is None or mode != 2 + filt.layout:
                 raise ValueError(f"mode {mode} needs a filter of layout {mode - 2}")
-            _write_coefs(enc, filt.coefs)
+            _write_coefs(enc, filt.coefs - _predicted(previous, filt.layout, filt.coefs.shape))
     return enc.finish()
 
 
@@ -321,8 +333,9 @@ class WienerDecoder:
                 out.append(self.last[index])
                 continue
             layout = mode - 2
-            n = len(taps(RADII[index])) + 1
-            filt = PlaneFilter(layout, _read_coefs(dec, (LAYOUTS[layout], n)))
+            shape = (LAYOUTS[layout], len(taps(RADII[index])) + 1)
+            predicted = _predicted(self.last[index], layout, shape)
+            filt = PlaneFilter(layout, _read_coefs(dec, shape, predicted))
             self.last[index] = filt
             out.append(filt)
         return out
