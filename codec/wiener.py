@@ -132,7 +132,7 @@ class _Statistics:
         n = LAYOUTS[layout]
         if n == len(self.count):
             return self
-        group = np.arange(len(self.count)) // (len(self.count) // n)
+        group = _layout_classes(np.arange(len(self.count)), layout)
         sums = [np.stack([v[group == g].sum(0) for g in range(n)]) for v in (self.a, self.b)]
         counts = [np.bincount(group, v, n) for v in (self.rr, self.count)]
         return _Statistics(*sums, *counts)
@@ -235,10 +235,15 @@ class WienerEncoder:
         """The GOP's Wiener payload and the filtered prediction; (None, ``prediction``) where
         no filter saves more than its bits and the chunk's framing cost."""
         pairs = list(zip(source.planes(), prediction.planes(), strict=True))
-        weights = plane_weights([_sse(src, dec) for src, dec in pairs])
+        stats = [
+            _statistics(src, dec, radius) for (src, dec), radius in zip(pairs, RADII, strict=True)
+        ]
+        weights = plane_weights([float(s.rr.sum()) for s in stats])  # the base layer's SSE
         choices = [
-            self._choose(index, src, dec, self.lam / weight)
-            for index, ((src, dec), weight) in enumerate(zip(pairs, weights, strict=True))
+            self._choose(index, src, dec, st, self.lam / weight)
+            for index, ((src, dec), st, weight) in enumerate(
+                zip(pairs, stats, weights, strict=True)
+            )
         ]
         payload = pack([(mode, filt) for mode, filt, _, _ in choices], self.last)
         saving = sum(w * c[3] for w, c in zip(weights, choices, strict=True))
@@ -251,13 +256,12 @@ class WienerEncoder:
         return payload, Gop(*(c[2] for c in choices), prediction.start)
 
     def _choose(
-        self, index: int, source: np.ndarray, decoded: np.ndarray, lam: float
+        self, index: int, source: np.ndarray, decoded: np.ndarray, stats: _Statistics, lam: float
     ) -> tuple[int, PlaneFilter | None, np.ndarray, float]:
-        """The plane's (mode, filter, output, saving in D + lam R) by D + lam R: D from the
-        normal equations plus the output's rounding noise (1/12 a pixel), then checked on the
-        real output."""
+        """The plane's (mode, filter, output, saving in D + lam R) by D + lam R: D from its
+        normal equations ``stats`` plus the output's rounding noise (1/12 a pixel), then
+        checked on the real output."""
         radius = RADII[index]
-        stats = _statistics(source, decoded, radius)
         base = float(stats.rr.sum())
         rounding = stats.count.sum() / 12
         candidates = [] if self.last[index] is None else [(REUSE, self.last[index], 0)]

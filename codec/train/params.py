@@ -3,7 +3,8 @@
 The database: the first frames of each clip, at each --qp, are coded as one stream (masks off,
 post-processing on, as the encoder ships) at s = 1 and at s = 2; each way's RD cost
 is J = D + lambda(qp) R (D: PSNR-YUV-weighted sum of squared errors, R: the stream's bits, lambda:
-the base layer's own RD slope, BASE_LAMBDA_FACTOR x the mask codec's x264-style Lagrangian).
+the base layer's own RD slope, `samples.base_lambda`: BASE_LAMBDA_FACTOR x the mask codec's
+x264-style Lagrangian).
 The module learns to pick the cheaper one.
 """
 
