@@ -170,16 +170,21 @@ class VcxDecoder:
             count = _count(chunk, params)
             taken = frames[:count]
             del frames[:count]
-            gop = self._reconstruct(chunk, params, segment, taken)
-            if filters is not None:
-                gop = apply_gop(gop, filters)
+            gop = self._reconstruct(chunk, params, segment, taken, filters)
             if self.masks is not None:
                 gop = self.masks.decode_gop(samples.pop(chunk.index), gop)
             yield gop
 
     def _reconstruct(
-        self, chunk: GopChunk, params: GopParams, segment: Segment, frames: list[tuple]
+        self,
+        chunk: GopChunk,
+        params: GopParams,
+        segment: Segment,
+        frames: list[tuple],
+        filters: list[PlaneFilter | None] | None,
     ) -> Gop:
+        """The GOP's prediction p (FORMAT.md): its base frames up-scaled and cropped, dropped
+        frames predicted, post-processed at its strength, then through its Wiener filters."""
         h, w = self.header.height, self.header.width
         coded_h, coded_w = coded_size(h, w, params.scale)
         expected = (coded_h // params.scale, coded_w // params.scale)
@@ -194,7 +199,7 @@ class VcxDecoder:
             gop = self.predictor(gop, chunk.n_frames, params.temporal_step, qp, params.scale)
         if params.strength > 0:
             gop = blend(gop, self.post(gop, qp, params.scale), params.strength)
-        return gop
+        return gop if filters is None else apply_gop(gop, filters)
 
 
 def _count(chunk: GopChunk, params: GopParams) -> int:
