@@ -25,7 +25,7 @@ MIN_SCORE = 0.05  # detections kept for mAP (the precision-recall curve needs th
 NMS_IOU = 0.6
 MAX_DETECTIONS = 100  # per frame, as COCO's evaluation
 SEGMENT_MIN_SCORE = 0.25  # instances painted into a class map (ultralytics' own default)
-SEGMENT_MAX_CLASS = 254  # class map values stop below tasks.SEGMENT_IGNORE
+SEGMENT_IGNORE = 255  # a class-map value that marks pixels no class is scored on
 DETECTOR_KINDS = ("onnx-nanodet", "ultralytics")
 COCO_NAMES = (
     "person", "bicycle", "car", "motorcycle", "airplane", "bus", "train", "truck", "boat",
@@ -188,7 +188,7 @@ class UltralyticsDetector:
                 order = np.argsort(r.boxes.conf.cpu().numpy(), kind="stable")  # least first
                 classes = r.boxes.cls.cpu().numpy().astype(np.int64)
                 for i in order:
-                    maps[masks[i]] = min(classes[i] + 1, SEGMENT_MAX_CLASS)
+                    maps[masks[i]] = min(classes[i] + 1, SEGMENT_IGNORE - 1)
             out.append(maps)
         return out
 

@@ -25,7 +25,7 @@ import numpy as np
 
 from vcodec.bitstream.errors import InputError
 
-from .detectors import Detections, box_iou
+from .detectors import SEGMENT_IGNORE, Detections, box_iou
 from .io import frame_files
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # COCO's .5:.95
@@ -40,7 +40,6 @@ TRACK_MAX_GAP = 3  # frames a track may go unseen
 MOT_TO_COCO = {1: 0, 2: 0, 7: 0, 3: 2, 4: 1, 5: 3}
 
 
-SEGMENT_IGNORE = 255  # a mask pixel that no class is scored on
 SEGMENT_CLASSES = 256  # mask values 0..255: background, COCO id + 1, ignore
 
 
