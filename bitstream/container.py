@@ -19,14 +19,15 @@ from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
-# 5 WIENER chunks
-FORMAT_VERSION = 5
-READABLE_VERSIONS = (1, 2, 3, 4, 5)  # a decoder refuses any other value
+# 5 WIENER chunks, 6 short model ids
+FORMAT_VERSION = 6
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB
 AUDIO_PIECE_BYTES = 1 << 20  # audio is split into chunks of at most 1 MiB
 ANCILLARY_BIT = 0x80  # chunk types with this bit set may be skipped by a decoder that lacks them
+MODEL_ID_BYTES = 4  # a model id's bytes from version 6 (the whole sha256, 32, before)
 MODES = ("hybrid", "pure")
 PIX_FMTS = ("yuv420p",)
 
@@ -59,7 +60,9 @@ class StreamHeader:
     mode: str = "hybrid"
     base_codec: str = "x265"
     qp: int = 32
-    models: dict[str, str] = field(default_factory=dict)  # model name -> weights sha256
+    # model name -> model id: the first MODEL_ID_BYTES of its weights' sha256, in hex (streams
+    # of versions 1-5 carry the whole digest)
+    models: dict[str, str] = field(default_factory=dict)
     encoder: str = ""
 
     def validate(self) -> StreamHeader:
@@ -71,7 +74,7 @@ class StreamHeader:
             (self.pix_fmt in PIX_FMTS, "pixel format"),
             (0 <= self.qp <= 63, "qp"),
             (all(0 <= c <= 255 for c in self._colour()), "colour description"),
-            (all(_is_sha256(v) for v in self.models.values()), "model hash"),
+            (all(_is_model_id(v) for v in self.models.values()), "model id"),
         ]
         for ok, name in checks:
             if not ok:
@@ -82,8 +85,8 @@ class StreamHeader:
         return self.color_range, self.colorspace, self.color_primaries, self.color_trc
 
 
-def _is_sha256(value: str) -> bool:
-    return len(value) == 64 and all(c in "0123456789abcdef" for c in value)
+def _is_model_id(value: str) -> bool:
+    return len(value) in (2 * MODEL_ID_BYTES, 64) and all(c in "0123456789abcdef" for c in value)
 
 
 @dataclass(frozen=True)
@@ -165,15 +168,15 @@ def encode_header(header: StreamHeader) -> bytes:
         w.u8(value)
     w.u8(PIX_FMTS.index(h.pix_fmt)).varint(h.gop_size).u8(MODES.index(h.mode))
     w.text(h.base_codec).varint(h.qp).varint(len(h.models))
-    for name, sha256 in sorted(h.models.items()):
-        w.text(name).blob(bytes.fromhex(sha256))
+    for name, model_id in sorted(h.models.items()):
+        w.text(name).blob(bytes.fromhex(model_id))
     body = w.text(h.encoder).getvalue()
     head = MAGIC + bytes([FORMAT_VERSION]) + ByteWriter().varint(len(body)).getvalue() + body
     return head + zlib.crc32(head).to_bytes(4, "little")
 
 
-def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
-    """The header and its size in bytes (where the first chunk starts)."""
+def read_header(stream: BinaryIO) -> tuple[StreamHeader, int, int]:
+    """The header, its size in bytes (where the first chunk starts) and the format version."""
     prefix = stream.read(len(MAGIC) + 1)
     if prefix[: len(MAGIC)] != MAGIC[: len(prefix)] or not prefix:
         raise BadMagicError("not a .vcx stream (bad magic bytes)")
@@ -191,10 +194,10 @@ def read_header(stream: BinaryIO) -> tuple[StreamHeader, int]:
     crc = int.from_bytes(_read_exact(stream, 4, "metadata checksum"), "little")
     if zlib.crc32(prefix + size_bytes + body) != crc:
         raise ChecksumError("metadata block: CRC32 mismatch, the header is damaged")
-    return _parse_metadata(body), len(prefix) + len(size_bytes) + size + 4
+    return _parse_metadata(body, version), len(prefix) + len(size_bytes) + size + 4, version
 
 
-def _parse_metadata(body: bytes) -> StreamHeader:
+def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
     r = ByteReader(body, "metadata")
     version = r.varint()
     if version != METADATA_VERSION:
@@ -206,6 +209,9 @@ def _parse_metadata(body: bytes) -> StreamHeader:
         raise MalformedError("metadata: unknown pixel format or mode")
     base_codec, qp = r.text(), r.varint()
     models = {r.text(): r.blob().hex() for _ in range(r.varint())}
+    id_bytes = MODEL_ID_BYTES if format_version >= 6 else 32
+    if any(len(model_id) != 2 * id_bytes for model_id in models.values()):
+        raise MalformedError(f"metadata: a model id is not {id_bytes} bytes")
     encoder = r.text()
     # bytes after the known fields: a later revision of version 1 added them; ignore
     return StreamHeader(
@@ -338,7 +344,7 @@ class VcxReader:
 
     def __init__(self, stream: BinaryIO) -> None:
         self.stream = stream
-        self.header, self.offset = read_header(stream)
+        self.header, self.offset, self.version = read_header(stream)
 
     def __iter__(self) -> Iterator[Chunk]:
         frames = gops = samples = rois = 0

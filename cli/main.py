@@ -156,6 +156,13 @@ def encode(
             "nanodet: a NanoDet .onnx."
         ),
     ] = None,
+    background_scale: Annotated[
+        int,
+        typer.Option(
+            help="With --roi: low-pass the background as a down- and up-scale by 2 or 4 "
+            "would, before the base layer codes it (1: leave it sharp)."
+        ),
+    ] = 2,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -168,7 +175,7 @@ def encode(
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
             mode=mode, masks=masks, mask_search=mask_search, post=post, temporal=temporal,
-            wiener=wiener, roi=roi, roi_model=roi_model,
+            wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
@@ -294,7 +301,11 @@ def _info_table(s: dict[str, Any]) -> Table:
         ),
         ("models", ", ".join(f"{k} ({v[:12]})" for k, v in h["models"].items()) or "none"),
         ("rate", f"{s['bytes']:,} bytes, {s['kbps']} kbps, {s['bpp']} bpp"),
-        ("header", f"{h['bytes']} bytes, written by {h['encoder'] or 'unknown'}"),
+        (
+            "header",
+            f"format version {h['format_version']}, {h['bytes']} bytes, written by "
+            f"{h['encoder'] or 'unknown'}",
+        ),
     ]
     rows += [
         (f"{k} chunks", f"{v['count']} ({v['bytes']:,} bytes)") for k, v in s["chunks"].items()
@@ -317,7 +328,8 @@ def bench(
             "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
             "Wiener filters), vcx-params "
             "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
-            "(--roi motion, or the --task detector's objects), vcx-pure (no base layer), x264, "
+            "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
+            "not low-passed), vcx-pure (no base layer), x264, "
             "x265, x264-roi (x264 with vcx-roi's ROI maps and QP offsets)."
         ),
     ] = "vcx,x264,x265",

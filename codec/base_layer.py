@@ -7,6 +7,7 @@ piece of code with the same preset.
 from __future__ import annotations
 
 import os
+import re
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -82,9 +83,13 @@ class BaseEncoder:
         qp: int,
         preset: str = "medium",
         roi: bool = False,
+        info: bool = False,
     ) -> None:
-        """``roi``: frames will come with QP regions (encode's ``regions``)."""
+        """``roi``: frames will come with QP regions (encode's ``regions``). ``info``: keep the
+        SEI in which x264/x265 describe themselves (version and every option, 0.6-2.3 KB at each
+        encoder start); without it the packets carry only what a decoder needs."""
         self.codec = get_codec(codec)
+        self.info = info
         self._ctx = av.CodecContext.create(self.codec.encoder, "w")
         self._ctx.width, self._ctx.height = width, height
         self._ctx.pix_fmt = "yuv420p"
@@ -117,11 +122,61 @@ class BaseEncoder:
                 frame = graph.pull()  # the same picture, with ROI side data attached
             frame.pts = self._pts
             self._pts += 1
-            packets += [bytes(p) for p in self._ctx.encode(frame)]
+            packets += self._packets(frame)
         return packets
 
     def flush(self) -> list[bytes]:
-        return [bytes(p) for p in self._ctx.encode(None)]
+        return self._packets(None)
+
+    def _packets(self, frame: av.VideoFrame | None) -> list[bytes]:
+        packets = [bytes(p) for p in self._ctx.encode(frame)]
+        if self.info or self.codec.name == "av1":
+            return packets
+        return [drop_encoder_info(p, self.codec.name) for p in packets]
+
+
+def drop_encoder_info(packet: bytes, codec: str) -> bytes:
+    """The Annex B packet without the SEI NAL units that hold nothing but user data
+    unregistered (payload type 5): x264 and x265 write their version and options there, and no
+    decoder needs them. Any other SEI is kept."""
+    starts = [m.start() for m in re.finditer(b"\x00\x00\x01", packet)]
+    if not starts:
+        return packet
+    kept = [packet[: starts[0]]]
+    for start, end in zip(starts, starts[1:] + [len(packet)], strict=True):
+        nal = packet[start + 3 : end]
+        if not _is_info_sei(nal, codec):
+            kept.append(packet[start:end])
+    return b"".join(kept)
+
+
+def _is_info_sei(nal: bytes, codec: str) -> bool:
+    """Whether ``nal`` (without its start code) is an SEI of user-data-unregistered messages."""
+    if codec == "x264":
+        is_sei, header = len(nal) > 1 and nal[0] & 0x1F == 6, 1
+    else:  # x265: prefix SEI
+        is_sei, header = len(nal) > 2 and (nal[0] >> 1) & 0x3F == 39, 2
+    if not is_sei:
+        return False
+    rbsp = re.sub(b"\x00\x00\x03", b"\x00\x00", nal[header:]).rstrip(b"\x00")
+    pos = 0
+    while pos < len(rbsp) - 1:  # the last byte is rbsp_trailing_bits (0x80)
+        kind, pos = _sei_number(rbsp, pos)
+        size, pos = _sei_number(rbsp, pos)
+        if kind != 5:
+            return False
+        pos += size
+    return pos == len(rbsp) - 1 and rbsp[-1] == 0x80
+
+
+def _sei_number(data: bytes, pos: int) -> tuple[int, int]:
+    """An SEI payload type or size: 0xFF bytes each add 255, the first other byte ends it."""
+    value = 0
+    while pos < len(data) and data[pos] == 0xFF:
+        value, pos = value + 255, pos + 1
+    if pos >= len(data):
+        return -1, pos
+    return value + data[pos], pos + 1
 
 
 def _roi_graph(regions: list[QpRegion], width: int, height: int) -> av.filter.Graph:

@@ -51,6 +51,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-params": {"scale": "auto"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
+    "vcx-roi-sharp": {"roi": "motion", "background_scale": 1},
     "vcx-pure": {"mode": "pure"},
 }
 ANCHORS = ("x264", "x265")
@@ -59,7 +60,7 @@ ROI_ANCHORS = ("x264-roi",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-exhaustive",
-    "vcx-roi",
+    "vcx-roi", "vcx-roi-sharp",
 )  # fmt: skip
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")
@@ -379,7 +380,8 @@ def settings(config: BenchConfig, detector=None) -> dict:
             for k, v in asdict(EncodeConfig(base=config.base, preset=config.preset)).items()
             if k not in ("qp", "frames", "device")
         },
-        "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes",
+        "rate": "vcx: whole .vcx file; anchors: sum of elementary-stream packet bytes; neither"
+        " holds the SEI in which x264/x265 name their version and options",
         "roi_psnr": f"PSNR-Y inside / outside the {config.roi[0]} ROI maps of the source",
         "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),
     }
@@ -387,7 +389,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
 
 def encoder_version(codec: str) -> str:
     """The encoder's own version string, read from the SEI it writes into its first packet."""
-    encoder = BaseEncoder(codec, 64, 64, Fraction(25), 32, "ultrafast")
+    encoder = BaseEncoder(codec, 64, 64, Fraction(25), 32, "ultrafast", info=True)
     gop = Gop.from_frames(
         [(np.zeros((64, 64), np.uint8),) + (np.full((32, 32), 128, np.uint8),) * 2]
     )

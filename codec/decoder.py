@@ -56,8 +56,8 @@ class VcxDecoder:
         self.device = resolve_device(device)
         self._reader = VcxReader(stream)
         self.header = self._reader.header
-        for name, sha256 in self.header.models.items():
-            require(name, sha256)
+        for name, model_id in self.header.models.items():
+            require(name, model_id)
         self.pure = self.header.mode == "pure"
         self.masks: MaskCodec | None = None
         if all(name in self.header.models for name in MASK_MODELS):
@@ -77,7 +77,7 @@ class VcxDecoder:
             dtype = RECON_DTYPE if self.masks else torch.float32
             self.predictor = FramePredictor(self.device, dtype)
         self.rois: list[RoiMap] = []  # the ROI chunks' maps read so far, in GOP order
-        self.wiener = WienerDecoder()
+        self.wiener = WienerDecoder(self._reader.version)
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)

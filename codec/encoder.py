@@ -47,7 +47,15 @@ from .predict import (
     prediction_error,
 )
 from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
-from .roi import ROI_SOURCES, RoiMap, qp_regions, roi_chunk, roi_finder
+from .roi import (
+    BACKGROUND_SCALES,
+    ROI_SOURCES,
+    RoiMap,
+    qp_regions,
+    roi_chunk,
+    roi_finder,
+    soften_background,
+)
 from .wiener import WienerEncoder
 
 Progress = Callable[[int], None]  # called with the number of frames just done
@@ -77,6 +85,9 @@ class EncodeConfig:
     # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer
     roi: str = "none"
     roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
+    # with --roi: the background is low-passed as a down- and up-scale by this factor would
+    # leave it, before the base layer (seed 002's ROI downsampler; 1: left as it is)
+    background_scale: int = 2
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -98,6 +109,10 @@ class EncodeConfig:
             raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
         if self.roi in ("yolo", "nanodet") and not self.roi_model:
             raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
+        if self.background_scale not in BACKGROUND_SCALES:
+            raise InputError(
+                f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"
+            )
         resolve_device(self.device)
         return self
 
@@ -304,6 +319,8 @@ class _HybridEncoder:
             step = self._step(gop, scale, roi)
             height, width = coded_size(self.info.height, self.info.width, scale)
             coded = downscale_gop(pad_gop(coded_part(gop, step), height, width), scale, self.device)
+            if roi is not None:
+                coded = soften_background(coded, roi, scale, self.config.background_scale)
             if self.decodes:
                 self.waiting.append((gop, scale, step, roi))
             regions = qp_regions(roi, scale, coded.width, coded.height) if roi else None
@@ -430,7 +447,7 @@ def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
         mode=config.mode,
         base_codec=config.base,
         qp=config.qp,
-        models={name: REGISTRY[name].sha256 for name in models},
+        models={name: REGISTRY[name].model_id for name in models},
         encoder=f"vcodec {__version__}",
     )
 

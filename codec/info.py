@@ -40,7 +40,8 @@ def describe(path: str | Path) -> dict[str, Any]:
         post = POST_MODEL in reader.header.models
         predict = PREDICT_MODEL in reader.header.models
         rois: list[RoiMap] = []
-        wiener, filtered = WienerDecoder(), Counter()  # GOPs with a filter on each plane
+        wiener = WienerDecoder(reader.version)
+        filtered: Counter[str] = Counter()  # GOPs with a filter on each plane
         end = End(0, 0)
         offset = reader.offset
         for chunk in reader:
@@ -78,7 +79,7 @@ def describe(path: str | Path) -> dict[str, Any]:
     return {
         "file": str(path),
         "bytes": total,
-        "header": {**asdict(h), "bytes": header_bytes},
+        "header": {**asdict(h), "bytes": header_bytes, "format_version": reader.version},
         "frames": end.frame_count,
         "gops": end.gop_count,
         "duration_s": round(seconds, 3),

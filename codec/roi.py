@@ -34,6 +34,7 @@ ROI_BLOCK = 16  # pixels of the source frame per map cell (ffmpeg's ROI grid, x2
 # ROI-PSNR at the same rate than -6/+10 or -3/+12 on bikes; models/README.md)
 ROI_QP_OFFSET = -4
 BACKGROUND_QP_OFFSET = 6
+BACKGROUND_SCALES = (1, 2, 4)  # --background-scale: how far the background is low-passed
 QP_RANGE = 51  # ffmpeg's ROI qoffset is a fraction of the codec's QP range (51 at 8 bits)
 MAX_REGIONS = 64  # rectangles per frame handed to the encoder; more are merged row-wise
 
@@ -367,3 +368,29 @@ def qp_regions(roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegio
     roi_offset = Fraction(ROI_QP_OFFSET, QP_RANGE)
     regions = [(*box, roi_offset) for box in roi.regions(scale)]
     return regions + [(0, 0, width, height, Fraction(BACKGROUND_QP_OFFSET, QP_RANGE))]
+
+
+def soften_background(gop: Gop, roi: RoiMap, scale: int, factor: int) -> Gop:
+    """Seed 002's reduction of the background: outside the ROI, the frames the base layer
+    codes (``gop``, the source padded and downscaled by ``scale``) are low-passed as a
+    ``factor``x down- and up-scale would leave them, so the legacy codec spends little on
+    background texture. ROI pixels are untouched; the blend ramps over ROI_BLOCK pixels
+    outside them. ``factor`` 1, a map without ROI or one that is all ROI: ``gop`` itself."""
+    if factor <= 1 or not roi.cells.any() or roi.cells.all():
+        return gop
+    full = roi.pixels(gop.height * scale, gop.width * scale)
+    keep = np.zeros((gop.height * scale, gop.width * scale), np.float32)
+    keep[: full.shape[0], : full.shape[1]] = full
+    keep_t = torch.from_numpy(keep[::scale, ::scale].copy())[None, None]
+    ramp = ROI_BLOCK // scale
+    keep_t = F.max_pool2d(keep_t, 2 * ramp + 1, 1, ramp)  # ROI grown by the ramp ...
+    keep_t = F.avg_pool2d(keep_t, 2 * ramp + 1, 1, ramp, count_include_pad=False)  # ... blended
+    planes = []
+    for i, plane in enumerate(gop.planes()):
+        x = torch.from_numpy(plane).float()[:, None]
+        weight = keep_t if i == 0 else F.interpolate(keep_t, size=x.shape[-2:], mode="area")
+        low = F.avg_pool2d(x, factor, ceil_mode=True)
+        low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
+        out = weight * x + (1 - weight) * low
+        planes.append(out.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy())
+    return Gop(*planes, gop.start)

@@ -5,17 +5,22 @@ applies them in integer arithmetic, so every machine gets the same pixels.
 
 A filter corrects a pixel x by the second differences of its neighbours in a diamond:
 ``x' = clip(x + ((sum_k c_k (x[p+o_k] + x[p-o_k] - 2x) + c_0 + 64) >> 7))``, with the
-coefficients c in 1/128 (PRECISION_BITS) and planes edge-replicated. Each plane of a GOP is
-off, reuses the plane's last sent filter, or sends a new one under one of the LAYOUTS, by
-D + lambda R, D weighted per plane as PSNR-YUV weighs it.
+coefficients c in 1/128 (PRECISION_BITS) and planes edge-replicated. A chroma filter also
+takes luma's detail (cross-component, format version 6 on): the differences of the decoded
+luma around the chroma pixel's co-located one, ``y[2p+o] - y[2p]`` for o in LUMA_TAPS (or
+leaves them at zero where they do not pay). Each plane of a GOP is off, reuses the plane's
+last sent filter, or sends a new one under one of the LAYOUTS, by D + lambda R, D weighted
+per plane as PSNR-YUV weighs it.
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 
 import numpy as np
 
+from vcodec.bitstream.container import FORMAT_VERSION
 from vcodec.bitstream.errors import MalformedError
 
 from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
@@ -25,6 +30,13 @@ from .samples import base_lambda
 
 PRECISION_BITS = 7  # coefficients in units of 2^-7
 RADII = (3, 2, 2)  # diamond radius of the Y, U and V filters: 12 and 6 tap pairs
+# a chroma filter's luma taps: offsets (dy, dx) from the co-located luma pixel (2i, 2j)
+LUMA_TAPS = (
+    (0, -1), (0, 1), (-1, 0), (1, 0), (1, -1), (1, 1), (-1, -1), (-1, 1), (2, 0), (0, 2),
+    (-2, 0), (0, -2),
+)  # fmt: skip
+LUMA_PAD = 2  # the largest |offset| of LUMA_TAPS
+CROSS_COMPONENT_VERSION = 6  # the first format version whose chroma filters have luma taps
 # class boundaries on a pixel's activity: the 3x3 box sum of |2x - left - right| +
 # |2x - up - down|
 ACTIVITY_EDGES = (18, 45, 90, 180, 360)
@@ -61,9 +73,18 @@ class PlaneFilter:
     coefs: np.ndarray
 
 
-def _features(plane: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
-    """Second differences of one frame [H, W] uint8: int32 [taps, H, W], and the classes of the
-    finest layout, int [H, W]."""
+def n_coefs(index: int, cross_component: bool = True) -> int:
+    """Coefficients of one class of plane ``index``'s filter: taps, luma taps, offset."""
+    luma = len(LUMA_TAPS) if index and cross_component else 0
+    return len(taps(RADII[index])) + luma + 1
+
+
+def _features(
+    plane: np.ndarray, radius: int, luma: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Second differences of one frame [H, W] uint8, then with ``luma`` (the frame's luma
+    plane, for a chroma plane) its LUMA_TAPS differences: int32 [taps, H, W]; and the classes
+    of the finest layout, int [H, W]."""
     x = plane.astype(np.int32)
     h, w = x.shape
     p = np.pad(x, radius, mode="edge")
@@ -76,7 +97,19 @@ def _features(plane: np.ndarray, radius: int) -> tuple[np.ndarray, np.ndarray]:
             for dy, dx in taps(radius)
         ]
     )
+    if luma is not None:
+        diffs = np.concatenate([diffs, _luma_differences(luma, h, w)])
     return diffs, _classes(p[r - 1 : r + h + 1, r - 1 : r + w + 1])
+
+
+def _luma_differences(luma: np.ndarray, h: int, w: int) -> np.ndarray:
+    """int32 [LUMA_TAPS, h, w]: y[2i + dy, 2j + dx] - y[2i, 2j] of the chroma grid h x w
+    (luma edge-replicated; an odd luma size's last chroma pixel sits on its last pixel)."""
+    y = np.pad(luma.astype(np.int32), LUMA_PAD, mode="edge")
+    rows = np.minimum(2 * np.arange(h), luma.shape[0] - 1)[:, None] + LUMA_PAD
+    cols = np.minimum(2 * np.arange(w), luma.shape[1] - 1)[None, :] + LUMA_PAD
+    centre = y[rows, cols]
+    return np.stack([y[rows + dy, cols + dx] - centre for dy, dx in LUMA_TAPS])
 
 
 def _classes(p: np.ndarray) -> np.ndarray:
@@ -101,11 +134,16 @@ def _layout_classes(finest: np.ndarray, layout: int) -> np.ndarray:
     return finest // (LAYOUTS[-1] // LAYOUTS[layout])
 
 
-def apply(plane: np.ndarray, radius: int, filt: PlaneFilter) -> np.ndarray:
-    """The filtered plane [T, H, W] uint8."""
+def apply(
+    plane: np.ndarray, radius: int, filt: PlaneFilter, luma: np.ndarray | None = None
+) -> np.ndarray:
+    """The filtered plane [T, H, W] uint8; ``luma`` [T, ...]: the luma a chroma filter with
+    luma taps reads (the GOP's unfiltered prediction)."""
+    if filt.coefs.shape[1] == len(taps(radius)) + 1:
+        luma = None  # no luma taps (a stream before version 6)
     out = np.empty_like(plane)
     for t in range(plane.shape[0]):
-        diffs, finest = _features(plane[t], radius)
+        diffs, finest = _features(plane[t], radius, None if luma is None else luma[t])
         coefs = filt.coefs.astype(np.int32)
         if len(coefs) > 1:  # per pixel, its class's coefficients
             coefs = coefs[_layout_classes(finest, filt.layout)].transpose(2, 0, 1)
@@ -144,15 +182,17 @@ class _Statistics:
         return float(self.rr.sum() - 2 * np.einsum("ki,ki->", c, self.b) + quad)
 
 
-def _statistics(source: np.ndarray, decoded: np.ndarray, radius: int) -> _Statistics:
-    n = len(taps(radius)) + 1
+def _statistics(
+    source: np.ndarray, decoded: np.ndarray, radius: int, luma: np.ndarray | None = None
+) -> _Statistics:
+    n = len(taps(radius)) + (0 if luma is None else len(LUMA_TAPS)) + 1
     classes = LAYOUTS[-1]
     a = np.zeros((classes, n, n))
     b = np.zeros((classes, n))
     rr = np.zeros(classes)
     count = np.zeros(classes)
     for t in range(source.shape[0]):
-        diffs, finest = _features(decoded[t], radius)
+        diffs, finest = _features(decoded[t], radius, None if luma is None else luma[t])
         residual = source[t].astype(np.float64) - decoded[t]
         for top in range(0, finest.shape[0], STATISTICS_ROWS):  # float64 copies stay small
             rows = slice(top, top + STATISTICS_ROWS)
@@ -170,18 +210,30 @@ def _statistics(source: np.ndarray, decoded: np.ndarray, radius: int) -> _Statis
     return _Statistics(a, b, rr, count)
 
 
-def _solve(stats: _Statistics) -> np.ndarray:
-    """Integer coefficients [classes, n] of the least-squares filters (zeros for classes with
-    too few pixels)."""
-    n = stats.b.shape[1]
+def _solve(stats: _Statistics, used: np.ndarray) -> np.ndarray:
+    """Integer coefficients [classes, n] of the least-squares filters over the coefficients
+    ``used`` (bool [n]; the others 0), zeros for classes with too few pixels."""
+    n = int(used.sum())
     out = np.zeros(stats.b.shape, np.int64)
     for k in range(len(stats.count)):
         if stats.count[k] < MIN_CLASS_PIXELS * n:
             continue
         ridge = RIDGE * stats.count[k] * np.eye(n)
-        c = np.linalg.solve(stats.a[k] + ridge, stats.b[k])
-        out[k] = np.clip(np.round(c * (1 << PRECISION_BITS)), -COEF_LIMIT, COEF_LIMIT)
+        c = np.linalg.solve(stats.a[k][np.ix_(used, used)] + ridge, stats.b[k][used])
+        out[k, used] = np.clip(np.round(c * (1 << PRECISION_BITS)), -COEF_LIMIT, COEF_LIMIT)
     return out
+
+
+def _coefficient_sets(index: int) -> list[np.ndarray]:
+    """Which coefficients a plane's filter may use: all; for chroma also all but the luma
+    taps (a chroma-only filter, where luma's detail is not worth its coefficients)."""
+    n = n_coefs(index)
+    sets = [np.ones(n, bool)]
+    if index:
+        chroma_only = np.ones(n, bool)
+        chroma_only[len(taps(RADII[index])) : -1] = False
+        sets.append(chroma_only)
+    return sets
 
 
 def _write_coefs(enc: SymbolEncoder, coefs: np.ndarray) -> None:
@@ -235,14 +287,16 @@ class WienerEncoder:
         """The GOP's Wiener payload and the filtered prediction; (None, ``prediction``) where
         no filter saves more than its bits and the chunk's framing cost."""
         pairs = list(zip(source.planes(), prediction.planes(), strict=True))
+        lumas = [None, prediction.y, prediction.y]  # chroma filters read the unfiltered luma
         stats = [
-            _statistics(src, dec, radius) for (src, dec), radius in zip(pairs, RADII, strict=True)
+            _statistics(src, dec, radius, luma)
+            for (src, dec), radius, luma in zip(pairs, RADII, lumas, strict=True)
         ]
         weights = plane_weights([float(s.rr.sum()) for s in stats])  # the base layer's SSE
         choices = [
-            self._choose(index, src, dec, st, self.lam / weight)
-            for index, ((src, dec), st, weight) in enumerate(
-                zip(pairs, stats, weights, strict=True)
+            self._choose(index, src, dec, luma, st, self.lam / weight)
+            for index, ((src, dec), luma, st, weight) in enumerate(
+                zip(pairs, lumas, stats, weights, strict=True)
             )
         ]
         payload = pack([(mode, filt) for mode, filt, _, _ in choices], self.last)
@@ -256,7 +310,13 @@ class WienerEncoder:
         return payload, Gop(*(c[2] for c in choices), prediction.start)
 
     def _choose(
-        self, index: int, source: np.ndarray, decoded: np.ndarray, stats: _Statistics, lam: float
+        self,
+        index: int,
+        source: np.ndarray,
+        decoded: np.ndarray,
+        luma: np.ndarray | None,
+        stats: _Statistics,
+        lam: float,
     ) -> tuple[int, PlaneFilter | None, np.ndarray, float]:
         """The plane's (mode, filter, output, saving in D + lam R) by D + lam R: D from its
         normal equations ``stats`` plus the output's rounding noise (1/12 a pixel), then
@@ -265,8 +325,8 @@ class WienerEncoder:
         base = float(stats.rr.sum())
         rounding = stats.count.sum() / 12
         candidates = [] if self.last[index] is None else [(REUSE, self.last[index], 0)]
-        for layout in range(len(LAYOUTS)):
-            coefs = _solve(stats.merged(layout))
+        for layout, used in itertools.product(range(len(LAYOUTS)), _coefficient_sets(index)):
+            coefs = _solve(stats.merged(layout), used)
             if coefs.any():
                 bits = _coef_bits(coefs - _predicted(self.last[index], layout, coefs.shape))
                 candidates.append((2 + layout, PlaneFilter(layout, coefs), bits))
@@ -278,7 +338,7 @@ class WienerEncoder:
         _, mode, filt, bits = best
         if filt is None:
             return OFF, None, decoded, 0.0
-        out = apply(decoded, radius, filt)
+        out = apply(decoded, radius, filt, luma)
         saving = base - _sse(source, out) - lam * bits
         if saving <= 0:
             return OFF, None, decoded, 0.0
@@ -317,10 +377,12 @@ def pack(
 
 
 class WienerDecoder:
-    """Reads GOP payloads in stream order (REUSE refers to the plane's last sent filter)."""
+    """Reads GOP payloads in stream order (REUSE refers to the plane's last sent filter) of a
+    stream of ``format_version`` (chroma filters have luma taps from CROSS_COMPONENT_VERSION)."""
 
-    def __init__(self) -> None:
+    def __init__(self, format_version: int = FORMAT_VERSION) -> None:
         self.last: list[PlaneFilter | None] = [None, None, None]
+        self.cross_component = format_version >= CROSS_COMPONENT_VERSION
 
     def read(self, data: bytes) -> list[PlaneFilter | None]:
         """The filters of one GOP's three planes (None: off)."""
@@ -337,7 +399,7 @@ class WienerDecoder:
                 out.append(self.last[index])
                 continue
             layout = mode - 2
-            shape = (LAYOUTS[layout], len(taps(RADII[index])) + 1)
+            shape = (LAYOUTS[layout], n_coefs(index, self.cross_component))
             predicted = _predicted(self.last[index], layout, shape)
             filt = PlaneFilter(layout, _read_coefs(dec, shape, predicted))
             self.last[index] = filt
@@ -347,8 +409,9 @@ class WienerDecoder:
 
 def apply_gop(gop: Gop, filters: list[PlaneFilter | None]) -> Gop:
     """``gop`` with each plane through its filter (None: as it is)."""
+    lumas = [None, gop.y, gop.y]
     planes = [
-        p if f is None else apply(p, radius, f)
-        for p, radius, f in zip(gop.planes(), RADII, filters, strict=True)
+        p if f is None else apply(p, radius, f, luma)
+        for p, radius, f, luma in zip(gop.planes(), RADII, filters, lumas, strict=True)
     ]
     return Gop(*planes, gop.start)

@@ -1,4 +1,6 @@
-"""The weights registry: models are named by a stable string plus the sha256 of their weights."""
+"""The weights registry: models are named by a stable string plus the sha256 of their weights.
+
+A stream names each model it needs by that string and its id, the first bytes of the sha256."""
 
 from __future__ import annotations
 
@@ -12,6 +14,7 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from vcodec.bitstream.container import MODEL_ID_BYTES
 from vcodec.bitstream.errors import UnknownModelError
 
 from .params import ParamNet
@@ -34,6 +37,11 @@ class ModelSpec:
     weights: str
     sha256: str
     factory: Callable[[], nn.Module] | None = None
+
+    @property
+    def model_id(self) -> str:
+        """What a stream's header names the weights by (hex)."""
+        return self.sha256[: 2 * MODEL_ID_BYTES]
 
 
 MASK_CANDIDATES = 32  # K: candidate masks per patch, index 0 the empty mask
@@ -81,17 +89,20 @@ REGISTRY: dict[str, ModelSpec] = {
 }
 
 
-def require(name: str, sha256: str) -> ModelSpec:
-    """The registered model a stream names, or UnknownModelError if absent or of other weights."""
+def require(name: str, model_id: str) -> ModelSpec:
+    """The registered model a stream names, or UnknownModelError if absent or of other weights.
+
+    ``model_id``: the header's, a prefix of the weights' sha256 (the whole of it before v6)."""
     spec = REGISTRY.get(name)
     if spec is None:
         raise UnknownModelError(
             f"the stream needs model {name!r}, which this vcodec does not have; upgrade vcodec"
         )
-    if spec.sha256 != sha256:
+    if not spec.sha256.startswith(model_id):
         raise UnknownModelError(
-            f"the stream needs model {name!r} with weights {sha256[:12]}, this vcodec has "
-            f"{spec.sha256[:12]}; decode it with the vcodec version that encoded it"
+            f"the stream needs model {name!r} with weights {model_id[:12]}, this vcodec has "
+            f"{spec.sha256[: min(12, len(model_id))]}; decode it with the vcodec version that "
+            "encoded it"
         )
     return spec
 

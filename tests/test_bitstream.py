@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import zlib
+from dataclasses import replace
 
 import pytest
 
@@ -33,7 +34,11 @@ from vcodec.bitstream.errors import (
 from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "564358051401403019010002020200100004783236352000004d547d03"
+GOLDEN_HEADER = "564358061401403019010002020200100004783236352000000df9053a"
+# ... 01 model: 07 "post-v1", 04 its id 9ceb5558; 00 the empty encoder text; CRC32
+GOLDEN_HEADER_MODEL = (
+    "56435806210140301901000202020010000478323635200107706f73742d7631049ceb55580038ba5462"
+)
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
     (GopChunk(0, 0, 16, b"\x80"), "0204000010801937f0ae"),
@@ -65,6 +70,24 @@ def read_all(data: bytes) -> list:
 
 def test_header_golden_bytes() -> None:
     assert encode_header(HEADER).hex() == GOLDEN_HEADER
+    with_model = replace(HEADER, models={"post-v1": "9ceb5558"})
+    assert encode_header(with_model).hex() == GOLDEN_HEADER_MODEL
+
+
+@pytest.mark.parametrize(
+    ("version", "id_bytes", "ok"), [(6, 4, True), (5, 32, True), (6, 32, False), (5, 4, False)]
+)
+def test_model_ids_are_four_bytes_from_version_6(version, id_bytes, ok) -> None:
+    """Version 6 names a model by the first 4 bytes of its weights' sha256; 1-5 by all 32."""
+    header = replace(HEADER, models={"post-v1": "9c" * id_bytes})
+    meta = _metadata_body(header)
+    head = b"VCX" + bytes([version]) + ByteWriter().varint(len(meta)).getvalue() + meta
+    data = head + zlib.crc32(head).to_bytes(4, "little") + encode_chunk(End(0, 0))
+    if ok:
+        assert VcxReader(io.BytesIO(data)).header == header
+    else:
+        with pytest.raises(MalformedError, match=f"model id is not {32 + 4 - id_bytes} bytes"):
+            VcxReader(io.BytesIO(data))
 
 
 @pytest.mark.parametrize(("chunk", "golden"), GOLDEN_CHUNKS)
@@ -125,21 +148,23 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 6
-    with pytest.raises(UnsupportedVersionError, match="format version 6"):
+    data[3] = 7
+    with pytest.raises(UnsupportedVersionError, match="format version 7"):
         read_all(bytes(data))
 
 
-@pytest.mark.parametrize("version", [1, 2, 3, 4])
+@pytest.mark.parametrize("version", [1, 2, 3, 4, 5])
 def test_older_versions_are_still_read(version: int) -> None:
     """Versions 2 to 5 only added chunk contents (SAMPLES; the post strength and the temporal
-    step in the side info of streams that name post-v1 or predict-v1; WIENER chunks): an
-    older stream reads as it always did."""
+    step in the side info of streams that name post-v1 or predict-v1; WIENER chunks) and 6
+    shortened the model ids (this stream names no model): an older stream reads as it always
+    did."""
     data = bytearray(make_stream())
     data[3] = version
     head = len(encode_header(HEADER)) - 4
     data[head : head + 4] = zlib.crc32(bytes(data[:head])).to_bytes(4, "little")
     assert read_all(bytes(data)) == read_all(make_stream())
+    assert VcxReader(io.BytesIO(bytes(data))).version == version  # what the decoder reads by
 
 
 def test_samples_chunks_follow_their_gop_in_order() -> None:
@@ -223,7 +248,7 @@ def test_metadata_round_trip_with_models_and_colour() -> None:
         mode="pure",
         base_codec="av1",
         qp=40,
-        models={"recon": "ab" * 32, "post": "0f" * 32},
+        models={"recon": "ab" * 4, "post": "0f" * 4},
         encoder="vcodec 9.9",
     )
     assert VcxReader(io.BytesIO(encode_header(header) + encode_chunk(End(0, 0)))).header == header

@@ -9,7 +9,7 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vcodec.base_layer import BaseDecoder
+from vcodec.base_layer import BaseDecoder, BaseEncoder, drop_encoder_info
 from vcodec.bitstream.container import BaseData, StreamHeader, VcxReader, encode_header
 from vcodec.bitstream.errors import OutputExistsError, UnknownModelError, VcxError
 from vcodec.decoder import VcxDecoder, decode
@@ -87,6 +87,42 @@ def test_scale_one_is_the_bare_base_layer(tmp_path, clip_factory) -> None:
     assert 30 < psnr(stack(gops), vcx_y).mean() < 50
 
 
+@pytest.mark.parametrize("codec", ["x264", "x265"])
+def test_base_layer_drops_the_encoders_self_description(tmp_path, clip_factory, codec) -> None:
+    """The SEI that names the encoder and its options is dropped; the pictures are unchanged.
+
+    (One encode, its packets compared with and without the SEI: x265 is not bit-reproducible
+    on tiny frames with frame threads.)"""
+    info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 16))
+    encoder = BaseEncoder(codec, 64, 64, info.fps, 32, "medium", info=True)
+    packets = encoder.encode(gops[0]) + encoder.flush()
+    streams = {
+        True: b"".join(packets),
+        False: b"".join(drop_encoder_info(p, codec) for p in packets),
+    }
+    pictures = {}
+    for keep, stream in streams.items():
+        decoder = BaseDecoder(codec)
+        pictures[keep] = np.stack([f[0] for f in decoder.decode(stream) + decoder.flush()])
+    assert b"options" in streams[True] and b"options" not in streams[False]
+    assert len(streams[True]) - len(streams[False]) > 500
+    assert np.array_equal(pictures[True], pictures[False])
+    plain = BaseEncoder(codec, 64, 64, info.fps, 32, "medium")  # info=False: the default
+    assert b"options" not in b"".join(plain.encode(gops[0]) + plain.flush())
+
+
+def test_only_user_data_sei_is_dropped() -> None:
+    start = b"\x00\x00\x01"
+    slice_nal = start + b"\x65\x88\x84\x00\x33"
+    user_data = start + b"\x06\x05\x03abc\x80"  # one payload of type 5, 3 bytes
+    two = start + b"\x06\x05\x01a\x01\x01b\x80"  # type 5, then a type 1 (timing)
+    timing = start + b"\x06\x01\x01b\x80"
+    assert drop_encoder_info(user_data + slice_nal, "x264") == slice_nal
+    assert drop_encoder_info(two + timing + slice_nal, "x264") == two + timing + slice_nal
+    hevc_sei = start + b"\x4e\x01\x05\x02\x00\x00\x03\x80"  # 2 bytes 00 00 (escaped)
+    assert drop_encoder_info(b"\x00" + hevc_sei + slice_nal, "x265") == b"\x00" + slice_nal
+
+
 def test_wiener_filters_bring_the_base_layer_closer_to_the_source(tmp_path, clip_factory) -> None:
     """The decoder applies each GOP's WIENER chunk to the base layer it decodes; the encoder
     sends a filter only where it lowers the error, so the picture is never further from the
@@ -133,9 +169,12 @@ def test_unknown_model_is_refused(tmp_path, clip_factory) -> None:
     with open(tmp_path / "a.vcx", "rb") as f:
         reader = VcxReader(f)
         header, offset = reader.header, reader.offset
-    forged = encode_header(replace(header, models={"recon-v9": "ab" * 32})) + data[offset:]
+    forged = encode_header(replace(header, models={"recon-v9": "ab" * 4})) + data[offset:]
     with pytest.raises(UnknownModelError, match="recon-v9"):
         VcxDecoder(io.BytesIO(forged), "cpu")
+    other = encode_header(replace(header, models={"post-v1": "00" * 4})) + data[offset:]
+    with pytest.raises(UnknownModelError, match="post-v1' with weights 00000000"):
+        VcxDecoder(io.BytesIO(other), "cpu")
 
 
 def test_damage_leaves_no_output(tmp_path, clip_factory) -> None:

@@ -10,6 +10,7 @@ from vcodec.entropy import SymbolEncoder
 from vcodec.frames import Gop
 from vcodec.wiener import (
     LAYOUTS,
+    LUMA_TAPS,
     MODE_TABLE,
     OFF,
     REUSE,
@@ -18,6 +19,7 @@ from vcodec.wiener import (
     WienerEncoder,
     apply,
     apply_gop,
+    n_coefs,
     pack,
     taps,
 )
@@ -87,13 +89,26 @@ def test_damaged_payloads() -> None:
     assert len(LAYOUTS) + 2 == MODE_TABLE.size
 
 
-def test_payload_golden_bytes() -> None:
+def test_version_5_payload_golden_bytes() -> None:
+    """Before format version 6 a chroma filter had no luma taps: 7 coefficients a class."""
     coefs = np.zeros((1, 7), np.int64)
     coefs[0, :3] = (5, -3, 0)
     coefs[0, -1] = -130
     luma = PlaneFilter(0, np.array([list(range(-6, 7))]))
     payload = pack([(2, luma), (OFF, None), (2, PlaneFilter(0, coefs))])
     assert payload.hex() == "7572d3cd1b7eda829a785f47e252d89a"
+    filters = WienerDecoder(format_version=5).read(payload)
+    assert filters[2].coefs.tolist() == coefs.tolist()
+
+
+def test_payload_golden_bytes() -> None:
+    coefs = np.zeros((1, 19), np.int64)  # V: 6 taps, 12 luma taps, the offset
+    coefs[0, :3] = (5, -3, 0)
+    coefs[0, 6:8] = (9, -2)
+    coefs[0, -1] = -130
+    luma = PlaneFilter(0, np.array([list(range(-6, 7))]))
+    payload = pack([(2, luma), (OFF, None), (2, PlaneFilter(0, coefs))])
+    assert payload.hex() == "7572d3cd1b7eda829a785f47e165d0f37938867f"
     decoder = WienerDecoder()
     filters = decoder.read(payload)
     assert filters[1] is None
@@ -116,6 +131,29 @@ def test_plane_weights_follow_psnr_yuv() -> None:
     # chroma with an eighth of luma's SSE: each unit of it moves PSNR-YUV 8/6 as much
     assert plane_weights([800.0, 100.0, 100.0]) == pytest.approx([1.0, 8 / 6, 8 / 6])
     assert plane_weights([800.0, 1.0, 0.0]) == [1.0, WEIGHT_RANGE[1], 1.0]
+
+
+def test_chroma_filters_read_luma_detail() -> None:
+    """A chroma filter's luma taps: where the decoded chroma lost what luma still shows (here
+    chroma that follows luma's texture, decoded flat), the filter takes it back from luma."""
+    source, decoded = _blurred(frames=4)
+    detail = source.y[:, ::2, ::2].astype(float) - source.y.mean()
+    chroma = np.clip(np.round(128 + 0.3 * detail), 0, 255).astype(np.uint8)
+    source = Gop(source.y, chroma, source.v)
+    encoder, decoder = WienerEncoder(qp=37), WienerDecoder()
+    payload, filtered = encoder.encode_gop(source, decoded)
+    filters = decoder.read(payload)
+    assert filters[1] is not None and filters[1].coefs.shape[1] == n_coefs(1) == 19
+    assert np.array_equal(apply_gop(decoded, filters).u, filtered.u)
+    before, after = (np.mean((g.u.astype(float) - chroma) ** 2) for g in (decoded, filtered))
+    assert after < 0.5 * before
+    one = np.zeros((1, 19), np.int64)
+    one[0, 6 + LUMA_TAPS.index((0, 1))] = 128  # + (y right of the co-located one - y there)
+    y = np.zeros((1, 3, 5), np.uint8)
+    y[0, :, 1] = 10  # luma column 1: the right neighbour of chroma column 0's pixel (0)
+    flat = np.full((1, 2, 3), 100, np.uint8)
+    out = apply(flat, 2, PlaneFilter(0, one), y)
+    assert out[0].tolist() == [[110, 100, 100]] * 2  # y[2i, 2j + 1] - y[2i, 2j]: 10 at j = 0
 
 
 def test_classes_pick_the_coefficients() -> None:
