@@ -161,6 +161,8 @@ Chunk = Segment | GopChunk | BaseData | Samples | Wiener | Roi | AudioPiece | En
 def encode_header(header: StreamHeader) -> bytes:
     """Magic, format version, then the metadata block (FORMAT.md) and its CRC32."""
     h = header.validate()
+    if any(len(model_id) != 2 * MODEL_ID_BYTES for model_id in h.models.values()):
+        raise ValueError(f"a model id of this format version is {MODEL_ID_BYTES} bytes")
     w = ByteWriter().varint(METADATA_VERSION)
     for value in (h.width, h.height, h.fps_num, h.fps_den):
         w.varint(value)

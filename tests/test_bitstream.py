@@ -80,7 +80,8 @@ def test_header_golden_bytes() -> None:
 def test_model_ids_are_four_bytes_from_version_6(version, id_bytes, ok) -> None:
     """Version 6 names a model by the first 4 bytes of its weights' sha256; 1-5 by all 32."""
     header = replace(HEADER, models={"post-v1": "9c" * id_bytes})
-    meta = _metadata_body(header)
+    short = _metadata_body(replace(HEADER, models={"post-v1": "9c" * 4}))
+    meta = short.replace(b"\x04" + b"\x9c" * 4, bytes([id_bytes]) + b"\x9c" * id_bytes)
     head = b"VCX" + bytes([version]) + ByteWriter().varint(len(meta)).getvalue() + meta
     data = head + zlib.crc32(head).to_bytes(4, "little") + encode_chunk(End(0, 0))
     if ok:
@@ -88,6 +89,8 @@ def test_model_ids_are_four_bytes_from_version_6(version, id_bytes, ok) -> None:
     else:
         with pytest.raises(MalformedError, match=f"model id is not {32 + 4 - id_bytes} bytes"):
             VcxReader(io.BytesIO(data))
+    with pytest.raises(ValueError, match="4 bytes"):  # this version writes short ids only
+        encode_header(replace(HEADER, models={"post-v1": "9c" * 32}))
 
 
 @pytest.mark.parametrize(("chunk", "golden"), GOLDEN_CHUNKS)

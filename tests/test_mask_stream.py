@@ -75,7 +75,7 @@ def test_hybrid_without_masks_has_no_samples() -> None:
 def test_stream_with_other_weights_is_refused() -> None:
     data, _ = run(EncodeConfig(qp=32, mode="pure", device="cpu"), frames=4)
     reader = VcxReader(io.BytesIO(data))
-    models = dict(reader.header.models, **{"recon-v1": "00" * 32})
+    models = dict(reader.header.models, **{"recon-v1": "00" * 4})
     forged = encode_header(replace(reader.header, models=models)) + data[reader.offset :]
     with pytest.raises(UnknownModelError, match="recon-v1"):
         VcxDecoder(io.BytesIO(forged), "cpu")
