@@ -162,7 +162,7 @@ def encode(
             help="With --roi: low-pass the background as a down- and up-scale by 2 or 4 "
             "would, before the base layer codes it (1: leave it sharp)."
         ),
-    ] = 2,
+    ] = 4,
     device: Device = "auto",
     force: Force = False,
 ) -> None:

@@ -87,7 +87,7 @@ class EncodeConfig:
     roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
     # with --roi: the background is low-passed as a down- and up-scale by this factor would
     # leave it, before the base layer (seed 002's ROI downsampler; 1: left as it is)
-    background_scale: int = 2
+    background_scale: int = 4
 
     def validate(self) -> EncodeConfig:
         get_codec(self.base)
@@ -314,13 +314,13 @@ class _HybridEncoder:
                 if self.decodes:
                     self.local = BaseDecoder(self.config.base, self.base.extradata)
             roi = self.roi.find(gop) if self.roi is not None else None
+            if roi is not None:  # seed 002: from here on, the source is the reduced one
+                gop = soften_background(gop, roi, self.config.background_scale)
             if not self.decodes:
                 self._write_gop(gop, GopParams(scale=scale), roi)
             step = self._step(gop, scale, roi)
             height, width = coded_size(self.info.height, self.info.width, scale)
             coded = downscale_gop(pad_gop(coded_part(gop, step), height, width), scale, self.device)
-            if roi is not None:
-                coded = soften_background(coded, roi, scale, self.config.background_scale)
             if self.decodes:
                 self.waiting.append((gop, scale, step, roi))
             regions = qp_regions(roi, scale, coded.width, coded.height) if roi else None

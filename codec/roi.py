@@ -370,25 +370,22 @@ def qp_regions(roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegio
     return regions + [(0, 0, width, height, Fraction(BACKGROUND_QP_OFFSET, QP_RANGE))]
 
 
-def soften_background(gop: Gop, roi: RoiMap, scale: int, factor: int) -> Gop:
-    """Seed 002's reduction of the background: outside the ROI, the frames the base layer
-    codes (``gop``, the source padded and downscaled by ``scale``) are low-passed as a
-    ``factor``x down- and up-scale would leave them, so the legacy codec spends little on
-    background texture. ROI pixels are untouched; the blend ramps over ROI_BLOCK pixels
-    outside them. ``factor`` 1, a map without ROI or one that is all ROI: ``gop`` itself."""
+def soften_background(gop: Gop, roi: RoiMap, factor: int) -> Gop:
+    """Seed 002's reduction of the background: outside the ROI, the source frames are
+    low-passed as a ``factor``x down- and up-scale would leave them, so the legacy codec spends
+    little on background texture and the stages after it (masks, post strength, Wiener
+    filters) do not try to restore it. ROI pixels are untouched; the blend ramps over
+    ROI_BLOCK pixels outside them. ``factor`` 1, a map without ROI or one that is all ROI:
+    ``gop`` itself."""
     if factor <= 1 or not roi.cells.any() or roi.cells.all():
         return gop
-    full = roi.pixels(gop.height * scale, gop.width * scale)
-    keep = np.zeros((gop.height * scale, gop.width * scale), np.float32)
-    keep[: full.shape[0], : full.shape[1]] = full
-    keep_t = torch.from_numpy(keep[::scale, ::scale].copy())[None, None]
-    ramp = ROI_BLOCK // scale
-    keep_t = F.max_pool2d(keep_t, 2 * ramp + 1, 1, ramp)  # ROI grown by the ramp ...
-    keep_t = F.avg_pool2d(keep_t, 2 * ramp + 1, 1, ramp, count_include_pad=False)  # ... blended
+    keep = torch.from_numpy(roi.pixels(gop.height, gop.width).astype(np.float32))[None, None]
+    keep = F.max_pool2d(keep, 2 * ROI_BLOCK + 1, 1, ROI_BLOCK)  # ROI grown by the ramp ...
+    keep = F.avg_pool2d(keep, 2 * ROI_BLOCK + 1, 1, ROI_BLOCK, count_include_pad=False)  # ...
     planes = []
     for i, plane in enumerate(gop.planes()):
         x = torch.from_numpy(plane).float()[:, None]
-        weight = keep_t if i == 0 else F.interpolate(keep_t, size=x.shape[-2:], mode="area")
+        weight = keep if i == 0 else F.interpolate(keep, size=x.shape[-2:], mode="area")
         low = F.avg_pool2d(x, factor, ceil_mode=True)
         low = F.interpolate(low, size=x.shape[-2:], mode="bilinear", align_corners=False)
         out = weight * x + (1 - weight) * low
