@@ -19,7 +19,7 @@ from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
-# 5 WIENER chunks, 6 short model ids
+# 5 WIENER chunks, 6 short model ids and luma taps in the chroma Wiener filters
 FORMAT_VERSION = 6
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
