@@ -27,7 +27,8 @@ MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB
 AUDIO_PIECE_BYTES = 1 << 20  # audio is split into chunks of at most 1 MiB
 ANCILLARY_BIT = 0x80  # chunk types with this bit set may be skipped by a decoder that lacks them
-MODEL_ID_BYTES = 4  # a model id's bytes from version 6 (the whole sha256, 32, before)
+MODEL_ID_BYTES = 4  # a model id's bytes from SHORT_ID_VERSION (the whole sha256, 32, before)
+SHORT_ID_VERSION = 6
 MODES = ("hybrid", "pure")
 PIX_FMTS = ("yuv420p",)
 
@@ -211,7 +212,7 @@ def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
         raise MalformedError("metadata: unknown pixel format or mode")
     base_codec, qp = r.text(), r.varint()
     models = {r.text(): r.blob().hex() for _ in range(r.varint())}
-    id_bytes = MODEL_ID_BYTES if format_version >= 6 else 32
+    id_bytes = MODEL_ID_BYTES if format_version >= SHORT_ID_VERSION else 32
     if any(len(model_id) != 2 * id_bytes for model_id in models.values()):
         raise MalformedError(f"metadata: a model id is not {id_bytes} bytes")
     encoder = r.text()

@@ -287,7 +287,7 @@ class WienerEncoder:
         """The GOP's Wiener payload and the filtered prediction; (None, ``prediction``) where
         no filter saves more than its bits and the chunk's framing cost."""
         pairs = list(zip(source.planes(), prediction.planes(), strict=True))
-        lumas = [None, prediction.y, prediction.y]  # chroma filters read the unfiltered luma
+        lumas = _luma_inputs(prediction)
         stats = [
             _statistics(src, dec, radius, luma)
             for (src, dec), radius, luma in zip(pairs, RADII, lumas, strict=True)
@@ -407,9 +407,15 @@ class WienerDecoder:
         return out
 
 
+def _luma_inputs(gop: Gop) -> list[np.ndarray | None]:
+    """What each plane's filter reads besides the plane: for U and V, the GOP's unfiltered
+    luma (the encoder's and the decoder's prediction, before the Y filter)."""
+    return [None, gop.y, gop.y]
+
+
 def apply_gop(gop: Gop, filters: list[PlaneFilter | None]) -> Gop:
     """``gop`` with each plane through its filter (None: as it is)."""
-    lumas = [None, gop.y, gop.y]
+    lumas = _luma_inputs(gop)
     planes = [
         p if f is None else apply(p, radius, f, luma)
         for p, radius, f, luma in zip(gop.planes(), RADII, filters, lumas, strict=True)
