@@ -127,6 +127,13 @@ def encode(
             help="Hybrid: the decoder cleans the base layer with the post-processing net."
         ),
     ] = True,
+    post_model: Annotated[
+        str,
+        typer.Option(
+            help="The post-processing net: post-v1 (trained for PSNR) or post-task-v1 (fine-tuned "
+            "for a detector's features: task-aware coding)."
+        ),
+    ] = "post-v1",
     temporal: Annotated[
         bool,
         typer.Option(
@@ -174,7 +181,8 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search, post=post, temporal=temporal,
+            mode=mode, masks=masks, mask_search=mask_search, post=post, post_model=post_model,
+            temporal=temporal,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
@@ -329,7 +337,8 @@ def bench(
             "Wiener filters), vcx-params "
             "(--scale auto: the parameter module), vcx-exhaustive (RD-search masks), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
-            "not low-passed), vcx-pure (no base layer), x264, "
+            "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "
+            "(no base layer), x264, "
             "x265, x264-roi (x264 with vcx-roi's ROI maps and QP offsets)."
         ),
     ] = "vcx,x264,x265",

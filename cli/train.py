@@ -158,18 +158,32 @@ def post(
     data: Data = None,
     cache: Cache = None,
     frames: Annotated[int, typer.Option(min=3, help="Frames read from each clip.")] = 480,
+    base: Annotated[str, typer.Option(help="The base layer's codec the examples go through.")] = (
+        "x265"
+    ),
     init: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
     steps: Steps = 20000,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
+    task_detector: Annotated[
+        str | None,
+        typer.Option(
+            help="Task-driven training: onnx-nanodet:PATH (nanodet-m_416.onnx), whose FPN "
+            "features on the output are pulled towards those on the original."
+        ),
+    ] = None,
+    task_weight: Annotated[
+        float, typer.Option(min=0.0, help="Weight of the detector-feature loss beside the MSE.")
+    ] = 5000.0,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
     """Train the post-processing network (upscaled base layer -> frames, per QP and scale).
 
-    Examples: each clip through vcodec's own x265 base layer at --qp 22-47 (and at scale 2
+    Examples: each clip through vcodec's own base layer (--base) at --qp 22-47 (and at scale 2
     from 32 up); progress shows the batch's MSE gain over the plain base layer (levels^2).
     """
     with reported_errors():
+        from vcodec.bitstream.errors import InputError
         from vcodec.models.postprocess import PostNet
         from vcodec.train.common import load_weights, save_weights
         from vcodec.train.post import (
@@ -180,17 +194,26 @@ def post(
             train_post,
         )  # fmt: skip
 
-        config = PostDataConfig(frames=frames)
+        feature_loss = None
+        if task_detector is not None:
+            from vcodec.train.task import FeatureLoss
+
+            kind, _, path = task_detector.partition(":")
+            if kind != "onnx-nanodet" or not path:
+                raise InputError("--task-detector must be onnx-nanodet:PATH")
+            feature_loss = FeatureLoss(path)
+        config = PostDataConfig(frames=frames, base=base)
         dev, examples = _setup(
             out_path, force, device, data, cache, kind=PostExamples,
             build=lambda d, progress: build_post_examples(d, config, progress),
         )  # fmt: skip
         start = load_weights(init, PostNet) if init else None
+        train = PostTrainConfig(steps=steps, lr=lr, task_weight=task_weight if feature_loss else 0)
         bar, tick = _step_bar("post", steps)
         with bar:
             net = train_post(
-                examples, PostTrainConfig(steps=steps, lr=lr), init=start, device=dev,
-                progress=tick,
+                examples, train, init=start, device=dev, progress=tick,
+                task_loss=feature_loss.to(dev) if feature_loss else None,
             )  # fmt: skip
         _report("post-processing network", out_path, save_weights(net, out_path, force=force))
 

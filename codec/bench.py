@@ -52,6 +52,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
     "vcx-roi-sharp": {"roi": "motion", "background_scale": 1},
+    "vcx-roi-task": {"roi": "motion", "post_model": "post-task-v1"},
     "vcx-pure": {"mode": "pure"},
 }
 ANCHORS = ("x264", "x265")
@@ -60,7 +61,7 @@ ROI_ANCHORS = ("x264-roi",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-exhaustive",
-    "vcx-roi", "vcx-roi-sharp",
+    "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
 )  # fmt: skip
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")

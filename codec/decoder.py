@@ -34,7 +34,7 @@ from .frames import Gop, VideoInfo
 from .io import open_writer, output_format
 from .masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
 from .params import GopParams, base_qp
-from .postprocess import POST_MODEL, PostProcessor, blend
+from .postprocess import PostProcessor, blend, post_model
 from .predict import PREDICT_MODEL, FramePredictor, coded_frames
 from .resample import coded_size, crop_gop, upscale_gop
 from .roi import RoiMap, read_roi
@@ -65,11 +65,13 @@ class VcxDecoder:
         elif self.pure:
             raise MalformedError("a pure-mode stream must name the mask codec's models")
         self.post: PostProcessor | None = None
-        if POST_MODEL in self.header.models:
+        post = post_model(self.header.models)
+        if post is not None:
             if self.pure:
                 raise MalformedError("a pure-mode stream has no base layer to post-process")
             # float64 where the output is the mask codec's prediction (as the encoder made it)
-            self.post = PostProcessor(self.device, RECON_DTYPE if self.masks else torch.float32)
+            dtype = RECON_DTYPE if self.masks else torch.float32
+            self.post = PostProcessor(self.device, dtype, name=post)
         self.predictor: FramePredictor | None = None
         if PREDICT_MODEL in self.header.models:
             if self.pure:

@@ -36,7 +36,7 @@ from .io import open_video, read_audio
 from .masks import MASK_MODELS, MASK_SEARCHES, RECON_DTYPE, MaskCodec, held_prediction
 from .metrics import yuv_mse
 from .params import POST_STRENGTHS, SCALES, GopParams, ParamModule, base_qp
-from .postprocess import POST_MODEL, PostProcessor, best_strength, blend
+from .postprocess import POST_MODEL, POST_MODELS, PostProcessor, best_strength, blend, post_model
 from .predict import (
     PREDICT_MODEL,
     TEMPORAL_MARGIN,
@@ -78,6 +78,7 @@ class EncodeConfig:
     masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
     mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
     post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
+    post_model: str = POST_MODEL  # which one (POST_MODELS): post-task-v1 for detection
     # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
     temporal: bool = True
     # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
@@ -109,6 +110,8 @@ class EncodeConfig:
             raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
         if self.roi in ("yolo", "nanodet") and not self.roi_model:
             raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
+        if self.post_model not in POST_MODELS:
+            raise InputError(f"--post-model must be one of {', '.join(POST_MODELS)}")
         if self.background_scale not in BACKGROUND_SCALES:
             raise InputError(
                 f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"
@@ -200,7 +203,7 @@ def encode_gops(
         if masks is not None and not hybrid.samples_on:
             unused |= set(MASK_MODELS)
         if _post(config) and not hybrid.post_on:
-            unused.add(POST_MODEL)
+            unused.add(config.post_model)
         if _temporal(config) and not hybrid.temporal_on:
             unused.add(PREDICT_MODEL)
         if unused:
@@ -229,16 +232,16 @@ def _without(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
     chunks, all off), the post-processing network's (its strength symbol, all 0) and the
     frame-prediction network's (its temporal step symbol, all 1)."""
     reader = VcxReader(stream)
-    post = POST_MODEL in reader.header.models
+    post = post_model(reader.header.models)
     predict = PREDICT_MODEL in reader.header.models
     models = {k: v for k, v in reader.header.models.items() if k not in unused}
     writer = VcxWriter(out, replace(reader.header, models=models))
     for chunk in reader:
         if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
             continue
-        if isinstance(chunk, GopChunk) and unused & {POST_MODEL, PREDICT_MODEL}:
-            params = GopParams.unpack(chunk.side_info, post=post, predict=predict)
-            if POST_MODEL in unused:
+        if isinstance(chunk, GopChunk) and unused & {post, PREDICT_MODEL}:
+            params = GopParams.unpack(chunk.side_info, post=post is not None, predict=predict)
+            if post in unused:
                 params = replace(params, post=None)
             if PREDICT_MODEL in unused:
                 params = replace(params, step=None)
@@ -285,7 +288,7 @@ class _HybridEncoder:
         # the prediction the samples are coded over is post-processed in float64, so that the
         # decoder, on any device, rounds it alike
         dtype = RECON_DTYPE if masks else torch.float32
-        self.post = PostProcessor(device, dtype) if _post(config) else None
+        self.post = PostProcessor(device, dtype, name=config.post_model) if _post(config) else None
         self.predictor = FramePredictor(device, dtype) if _temporal(config) else None
         self.wiener = WienerEncoder(config.qp) if _wiener(config) else None
         self.base_error: float | None = None  # the base layer's MSE on the last decoded GOP
@@ -431,7 +434,7 @@ def _post(config: EncodeConfig) -> bool:
 
 
 def _header(info: VideoInfo, config: EncodeConfig, masks: bool) -> StreamHeader:
-    models = [POST_MODEL] if _post(config) else []
+    models = [config.post_model] if _post(config) else []
     models += [PREDICT_MODEL] if _temporal(config) else []
     models += list(MASK_MODELS) if masks else []
     return StreamHeader(

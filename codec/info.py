@@ -21,7 +21,7 @@ from vcodec.bitstream.container import (
 
 from .decoder import open_vcx
 from .params import GopParams
-from .postprocess import POST_MODEL
+from .postprocess import post_model
 from .predict import PREDICT_MODEL
 from .roi import RoiMap, read_roi
 from .wiener import WienerDecoder
@@ -37,7 +37,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         scales: Counter[int] = Counter()
         strengths: Counter[float] = Counter()
         steps: Counter[int] = Counter()
-        post = POST_MODEL in reader.header.models
+        post = post_model(reader.header.models) is not None
         predict = PREDICT_MODEL in reader.header.models
         rois: list[RoiMap] = []
         wiener = WienerDecoder(reader.version)

@@ -8,6 +8,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcodec.bitstream.errors import MalformedError
 from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADIUS, condition
 from vcodec.models.registry import load
 
@@ -15,7 +16,10 @@ from .frames import Gop
 from .metrics import yuv_mse
 from .params import POST_STRENGTHS
 
-POST_MODEL = "post-v1"  # the registry name a stream's header carries when the stage is on
+POST_MODEL = "post-v1"  # the default post-processing network (its registry name)
+# every network the stage can run, the one a stream's header names: post-task-v1 is post-v1
+# fine-tuned with a detector-feature loss (task-driven training, seed 003)
+POST_MODELS = (POST_MODEL, "post-task-v1")
 FRAMES_PER_PASS = 4  # frames through the network at once (bounded memory)
 TILE_ROWS = 256  # luma rows per stripe (a multiple of 4)
 TILE_HALO = RECEPTIVE_RADIUS  # luma rows of context above and below a stripe: the whole reach
@@ -33,9 +37,10 @@ class PostProcessor:
         device: torch.device,
         dtype: torch.dtype = torch.float32,
         net: torch.nn.Module | None = None,
+        name: str = POST_MODEL,
     ) -> None:
         self.device, self.dtype = device, dtype
-        shared = net if net is not None else load(POST_MODEL)
+        shared = net if net is not None else load(name)
         self.net = copy.deepcopy(shared).to(device=device, dtype=dtype).eval()
 
     @torch.no_grad()
@@ -85,6 +90,15 @@ class PostProcessor:
             a, b = top - lo, bottom - lo
             parts.append((res[0][:, a:b], res[1][:, a // 2 : b // 2], res[2][:, a // 2 : b // 2]))
         return [torch.cat(p, dim=1) for p in zip(*parts, strict=True)]
+
+
+def post_model(models: dict[str, str]) -> str | None:
+    """The post-processing network a stream header's ``models`` name, if any; MalformedError
+    if more than one."""
+    named = [m for m in models if m in POST_MODELS]
+    if len(named) > 1:
+        raise MalformedError(f"the stream names two post-processing networks: {named}")
+    return named[0] if named else None
 
 
 def _padded(plane: np.ndarray, size: tuple[int, int], device, dtype) -> torch.Tensor:

@@ -74,6 +74,12 @@ REGISTRY: dict[str, ModelSpec] = {
             PostNet,
         ),
         ModelSpec(
+            "post-task-v1",
+            "post-task-v1.pt",
+            "251b0cb171c82b9587a40c31b6fdaa5b4939f27f027103fa361604de27465594",
+            PostNet,
+        ),
+        ModelSpec(
             "predict-v1",
             "predict-v1.pt",
             "6bf186e4cd0d9aa54b5de48c7521af9c03e8c0c60ccf883a72fd7c2659775cb7",

@@ -117,11 +117,17 @@ def build_examples(
 
 
 def base_layer(
-    gops: list[Gop], info: VideoInfo, qp: int, scale: str = "1", post: bool = False
+    gops: list[Gop],
+    info: VideoInfo,
+    qp: int,
+    scale: str = "1",
+    post: bool = False,
+    base: str = "x265",
 ) -> Iterator[Gop]:
     """The upscaled base layer vcodec decodes for ``gops`` at ``qp`` and ``scale`` with masks
     off: the prediction hybrid mode codes samples over (``post``: after the post-processing
-    network), or the post-processing network's input (``post`` False)."""
+    network), or the post-processing network's input (``post`` False). ``base``: the base
+    layer's codec."""
     from ..decoder import VcxDecoder
     from ..encoder import EncodeConfig, encode_gops
 
@@ -130,7 +136,7 @@ def base_layer(
         iter(gops),
         info,
         buf,
-        EncodeConfig(qp=qp, scale=scale, masks=False, post=post, device="cpu"),
+        EncodeConfig(qp=qp, base=base, scale=scale, masks=False, post=post, device="cpu"),
     )
     buf.seek(0)
     yield from VcxDecoder(buf, "cpu").gops()

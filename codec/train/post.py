@@ -27,6 +27,7 @@ class PostDataConfig:
     crops_per_gop: int = 16  # crops per GOP and (QP, scale)
     qps: tuple[int, ...] = (22, 27, 32, 37, 42, 47)  # the --qp values the base layer is made at
     scale2_min_qp: int = 32  # scale 2 is also made from this --qp up
+    base: str = "x265"  # the base layer's codec
     seed: int = 0
 
 
@@ -68,7 +69,7 @@ def build_post_examples(
             continue
         for qp in config.qps:
             for scale in (1, 2) if qp >= config.scale2_min_qp else (1,):
-                coded = base_layer(gops, reader.info, qp, str(scale))
+                coded = base_layer(gops, reader.info, qp, str(scale), base=config.base)
                 for gop, pred in zip(gops, coded, strict=True):
                     for _ in range(config.crops_per_gop):
                         parts.append(_crop(gop, pred, base_qp(qp, scale), scale, config.crop, rng))
@@ -103,6 +104,9 @@ class PostTrainConfig:
     steps: int = 20000
     batch: int = 16
     lr: float = 1e-3
+    # task-driven training (seed 003): this weight on a detector-feature loss (train/task.py),
+    # added to the MSE; 0: off
+    task_weight: float = 0.0
     seed: int = 0
 
 
@@ -135,11 +139,14 @@ def train_post(
     device: torch.device = CPU,
     progress: Callable[[int, float], None] | None = None,
     window: Callable[[torch.Tensor], torch.Tensor] | None = None,
+    task_loss: Callable[[tuple, tuple], torch.Tensor] | None = None,
 ) -> PostNet:
-    """Train (or fine-tune ``init``) to minimise PSNR-YUV-weighted MSE; progress gets the
-    step and the batch's gain in MSE over the network's middle input frame (levels^2).
-    ``window``: what becomes of each plane's [B, 3, H, W] frames before the network (the
-    frame predictor's training replaces the middle one, train/predict.py)."""
+    """Train (or fine-tune ``init``) to minimise PSNR-YUV-weighted MSE, plus
+    ``config.task_weight`` times ``task_loss(out, target)`` where given (both (y, u, v)
+    batches); progress gets the step and the batch's gain in MSE over the network's middle
+    input frame (levels^2). ``window``: what becomes of each plane's [B, 3, H, W] frames
+    before the network (the frame predictor's training replaces the middle one,
+    train/predict.py)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net = (init or PostNet()).to(device).train()
@@ -152,7 +159,10 @@ def train_post(
         )
         if window is not None:
             py, pu, pv = (window(p) for p in (py, pu, pv))
-        loss = weighted_mse(net(py, pu, pv, cond), (xy, xu, xv))
+        out = net(py, pu, pv, cond)
+        mse = loss = weighted_mse(out, (xy, xu, xv))
+        if task_loss is not None and config.task_weight:
+            loss = mse + config.task_weight * task_loss(out, (xy, xu, xv))
         opt.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(net.parameters(), 1.0)
@@ -161,5 +171,5 @@ def train_post(
         if progress:
             with torch.no_grad():
                 before = weighted_mse((py[:, mid], pu[:, mid], pv[:, mid]), (xy, xu, xv))
-            progress(step + 1, (before - loss).item())
+            progress(step + 1, (before - mse).item())
     return net.eval()
