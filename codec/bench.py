@@ -49,6 +49,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-notemporal": {"temporal": False},
     "vcx-nowiener": {"wiener": False},
     "vcx-params": {"scale": "auto"},
+    "vcx-s2": {"scale": "2"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
     "vcx-roi-sharp": {"roi": "motion", "background_scale": 1},
@@ -60,8 +61,8 @@ ANCHORS = ("x264", "x265")
 ROI_ANCHORS = ("x264-roi",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
-    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-exhaustive",
-    "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
+    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-s2",
+    "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
 )  # fmt: skip
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)
 DEFAULT_CODECS = ("vcx", "x264", "x265")

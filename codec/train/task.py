@@ -22,15 +22,15 @@ from vcodec.bitstream.errors import InputError
 
 from ..detectors import NANODET_MEAN, NANODET_STD
 
-# the nodes NanoDet-m's graph ends its FPN with, before the heads: found as the inputs of the
-# first Conv of each head (they are the Add outputs the heads read)
+# the operators of nanodet-m_416.onnx's graph, the only ones this interpreter runs
 _OPS = {"Conv", "LeakyRelu", "MaxPool", "Concat", "Reshape", "Transpose", "Split", "Resize", "Add",
         "Sigmoid"}  # fmt: skip
 
 
 class NanoDetFeatures(nn.Module):
-    """NanoDet-m's FPN features [B, 96, H/s, W/s] for s = 8, 16, 32 of a normalised BGR batch
-    [B, 3, H, W] (H, W multiples of 32). Frozen: no parameter trains."""
+    """NanoDet-m's FPN features [B, 96, H/s, W/s] for s = 8, 16, 32 of a BGR batch [B, 3, H, W]
+    (H, W multiples of 32). The FPN's outputs are the additions the heads' first convolutions
+    read. Frozen: no parameter trains."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
@@ -149,7 +149,7 @@ def yuv_to_bgr(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tenso
 
 class FeatureLoss(nn.Module):
     """Mean over the three FPN levels of the squared feature difference, each normalised by
-    the original's mean square there (so that levels and crops weigh alike)."""
+    the original's mean square over the batch there (so that the levels weigh alike)."""
 
     def __init__(self, path: str | Path) -> None:
         super().__init__()
