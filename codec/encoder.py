@@ -293,6 +293,7 @@ class _HybridEncoder:
         self.wiener = WienerEncoder(config.qp) if _wiener(config) else None
         self.base_error: float | None = None  # the base layer's MSE on the last decoded GOP
         self.params = ParamModule() if config.scale == "auto" else None
+        self.stream_scale: int | None = None  # --scale auto: the module's choice, once made
         self.roi = roi_finder(config.roi, config.roi_model, str(device))
         self.last_roi: RoiMap | None = None  # the previous GOP's map: the next one's context
         self.base: BaseEncoder | None = None
@@ -335,9 +336,14 @@ class _HybridEncoder:
         self._end_segment()
 
     def _scale(self, gop: Gop) -> int:
+        """--scale, or with auto the parameter module's choice on the stream's first GOP,
+        kept for the whole stream: the module was trained on whole-stream choices, and each
+        change of scale starts a segment (an I-frame)."""
         if self.config.scale != "auto":
             return int(self.config.scale)
-        return self.params.scale(gop, self.config.qp)
+        if self.stream_scale is None:
+            self.stream_scale = self.params.scale(gop, self.config.qp)
+        return self.stream_scale
 
     def _step(self, gop: Gop, scale: int, roi: RoiMap | None) -> int:
         """Step 2 where the source's dropped frames are more predictable than the base layer's

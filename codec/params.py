@@ -83,6 +83,7 @@ def base_qp(qp: int, scale: int) -> int:
 
 
 PARAMS_MODEL = "params-v1"  # the encoder's parameter module (the decoder never needs it)
+PARAMS_MIN_QP = 27  # the lowest --qp in its training database (train/params.py): below, s = 1
 FEATURE_FRAMES = 4  # luma frames of a GOP the features look at (evenly spread)
 
 
@@ -119,4 +120,7 @@ class ParamModule:
 
     @torch.no_grad()
     def scale(self, gop: Gop, qp: int) -> int:
+        """s for ``gop`` under --qp ``qp``; 1 below the QPs the module was trained at."""
+        if qp < PARAMS_MIN_QP:
+            return 1
         return SCALES[int(self.net(gop_features(gop, qp)[None]).argmax())]

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import io
+
 import numpy as np
 import torch
+from test_mask_stream import clip
 from test_postprocess import random_gop
 from typer.testing import CliRunner
 
+from vcodec.bitstream.container import Segment, VcxReader
 from vcodec.cli.main import app
+from vcodec.encoder import EncodeConfig, encode_gops
 from vcodec.models.params import FEATURES, ParamNet
-from vcodec.params import SCALES, ParamModule, gop_features
+from vcodec.params import PARAMS_MIN_QP, SCALES, ParamModule, gop_features
 from vcodec.train.params import ParamsDatabase, choice_report
 
 
@@ -29,6 +34,23 @@ def test_features_are_bounded_and_see_detail() -> None:
 def test_shipped_module_picks_a_scale() -> None:
     module = ParamModule()
     assert module.scale(random_gop(16, 48, 64), 32) in SCALES
+    assert module.scale(random_gop(16, 48, 64), PARAMS_MIN_QP - 1) == 1  # below its training
+
+
+def test_auto_scale_is_chosen_once_per_stream(monkeypatch) -> None:
+    """--scale auto: the module decides on the first GOP and the stream keeps that scale (one
+    segment), whatever it would say of later GOPs."""
+    choices = iter([2, 1, 1])
+    monkeypatch.setattr("vcodec.params.ParamModule.scale", lambda self, gop, qp: next(choices))
+    info, gops = clip(192, 144, 40)
+
+    def segments(scale: str) -> list[tuple[int, int]]:
+        buf = io.BytesIO()
+        encode_gops(gops, info, buf, EncodeConfig(qp=37, scale=scale, masks=False, device="cpu"))
+        chunks = VcxReader(io.BytesIO(buf.getvalue()))
+        return [(c.width, c.height) for c in chunks if isinstance(c, Segment)]
+
+    assert segments("auto") == segments("2") != segments("1")  # one segment, at s = 2
 
 
 def test_choice_report() -> None:

@@ -123,10 +123,11 @@ def test_best_strength_and_blend() -> None:
 
 
 def test_scale_switches_with_late_gop_chunks(monkeypatch) -> None:
-    """The parameter module may change s from GOP to GOP: each change starts a segment, and
-    with post-processing every GOP chunk comes after its frames but before the next segment."""
+    """A stream may change s from GOP to GOP (the encoder's --scale auto does not, today):
+    each change starts a segment, and with post-processing every GOP chunk comes after its
+    frames but before the next segment."""
     choices = iter([1, 2, 1])
-    monkeypatch.setattr("vcodec.params.ParamModule.scale", lambda self, gop, qp: next(choices))
+    monkeypatch.setattr("vcodec.encoder._HybridEncoder._scale", lambda self, gop: next(choices))
     info, gops = clip(64, 48, 40)
     buf = io.BytesIO()
     encode_gops(gops, info, buf, EncodeConfig(qp=37, scale="auto", masks=False, device="cpu"))
