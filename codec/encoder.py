@@ -68,8 +68,9 @@ class EncodeConfig:
 
     qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
     base: str = "x265"  # base-layer codec: x265, x264, av1
-    # "1", "2", or "auto": the parameter module per GOP (not the default: on the held-out
-    # clips its s = 2 choices cost +5 % BD-rate in `vcodec bench`, models/README.md)
+    # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP (not
+    # the default: on the held-out clips it wins at low rates and loses at --qp 22-42,
+    # models/README.md)
     scale: str = "1"
     preset: str = "medium"  # base-layer encoder preset
     frames: int | None = None  # encode at most this many frames
