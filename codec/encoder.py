@@ -235,16 +235,17 @@ def _without(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
     reader = VcxReader(stream)
     post = post_model(reader.header.models)
     predict = PREDICT_MODEL in reader.header.models
+    drop_post, drop_step = post is not None and post in unused, PREDICT_MODEL in unused
     models = {k: v for k, v in reader.header.models.items() if k not in unused}
     writer = VcxWriter(out, replace(reader.header, models=models))
     for chunk in reader:
         if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
             continue
-        if isinstance(chunk, GopChunk) and unused & {post, PREDICT_MODEL}:
+        if isinstance(chunk, GopChunk) and (drop_post or drop_step):
             params = GopParams.unpack(chunk.side_info, post=post is not None, predict=predict)
-            if post in unused:
+            if drop_post:
                 params = replace(params, post=None)
-            if PREDICT_MODEL in unused:
+            if drop_step:
                 params = replace(params, step=None)
             chunk = replace(chunk, side_info=params.pack())
         writer.write(chunk)
