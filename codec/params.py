@@ -83,7 +83,7 @@ def base_qp(qp: int, scale: int) -> int:
 
 
 PARAMS_MODEL = "params-v1"  # the encoder's parameter module (the decoder never needs it)
-PARAMS_MIN_QP = 27  # the lowest --qp in its training database (train/params.py): below, s = 1
+PARAMS_MIN_QP = 27  # the lowest --qp of its training database (train/params.py); below, s = 1
 FEATURE_FRAMES = 4  # luma frames of a GOP the features look at (evenly spread)
 
 

@@ -24,7 +24,7 @@ from vcodec.models.params import ParamNet
 from ..frames import GOP_SIZE, Gop, VideoInfo
 from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
-from ..params import SCALES, gop_features
+from ..params import PARAMS_MIN_QP, SCALES, gop_features
 from ..samples import base_lambda
 from .data import CPU, ArraySet, find_clips
 
@@ -32,7 +32,7 @@ from .data import CPU, ArraySet, find_clips
 @dataclass(frozen=True)
 class ParamsDataConfig:
     frames: int = 64  # frames read from the start of each clip (full GOPs only)
-    qps: tuple[int, ...] = (27, 32, 37, 42, 47)
+    qps: tuple[int, ...] = (PARAMS_MIN_QP, 32, 37, 42, 47)  # the module says s = 1 below
 
 
 @dataclass

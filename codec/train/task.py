@@ -13,7 +13,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import numpy as np
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -163,26 +162,3 @@ class FeatureLoss(nn.Module):
             (g - r).square().mean() / r.square().mean().clamp_min(1e-6)
             for g, r in zip(got, ref, strict=True)
         ) / len(ref)
-
-
-def check_features(path: str | Path, size: int = 416) -> float:
-    """Largest gap between this interpreter's outputs of the whole graph and OpenCV's run of
-    the same file, on a random image (the test of the port)."""
-    import cv2
-
-    rng = np.random.default_rng(0)
-    image = rng.integers(0, 256, (1, 3, size, size)).astype(np.float32)
-    ours = NanoDetFeatures(path)
-    with torch.no_grad():
-        got = ours(torch.from_numpy(image), whole=True)
-    net = cv2.dnn.readNet(str(path))
-    blob = (image - np.array(NANODET_MEAN, np.float32).reshape(1, 3, 1, 1)) / np.array(
-        NANODET_STD, np.float32
-    ).reshape(1, 3, 1, 1)
-    net.setInput(blob)
-    names = list(net.getUnconnectedOutLayersNames())
-    ref = dict(zip(names, net.forward(names), strict=True))
-    return max(
-        float(np.abs(g.numpy().ravel() - np.asarray(ref[n]).ravel()).max())
-        for g, n in zip(got, ours.graph_outputs, strict=True)
-    )
