@@ -108,8 +108,12 @@ def encode(
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
     base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
     scale: Annotated[
-        str, typer.Option(help="Base-layer down-scaling: 1, 2, or auto (the parameter module).")
-    ] = "1",
+        str,
+        typer.Option(
+            help="Base-layer down-scaling: 1, 2, or auto (the parameter module picks 1 or 2 "
+            "for the stream from its first GOP and --qp)."
+        ),
+    ] = "auto",
     preset: Annotated[str, typer.Option(help="Base-layer encoder preset.")] = "medium",
     frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
     mode: Annotated[
@@ -334,8 +338,8 @@ def bench(
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
-            "Wiener filters), vcx-params "
-            "(--scale auto: the parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
+            "Wiener filters), vcx-noparams "
+            "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
             "masks), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
             "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "

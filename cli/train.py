@@ -269,16 +269,25 @@ def params(
     cache: Annotated[
         Path | None, typer.Option(help="RD database (.npz): read if it exists, else written.")
     ] = None,
-    frames: Annotated[int, typer.Option(min=16, help="Frames read from each clip.")] = 64,
+    frames: Annotated[int, typer.Option(min=16, help="Frames of each coded window.")] = 64,
+    window_stride: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="Frames between the starts of a clip's windows (each coded as a stream of its "
+            "own, while the clip lasts); 0: the first window alone.",
+        ),
+    ] = 320,
     steps: Steps = 5000,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
     """Train the parameter module (GOP features -> scale) on an RD database.
 
-    The database codes the first --frames frames of each clip as one stream at --qp 27-47, at
-    scale 1 and 2, with the shipped post-processing network, and keeps each way's RD cost;
-    progress shows the weighted cross-entropy of the cheaper choice.
+    The database codes windows of --frames frames of each clip as one stream at --qp 22-50, at
+    scale 1 and 2, with the shipped post-processing network; the best scale at a QP is the one
+    whose point lies above the other scale's RD curve. Progress shows the weighted
+    cross-entropy of that choice.
     """
     with reported_errors():
         import torch
@@ -293,7 +302,7 @@ def params(
             train_params,
         )  # fmt: skip
 
-        config = ParamsDataConfig(frames=frames)
+        config = ParamsDataConfig(frames=frames, window_stride=window_stride)
         dev, db = _setup(
             out_path, force, device, data, cache, kind=ParamsDatabase,
             build=lambda d, progress: build_params_database(d, config, progress),
@@ -306,7 +315,7 @@ def params(
         report = choice_report(db, choice)
         err.print(
             f"on its {len(db)} training rows: same choice as the search on "
-            f"{report['agree_pct']:.0f} %, RD cost +{report['cost_pct']:.2f} % "
-            f"({report['cost_db']:.3f} dB mean, {report['worst_db']:.3f} dB worst)"
+            f"{report['agree_pct']:.0f} %, PSNR-YUV given away at equal rate "
+            f"{report['mean_db']:.3f} dB mean, {report['worst_db']:.3f} dB worst"
         )
         _report("parameter module", out_path, save_weights(net, out_path, force=force))

@@ -48,7 +48,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-nopost": {"post": False},
     "vcx-notemporal": {"temporal": False},
     "vcx-nowiener": {"wiener": False},
-    "vcx-params": {"scale": "auto"},
+    "vcx-noparams": {"scale": "1"},
     "vcx-s2": {"scale": "2"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
     "vcx-roi": {"roi": "motion"},
@@ -61,7 +61,7 @@ ANCHORS = ("x264", "x265")
 ROI_ANCHORS = ("x264-roi",)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
-    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-params", "vcx-s2",
+    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-nowiener", "vcx-noparams", "vcx-s2",
     "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
 )  # fmt: skip
 CODECS = (*VCX_VARIANTS, *ANCHORS, *ROI_ANCHORS)

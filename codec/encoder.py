@@ -68,10 +68,8 @@ class EncodeConfig:
 
     qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
     base: str = "x265"  # base-layer codec: x265, x264, av1
-    # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP (not
-    # the default: on the held-out clips it wins at low rates and loses at --qp 22-42,
-    # models/README.md)
-    scale: str = "1"
+    # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
+    scale: str = "auto"
     preset: str = "medium"  # base-layer encoder preset
     frames: int | None = None  # encode at most this many frames
     device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda
@@ -340,11 +338,13 @@ class _HybridEncoder:
     def _scale(self, gop: Gop) -> int:
         """--scale, or with auto the parameter module's choice on the stream's first GOP,
         kept for the whole stream: the module was trained on whole-stream choices, and each
-        change of scale starts a segment (an I-frame)."""
+        change of scale starts a segment (an I-frame). With --roi, auto is s = 1: the regions
+        of interest keep their full resolution (seed 002), only the background is reduced."""
         if self.config.scale != "auto":
             return int(self.config.scale)
         if self.stream_scale is None:
-            self.stream_scale = self.params.scale(gop, self.config.qp)
+            roi = self.config.roi != "none"
+            self.stream_scale = 1 if roi else self.params.scale(gop, self.config.qp)
         return self.stream_scale
 
     def _step(self, gop: Gop, scale: int, roi: RoiMap | None) -> int:

@@ -82,8 +82,8 @@ def base_qp(qp: int, scale: int) -> int:
     return max(0, qp - BASE_QP_OFFSET[scale])
 
 
-PARAMS_MODEL = "params-v1"  # the encoder's parameter module (the decoder never needs it)
-PARAMS_MIN_QP = 27  # the lowest --qp of its training database (train/params.py); below, s = 1
+PARAMS_MODEL = "params-v2"  # the encoder's parameter module (the decoder never needs it)
+PARAMS_MIN_QP = 22  # the lowest --qp of its training database (train/params.py); below, s = 1
 FEATURE_FRAMES = 4  # luma frames of a GOP the features look at (evenly spread)
 
 
@@ -113,7 +113,7 @@ def gop_features(gop: Gop, qp: int) -> torch.Tensor:
 
 
 class ParamModule:
-    """Picks each GOP's scale with the shipped ``params-v1`` (or a given network)."""
+    """Picks a GOP's scale with the shipped parameter module (or a given network)."""
 
     def __init__(self, net: torch.nn.Module | None = None) -> None:
         self.net = copy.deepcopy(net if net is not None else load(PARAMS_MODEL)).float().eval()

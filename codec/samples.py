@@ -36,15 +36,14 @@ def rd_lambda(qp: int) -> float:
 
 
 # The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
-# median over the clips of the parameter module's training database: 4.9, 6.7, 7.9 and 6.9
-# times rd_lambda. With rd_lambda itself, too shallow, that search found s = 1 best nearly
-# everywhere.
+# median over the clips of the parameter module's first training database (7 clips): 4.9, 6.7,
+# 7.9 and 6.9 times rd_lambda.
 BASE_LAMBDA_FACTOR = 6.8
 
 
 def base_lambda(qp: int) -> float:
     """The exchange rate of the base layer's bits for SSE: D + base_lambda * R (bits) is what
-    the choices made around it (scale, Wiener filters) minimise."""
+    the Wiener filters' choices minimise."""
     return BASE_LAMBDA_FACTOR * rd_lambda(qp)
 
 

@@ -86,9 +86,9 @@ REGISTRY: dict[str, ModelSpec] = {
             PostNet,
         ),
         ModelSpec(
-            "params-v1",
-            "params-v1.pt",
-            "445d06566484b915ae4e7348e569aa58a2e3ba70cb1a22d8bc7ceb4d8d56f9bc",
+            "params-v2",
+            "params-v2.pt",
+            "f5b78df190c2a41cb457f053cb1aba000e9b6bbb9d9e45958ee0adb6b40a32b3",
             ParamNet,
         ),
     )

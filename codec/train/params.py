@@ -1,17 +1,16 @@
-"""`vcodec train params`: the parameter module, on the best scale found by coding GOPs both ways.
+"""`vcodec train params`: the parameter module, on the best scale found by coding streams both ways.
 
-The database: the first frames of each clip, at each --qp, are coded as one stream (masks off,
-post-processing on, as the encoder ships) at s = 1 and at s = 2; each way's RD cost
-is J = D + lambda(qp) R (D: PSNR-YUV-weighted sum of squared errors, R: the stream's bits, lambda:
-the base layer's own RD slope, `samples.base_lambda`: BASE_LAMBDA_FACTOR x the mask codec's
-x264-style Lagrangian).
-The module learns to pick the cheaper one.
+The database: the first frames of each clip, at each --qp of a sweep, are coded as one stream
+(masks off, post-processing on, as the encoder ships) at every scale, which gives each scale an
+RD curve per clip. A scale's point is scored by how far it lies below the best of the other
+scales' curves at its own rate (dB of PSNR-YUV, the curves linear in log rate): what a
+BD-rate on PSNR-YUV rewards. The module learns to pick the scale whose point lies on top.
 """
 
 from __future__ import annotations
 
 import io
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -19,45 +18,90 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcodec.bitstream.errors import InputError
 from vcodec.models.params import ParamNet
 
 from ..frames import GOP_SIZE, Gop, VideoInfo
 from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
 from ..params import PARAMS_MIN_QP, SCALES, gop_features
-from ..samples import base_lambda
 from .data import CPU, ArraySet, find_clips
+
+# --qp points of the database: steps of 2-3 from the module's lowest QP, so that each scale's
+# curve is known between any two of them
+DATABASE_QPS = (PARAMS_MIN_QP, 25, 27, 30, 32, 35, 37, 40, 42, 45, 47, 50)
 
 
 @dataclass(frozen=True)
 class ParamsDataConfig:
-    frames: int = 64  # frames read from the start of each clip (full GOPs only)
-    qps: tuple[int, ...] = (PARAMS_MIN_QP, 32, 37, 42, 47)  # the module says s = 1 below
+    frames: int = 64  # frames of each stream (window) coded (full GOPs only)
+    qps: tuple[int, ...] = DATABASE_QPS  # the module says s = 1 below the first
+    # a clip gives a window of `frames` frames at 0, window_stride, 2 window_stride ... frames
+    # (each a stream and rows of its own) for as long as it lasts; 0: the first window alone
+    window_stride: int = 320
 
 
 @dataclass
 class ParamsDatabase(ArraySet):
-    """features: [N, FEATURES]; sse: [N, len(SCALES)] D of each scale; psnr: [N, len(SCALES)]
-    PSNR-YUV; bits: [N, len(SCALES)]; qp: [N]; clip: [N] clip names."""
+    """features: [N, FEATURES]; psnr: [N, len(SCALES)] PSNR-YUV of each scale; bits: [N,
+    len(SCALES)]; qp: [N]; clip: [N] clip names. A row is one clip at one --qp."""
 
     features: np.ndarray
-    sse: np.ndarray
     psnr: np.ndarray
     bits: np.ndarray
     qp: np.ndarray
     clip: np.ndarray
 
     @property
-    def cost(self) -> np.ndarray:
-        """J = D + base_lambda(qp) R, [N, len(SCALES)]."""
-        lam = np.array([base_lambda(int(q)) for q in self.qp])
-        return self.sse + lam[:, None] * self.bits
+    def margin(self) -> np.ndarray:
+        """[N, len(SCALES)] dB by which each scale's point lies above the best other scale's
+        curve of the same clip at the point's rate (negative: below it)."""
+        margin = np.zeros(self.psnr.shape)
+        log_bits = np.log(self.bits)
+        for clip in np.unique(self.clip):
+            rows = self.clip == clip
+            for k in range(len(SCALES)):
+                others = [
+                    curve_at(log_bits[rows, j], self.psnr[rows, j], log_bits[rows, k])
+                    for j in range(len(SCALES))
+                    if j != k
+                ]
+                margin[rows, k] = self.psnr[rows, k] - np.max(others, axis=0)
+        return margin
+
+    @property
+    def loss_db(self) -> np.ndarray:
+        """[N, len(SCALES)] PSNR-YUV each choice gives away at equal rate against the best curve
+        (0 where its point is on top)."""
+        return np.maximum(0.0, -self.margin)
+
+    @property
+    def best(self) -> np.ndarray:
+        """[N] the search's choice (a scale index): the point that lies highest above the others'
+        curves."""
+        return self.margin.argmax(axis=1)
 
 
-def code_segment(
-    gops: list[Gop], info: VideoInfo, qp: int, scale: int
-) -> tuple[float, float, float]:
-    """(weighted SSE, PSNR-YUV, bits) of GOPs coded as one stream at ``qp`` and ``scale``."""
+def curve_at(log_rate: np.ndarray, psnr: np.ndarray, at: np.ndarray) -> np.ndarray:
+    """A curve's PSNR at the log rates ``at``: its points ``[P]`` made monotone (as the bench's
+    BD-rate does: a point that does not raise the PSNR is dropped), piecewise linear in log rate,
+    extended beyond its ends along its end segments."""
+    order = np.argsort(log_rate)
+    keep = [order[0]]
+    for i in order[1:]:
+        if psnr[i] > psnr[keep[-1]] and log_rate[i] > log_rate[keep[-1]]:
+            keep.append(i)
+    x, y = log_rate[keep], psnr[keep]
+    if len(x) == 1:
+        return np.full(np.shape(at), y[0])
+    inside = np.interp(at, x, y)
+    low = y[0] + (at - x[0]) * (y[1] - y[0]) / (x[1] - x[0])
+    high = y[-1] + (at - x[-1]) * (y[-1] - y[-2]) / (x[-1] - x[-2])
+    return np.where(at < x[0], low, np.where(at > x[-1], high, inside))
+
+
+def code_segment(gops: list[Gop], info: VideoInfo, qp: int, scale: int) -> tuple[float, float]:
+    """(PSNR-YUV, bits) of GOPs coded as one stream at ``qp`` and ``scale``."""
     from ..decoder import VcxDecoder
     from ..encoder import EncodeConfig, encode_gops
 
@@ -68,15 +112,14 @@ def code_segment(
     buf.seek(0)
     decoded = list(VcxDecoder(buf, "cpu").gops())
     total = sum(PSNR_YUV_WEIGHTS)
-    sse = psnr = 0.0
+    psnr = 0.0
     for k, w in enumerate(PSNR_YUV_WEIGHTS):
         se = size = 0.0
         for ref, test in zip(gops, decoded, strict=True):
             err = (ref.planes()[k].astype(np.float64) - test.planes()[k]).ravel()
             se, size = se + float(err @ err), size + err.size
-        sse += w / total * se * sum(g.y.size for g in gops) / size  # on the luma grid
         psnr += w / total * 10 * np.log10(255.0**2 * size / max(se, 1e-9))
-    return sse, psnr, bits
+    return psnr, bits
 
 
 def build_params_database(
@@ -84,31 +127,60 @@ def build_params_database(
     config: ParamsDataConfig = ParamsDataConfig(),
     progress: Callable[[str], None] = print,
 ) -> ParamsDatabase:
-    """Code the first ``config.frames`` frames of every clip in ``data`` (a folder, or a list of
-    clips) as one stream at each QP, both ways: one row per clip and QP, its features the mean
-    over the GOPs. (Coding each GOP alone, as a first version did, made I-frames most of the
-    rate, where s = 2 saves far more than in a real stream: its choices cost 6-8 % BD-rate.)"""
+    """Code each window of every clip in ``data`` (a folder, or a list of clips) as one stream
+    at each QP and scale: one row per window and QP, its features the mean over the window's
+    GOPs, its clip name the clip's (NAME@START for a later window). (Coding each GOP alone, as
+    a first version did, made I-frames most of the rate, where s = 2 saves far more than in a
+    real stream: its choices cost 6-8 % BD-rate.)"""
     rows = []
     clips = data if isinstance(data, list) else find_clips(data)
     for clip in clips:
         with open_video(clip) as reader:
-            gops = [g for g in reader.gops(GOP_SIZE, config.frames) if g.n_frames == GOP_SIZE]
-        if not gops:
+            windows = list(clip_windows(reader.gops(GOP_SIZE), config))
+        if not windows:
             progress(f"skipped {clip.name}: shorter than one GOP")
-            continue
-        for qp in config.qps:
-            features = torch.stack([gop_features(g, qp) for g in gops]).mean(dim=0)
-            coded = [code_segment(gops, reader.info, qp, s) for s in SCALES]
-            sse, psnr, bits = (np.array(v) for v in zip(*coded, strict=True))
-            rows.append((features.numpy(), sse, psnr, bits, qp, clip.name))
-        progress(f"{clip.name}: {len(gops)} GOPs, {len(rows)} rows so far")
+        for start, gops in windows:
+            name = clip.name if start == 0 else f"{clip.name}@{start}"
+            for qp in config.qps:
+                features = torch.stack([gop_features(g, qp) for g in gops]).mean(dim=0)
+                coded = [code_segment(gops, reader.info, qp, s) for s in SCALES]
+                psnr, bits = (np.array(v) for v in zip(*coded, strict=True))
+                rows.append((features.numpy(), psnr, bits, qp, name))
+            progress(f"{name}: {len(gops)} GOPs, {len(rows)} rows so far")
     return ParamsDatabase(*(np.stack(v) for v in zip(*rows, strict=True)))
+
+
+def clip_windows(gops: Iterator[Gop], config: ParamsDataConfig) -> Iterator[tuple[int, list[Gop]]]:
+    """(first frame, full GOPs) of each window of a clip's GOPs; the first window may be
+    shorter than ``config.frames``, later ones are whole."""
+    if 0 < config.window_stride < config.frames:
+        raise InputError(
+            f"--window-stride must be 0 or at least --frames ({config.frames}), "
+            f"got {config.window_stride}"
+        )
+    window: list[Gop] = []
+    start = 0
+    for gop in gops:
+        full = gop.n_frames == GOP_SIZE
+        if full and gop.start >= start and len(window) * GOP_SIZE < config.frames:
+            window.append(gop)
+        if len(window) * GOP_SIZE >= config.frames:
+            yield start, window
+            window = []
+            if not config.window_stride:
+                return
+            start += config.window_stride
+    if window and start == 0:
+        yield start, window
 
 
 @dataclass(frozen=True)
 class ParamsTrainConfig:
     steps: int = 5000
     lr: float = 1e-2
+    # chosen by leaving one training clip out at a time (models/README.md): without it, the
+    # module's choices on the left-out clip swung with the seed
+    weight_decay: float = 1e-3
     seed: int = 0
 
 
@@ -118,17 +190,16 @@ def train_params(
     device: torch.device = CPU,
     progress: Callable[[int, float], None] | None = None,
 ) -> ParamNet:
-    """Full-batch Adam on the cross-entropy of the search's choice, each row weighted by what
-    the other choice would cost it (J / min J - 1, normalised to mean 1), so that close calls
-    count little; progress gets the loss. (The expected regret itself, softmax * regret, sat in
-    the always-s=1 minimum: 70 % agreement on the training rows against 96 % with this loss.)"""
+    """Full-batch Adam on the cross-entropy of the search's choice, each row weighted by the dB
+    the worse choice would give away (normalised to mean 1), so that close calls count little;
+    progress gets the loss. (The expected regret itself, softmax * regret, sat in the
+    always-s=1 minimum on an earlier database.)"""
     torch.manual_seed(config.seed)
     net = ParamNet(len(SCALES)).to(device).train()
-    opt = torch.optim.Adam(net.parameters(), lr=config.lr)
+    opt = torch.optim.Adam(net.parameters(), lr=config.lr, weight_decay=config.weight_decay)
     x = torch.from_numpy(db.features).float().to(device)
-    cost = torch.from_numpy(db.cost).to(device)
-    best = cost.argmin(dim=1)
-    weight = (cost.max(dim=1).values / cost.min(dim=1).values - 1).float()
+    best = torch.from_numpy(db.best).to(device)
+    weight = torch.from_numpy(db.loss_db.max(axis=1)).float().to(device)
     weight = weight / weight.mean().clamp_min(1e-12)
     for step in range(config.steps):
         loss = (F.cross_entropy(net(x), best, reduction="none") * weight).mean()
@@ -142,15 +213,11 @@ def train_params(
 
 def choice_report(db: ParamsDatabase, choice: np.ndarray) -> dict[str, float]:
     """How a choice of scale index per row compares with the best by search: the share of
-    rows where it agrees, its mean RD cost over the best (%), and that excess in dB, mean and
-    worst (10 log10 of the cost ratio: J is an error energy, so this is the PSNR the choice
-    gives away at equal rate, to first order)."""
-    rows = np.arange(len(db))
-    best = db.cost.argmin(axis=1)
-    ratio = db.cost[rows, choice] / db.cost[rows, best]
+    rows where it agrees, and the PSNR-YUV it gives away at equal rate (ParamsDatabase.loss_db),
+    mean and worst, in dB."""
+    lost = db.loss_db[np.arange(len(db)), choice]
     return {
-        "agree_pct": 100 * float((choice == best).mean()),
-        "cost_pct": 100 * float(ratio.mean() - 1),
-        "cost_db": float((10 * np.log10(ratio)).mean()),
-        "worst_db": float((10 * np.log10(ratio)).max()),
+        "agree_pct": 100 * float((choice == db.best).mean()),
+        "mean_db": float(lost.mean()),
+        "worst_db": float(lost.max()),
     }
