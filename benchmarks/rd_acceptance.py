@@ -1,9 +1,11 @@
-"""Issue 4's RD acceptance, read from `vcodec bench` runs' bench.json (or bench.csv) files: the
-BD-rate on PSNR-YUV of a vcx codec against x265 per clip and averaged, over a set of --qp
-points, and over the points below 0.03 bpp alone (both curves cut there; a clip with fewer than
-4 such points on either curve has no value there and stays out of that mean).
+"""Issue 4's RD acceptance, read from `vcodec bench` runs' bench.csv files: the BD-rate on
+PSNR-YUV (or --metric) of vcx codecs against x265 (or another codec of the runs: an ablation)
+per clip and averaged, over sets of --qp points, and over the points below 0.03 bpp alone
+(both curves cut there; a clip with fewer than 4 such points on either curve has no value
+there and stays out of that mean).
 
-One bench run over the union of the QP sets gives every figure:
+One bench run over the union of the QP sets gives every figure (runs may also be split by clip
+or codec, and their CSVs given together):
 
     vcodec bench intel_car-detection_768x432.mp4 bikes.mp4 carphone_pristine.mp4 \\
         dance_signlang_qcif_62f_h264.264 --frames 48 --codecs vcx,vcx-noparams,x265 \\
@@ -22,22 +24,25 @@ import numpy as np
 from vcodec.report import BenchPoint, bd_rate, by_clip_codec, read_csv
 
 LOW_RATE_BPP = 0.03  # the issue's low-rate bound
-ANCHOR = "x265"
 
 
 def bd_rates(
     curves: dict[str, dict[str, list[BenchPoint]]],
     codec: str,
+    anchor: str,
     keep: Callable[[BenchPoint], bool],
+    metric: str = "psnr_yuv",
 ) -> dict[str, float | None]:
-    """BD-rate (%) of ``codec`` against ANCHOR on each clip, over the points ``keep`` accepts."""
+    """BD-rate (%) of ``codec`` against ``anchor`` on each clip, over the points ``keep``
+    accepts; None where either has no curve."""
     out = {}
     for clip, by_codec in curves.items():
-        if codec not in by_codec or ANCHOR not in by_codec:
+        if codec not in by_codec or anchor not in by_codec:
+            out[clip] = None
             continue
-        anchor = [p for p in by_codec[ANCHOR] if keep(p)]
+        reference = [p for p in by_codec[anchor] if keep(p)]
         test = [p for p in by_codec[codec] if keep(p)]
-        out[clip] = bd_rate(anchor, test, "psnr_yuv")
+        out[clip] = bd_rate(reference, test, metric)
     return out
 
 
@@ -57,6 +62,8 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("results", type=Path, nargs="+", help="bench.csv files (points)")
     parser.add_argument("--codecs", default="vcx", help="comma-separated vcx codecs")
+    parser.add_argument("--anchor", default="x265", help="the codec they are measured against")
+    parser.add_argument("--metric", default="psnr_yuv", help="psnr_yuv, psnr_y or msssim_y")
     parser.add_argument(
         "--sets", nargs="*", default=["22,27,32,37,42", "32,36,40,44,48"],
         help="QP sets, each comma-separated",
@@ -65,13 +72,15 @@ def main() -> None:
     points = [p for path in args.results for p in read_csv(path)]
     curves = by_clip_codec(points)
     clips = list(curves)
-    print(f"BD-rate PSNR-YUV vs {ANCHOR} (%); clips: {', '.join(c[:16] for c in clips)}; mean")
+    names = ", ".join(c[:16] for c in clips)
+    print(f"BD-rate {args.metric} vs {args.anchor} (%); clips: {names}; mean")
     for codec in args.codecs.split(","):
         for qp_set in args.sets:
             qps = {int(q) for q in qp_set.split(",")}
-            print(line(f"{codec} q {qp_set}", bd_rates(curves, codec, points_of(qps))))
-            low = points_of(qps, LOW_RATE_BPP)
-            print(line(f"  below {LOW_RATE_BPP} bpp", bd_rates(curves, codec, low)))
+            values = bd_rates(curves, codec, args.anchor, points_of(qps), args.metric)
+            print(line(f"{codec} q {qp_set}", values))
+            low = bd_rates(curves, codec, args.anchor, points_of(qps, LOW_RATE_BPP), args.metric)
+            print(line(f"  below {LOW_RATE_BPP} bpp", low))
 
 
 if __name__ == "__main__":

@@ -1,10 +1,11 @@
 """ROI on vs off at the same bitrate: what `--roi motion` buys inside the regions of interest
 and what the background pays (issue 4: ROI-PSNR at least +2 dB at the same total rate).
 
-Runs the bench's `vcx` and `vcx-roi` (masks and post-processing as the encoder's defaults) on
-the clips at every --qp and reports, per clip, the BD-PSNR (dB at the same rate, Bjøntegaard)
-of ROI-PSNR, background PSNR and whole-frame PSNR-YUV, with the ROI's share of the frame. Both
-are measured on the same maps (the motion finder on the source, as `vcodec bench` does).
+Runs the bench's `vcx-noparams` and `vcx-roi` (masks and post-processing as the encoder's
+defaults; both at s = 1, as `--roi` keeps it, so that the ROI is all that differs) on the clips
+at every --qp and reports, per clip, the BD-PSNR (dB at the same rate, Bjøntegaard) of
+ROI-PSNR, background PSNR and whole-frame PSNR-YUV, with the ROI's share of the frame. Both are
+measured on the same maps (the motion finder on the source, as `vcodec bench` does).
 
     python benchmarks/roi_gain.py [CLIP ...] [--frames 32] [--qps 22,27,32,37,42]
 """
@@ -37,13 +38,14 @@ def main() -> None:
     ap.add_argument("--qps", default="22,27,32,37,42")
     args = ap.parse_args()
     qps = tuple(int(q) for q in args.qps.split(","))
-    config = BenchConfig(codecs=("vcx", "vcx-roi"), qps=qps, frames=args.frames, device="cpu")
+    codecs = ("vcx-noparams", "vcx-roi")
+    config = BenchConfig(codecs=codecs, qps=qps, frames=args.frames, device="cpu")
     print("clip                         ROI share  ROI-PSNR   BG-PSNR  PSNR-YUV  BD-rate ROI")
     gains = []
     for path in args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]:
         clip = with_rois(load_clip(path, args.frames), MotionFinder())
         curves = {c: [bench_point(clip, c, q, config)[0] for q in qps] for c in config.codecs}
-        off, on = curves["vcx"], curves["vcx-roi"]
+        off, on = curves["vcx-noparams"], curves["vcx-roi"]
         share = float(np.mean([r.coverage for r in clip.rois]))
         roi = bd_psnr(off, on, "psnr_roi") if 0 < share < 1 else None
         gains.append(roi)
