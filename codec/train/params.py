@@ -1,10 +1,11 @@
 """`vcodec train params`: the parameter module, on the best scale found by coding streams both ways.
 
-The database: the first frames of each clip, at each --qp of a sweep, are coded as one stream
-(masks off, post-processing on, as the encoder ships) at every scale, which gives each scale an
-RD curve per clip. A scale's point is scored by how far it lies below the best of the other
-scales' curves at its own rate (dB of PSNR-YUV, the curves linear in log rate): what a
-BD-rate on PSNR-YUV rewards. The module learns to pick the scale whose point lies on top.
+The database: windows of each clip (its first frames, and more every window_stride frames), at
+each --qp of a sweep, are coded as one stream each (masks off, post-processing on, as the
+encoder ships) at every scale, which gives each scale an RD curve per window. A scale's point
+is scored by how far it lies above or below the best of the other scales' curves at its own
+rate (dB of PSNR-YUV, the curves linear in log rate): what a BD-rate on PSNR-YUV rewards. The
+module learns to pick the scale whose point lies on top.
 """
 
 from __future__ import annotations
@@ -44,7 +45,7 @@ class ParamsDataConfig:
 @dataclass
 class ParamsDatabase(ArraySet):
     """features: [N, FEATURES]; psnr: [N, len(SCALES)] PSNR-YUV of each scale; bits: [N,
-    len(SCALES)]; qp: [N]; clip: [N] clip names. A row is one clip at one --qp."""
+    len(SCALES)]; qp: [N]; clip: [N] window names. A row is one window at one --qp."""
 
     features: np.ndarray
     psnr: np.ndarray
@@ -55,7 +56,7 @@ class ParamsDatabase(ArraySet):
     @property
     def margin(self) -> np.ndarray:
         """[N, len(SCALES)] dB by which each scale's point lies above the best other scale's
-        curve of the same clip at the point's rate (negative: below it)."""
+        curve of the same window at the point's rate (negative: below it)."""
         margin = np.zeros(self.psnr.shape)
         log_bits = np.log(self.bits)
         for clip in np.unique(self.clip):
@@ -135,18 +136,19 @@ def build_params_database(
     rows = []
     clips = data if isinstance(data, list) else find_clips(data)
     for clip in clips:
-        with open_video(clip) as reader:
-            windows = list(clip_windows(reader.gops(GOP_SIZE), config))
+        windows = 0
+        with open_video(clip) as reader:  # one window in memory at a time
+            for start, gops in clip_windows(reader.gops(GOP_SIZE), config):
+                name = clip.name if start == 0 else f"{clip.name}@{start}"
+                for qp in config.qps:
+                    features = torch.stack([gop_features(g, qp) for g in gops]).mean(dim=0)
+                    coded = [code_segment(gops, reader.info, qp, s) for s in SCALES]
+                    psnr, bits = (np.array(v) for v in zip(*coded, strict=True))
+                    rows.append((features.numpy(), psnr, bits, qp, name))
+                windows += 1
+                progress(f"{name}: {len(gops)} GOPs, {len(rows)} rows so far")
         if not windows:
             progress(f"skipped {clip.name}: shorter than one GOP")
-        for start, gops in windows:
-            name = clip.name if start == 0 else f"{clip.name}@{start}"
-            for qp in config.qps:
-                features = torch.stack([gop_features(g, qp) for g in gops]).mean(dim=0)
-                coded = [code_segment(gops, reader.info, qp, s) for s in SCALES]
-                psnr, bits = (np.array(v) for v in zip(*coded, strict=True))
-                rows.append((features.numpy(), psnr, bits, qp, name))
-            progress(f"{name}: {len(gops)} GOPs, {len(rows)} rows so far")
     return ParamsDatabase(*(np.stack(v) for v in zip(*rows, strict=True)))
 
 
