@@ -399,13 +399,13 @@ def bench(
         total = config.work_units(len(inputs) if inputs else 1)
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
             task = bar.add_task("benchmarking", total=total)
-            result = run_bench(
-                inputs or [],
-                config,
-                out_dir,
-                force=force,
-                progress=lambda label: bar.update(task, advance=1, description=label),
-            )
+
+            def progress(label: str) -> None:
+                bar.update(task, advance=1, description=label)
+                if not err.is_terminal:  # a log: one line per point instead of the bar
+                    err.print(f"{label} ({int(bar.tasks[0].completed)}/{total})")
+
+            result = run_bench(inputs or [], config, out_dir, force=force, progress=progress)
         for table in result.tables:
             out.print(table)
         out.print(f"wrote {', '.join(str(p) for p in result.files)}")

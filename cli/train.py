@@ -24,13 +24,26 @@ Cache = Annotated[
 Steps = Annotated[int, typer.Option(min=1, help="Optimiser steps.")]
 
 
+LOG_LINES = 10  # progress lines a training loop prints when stderr is a log, not a terminal
+
+
 def _step_bar(label: str, total: int):
+    """A rich bar of training steps and the callback that advances it; when stderr is not a
+    terminal (a log), LOG_LINES plain lines instead."""
     bar = Progress(
         "[progress.description]{task.description}", BarColumn(), MofNCompleteColumn(),
         "loss {task.fields[loss]:.2f}", TimeRemainingColumn(), console=err,
+        disable=not err.is_terminal,
     )  # fmt: skip
     task = bar.add_task(label, total=total, loss=float("nan"))
-    return bar, lambda n, loss: bar.update(task, completed=n, loss=loss)
+    every = max(1, total // LOG_LINES)
+
+    def tick(n: int, loss: float) -> None:
+        bar.update(task, completed=n, loss=loss)
+        if not err.is_terminal and (n % every == 0 or n == total):
+            err.print(f"{label}: {n}/{total}, loss {loss:.4g}")
+
+    return bar, tick
 
 
 def _setup(out_path: Path, force: bool, device: str, data: Path | None, cache: Path | None, **kind):
