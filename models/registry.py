@@ -88,7 +88,7 @@ REGISTRY: dict[str, ModelSpec] = {
         ModelSpec(
             "params-v2",
             "params-v2.pt",
-            "f5b78df190c2a41cb457f053cb1aba000e9b6bbb9d9e45958ee0adb6b40a32b3",
+            "6fcb40e77d78d501cf06351e98266e1ac5e2fdf7cbdbf7e971cf01d83ec37c33",
             ParamNet,
         ),
     )
