@@ -292,7 +292,9 @@ class _HybridEncoder:
         self.predictor = FramePredictor(device, dtype) if _temporal(config) else None
         self.wiener = WienerEncoder(config.qp) if _wiener(config) else None
         self.base_error: float | None = None  # the base layer's MSE on the last decoded GOP
-        self.params = ParamModule() if config.scale == "auto" else None
+        # --scale auto: the parameter module; with --roi, auto is s = 1 (see _scale)
+        auto = config.scale == "auto" and config.roi == "none"
+        self.params = ParamModule() if auto else None
         self.stream_scale: int | None = None  # --scale auto: the module's choice, once made
         self.roi = roi_finder(config.roi, config.roi_model, str(device))
         self.last_roi: RoiMap | None = None  # the previous GOP's map: the next one's context
@@ -343,8 +345,7 @@ class _HybridEncoder:
         if self.config.scale != "auto":
             return int(self.config.scale)
         if self.stream_scale is None:
-            roi = self.config.roi != "none"
-            self.stream_scale = 1 if roi else self.params.scale(gop, self.config.qp)
+            self.stream_scale = self.params.scale(gop, self.config.qp) if self.params else 1
         return self.stream_scale
 
     def _step(self, gop: Gop, scale: int, roi: RoiMap | None) -> int:

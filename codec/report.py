@@ -116,22 +116,27 @@ def rate_kbps_bpp(
     return float(bits / duration_s / 1000), bits / (frames * width * height)
 
 
-def _monotone_curve(points: Iterable[BenchPoint], metric: str) -> tuple[np.ndarray, np.ndarray]:
-    """(kbps, metric) of the points that beat every cheaper point: increasing in both.
+def monotone(rates: Iterable[float], values: Iterable[float]) -> tuple[np.ndarray, np.ndarray]:
+    """(rates, values) of the points that beat every cheaper point: increasing in both.
 
-    Sorting by rate and keeping a point only when its metric beats the running maximum makes
+    Sorting by rate and keeping a point only when its value beats the running maximum makes
     the curve monotone (DESIGN §5) and drops duplicate rates (the best of a rate is kept).
     """
+    pairs = sorted(zip(rates, values, strict=True), key=lambda rv: (rv[0], -rv[1]))
+    kept_rates, kept_values, best = [], [], -math.inf
+    for rate, value in pairs:
+        if value > best and (not kept_rates or rate > kept_rates[-1]):
+            kept_rates.append(rate)
+            kept_values.append(value)
+            best = value
+    return np.asarray(kept_rates, dtype=np.float64), np.asarray(kept_values, dtype=np.float64)
+
+
+def _monotone_curve(points: Iterable[BenchPoint], metric: str) -> tuple[np.ndarray, np.ndarray]:
+    """(kbps, metric) of the points with a finite metric and rate, made monotone."""
     pairs = [(p.kbps, getattr(p, metric)) for p in points]
     pairs = [(r, m) for r, m in pairs if m is not None and r > 0 and math.isfinite(r * m)]
-    pairs.sort(key=lambda rm: (rm[0], -rm[1]))
-    rates, values, best = [], [], -math.inf
-    for rate, value in pairs:
-        if value > best and (not rates or rate > rates[-1]):
-            rates.append(rate)
-            values.append(value)
-            best = value
-    return np.asarray(rates, dtype=np.float64), np.asarray(values, dtype=np.float64)
+    return monotone([r for r, _ in pairs], [m for _, m in pairs])
 
 
 def bd_rate(

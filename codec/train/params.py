@@ -26,6 +26,7 @@ from ..frames import GOP_SIZE, Gop, VideoInfo
 from ..io import open_video
 from ..metrics import PSNR_YUV_WEIGHTS
 from ..params import PARAMS_MIN_QP, SCALES, gop_features
+from ..report import monotone
 from .data import CPU, ArraySet, find_clips
 
 # --qp points of the database: steps of 2-3 from the module's lowest QP, so that each scale's
@@ -84,15 +85,10 @@ class ParamsDatabase(ArraySet):
 
 
 def curve_at(log_rate: np.ndarray, psnr: np.ndarray, at: np.ndarray) -> np.ndarray:
-    """A curve's PSNR at the log rates ``at``: its points ``[P]`` made monotone (as the bench's
-    BD-rate does: a point that does not raise the PSNR is dropped), piecewise linear in log rate,
-    extended beyond its ends along its end segments."""
-    order = np.argsort(log_rate)
-    keep = [order[0]]
-    for i in order[1:]:
-        if psnr[i] > psnr[keep[-1]] and log_rate[i] > log_rate[keep[-1]]:
-            keep.append(i)
-    x, y = log_rate[keep], psnr[keep]
+    """A curve's PSNR at the log rates ``at``: its points ``[P]`` made monotone as the bench's
+    BD-rate makes them (`report.monotone`), piecewise linear in log rate, extended beyond its
+    ends along its end segments."""
+    x, y = monotone(log_rate, psnr)
     if len(x) == 1:
         return np.full(np.shape(at), y[0])
     inside = np.interp(at, x, y)
