@@ -15,11 +15,12 @@ from pathlib import Path
 
 from shared_clips import SHARED_CLIPS
 
-from vcodec.base_layer import BaseEncoder
-from vcodec.bench import load_clip
 from vcodec.bitstream.container import BaseData, VcxReader
-from vcodec.encoder import EncodeConfig, encode_gops
-from vcodec.resample import coded_size, pad_gop
+from vcodec.eval.bench import load_clip
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.base_layer import BaseEncoder
+from vcodec.stages.scale import coded_size, pad_gop
 
 DEFAULT_CLIPS = [
     "carphone_pristine.mp4",

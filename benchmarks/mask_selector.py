@@ -18,9 +18,9 @@ import torch
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import load_clip
-from vcodec.encoder import resolve_device
-from vcodec.masks import MaskCodec, held_prediction, plane_groups
+from vcodec.device import resolve_device
+from vcodec.eval.bench import load_clip
+from vcodec.stages.masks import MaskCodec, held_prediction, plane_groups
 from vcodec.train.data import base_layer
 
 

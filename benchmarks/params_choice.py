@@ -24,7 +24,7 @@ from shared_clips import SHARED_CLIPS
 from vcodec.frames import GOP_SIZE
 from vcodec.io import open_video
 from vcodec.models.registry import load
-from vcodec.params import PARAMS_MODEL, SCALES, ParamModule
+from vcodec.stages.scale import PARAMS_MODEL, SCALES, ParamModule
 from vcodec.train.params import (
     ParamsDatabase,
     ParamsDataConfig,

@@ -16,8 +16,8 @@ import sys
 import time
 from pathlib import Path
 
+from vcodec.eval.sample import make_sample
 from vcodec.io import open_writer
-from vcodec.sample import make_sample
 
 
 def child_peak_mib(args: list[str]) -> tuple[float, float]:

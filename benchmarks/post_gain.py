@@ -19,12 +19,13 @@ import torch
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import load_clip
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
-from vcodec.metrics import psnr, psnr_yuv
-from vcodec.params import base_qp
-from vcodec.postprocess import PostProcessor
+from vcodec.eval.bench import load_clip
+from vcodec.eval.metrics import psnr, psnr_yuv
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.post import PostProcessor
+from vcodec.stages.scale import base_qp
 
 
 def quality(ref, test) -> tuple[float, float]:

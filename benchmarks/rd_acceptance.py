@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from vcodec.report import BenchPoint, bd_rate, by_clip_codec, read_csv
+from vcodec.eval.report import BenchPoint, bd_rate, by_clip_codec, read_csv
 
 LOW_RATE_BPP = 0.03  # the low-rate bound
 

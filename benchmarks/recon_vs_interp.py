@@ -21,10 +21,10 @@ import torch
 from scipy.interpolate import LinearNDInterpolator, NearestNDInterpolator
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import load_clip
-from vcodec.masks import PATCH_H, PATCH_W, candidate_masks, expand, recon_input, tiled
+from vcodec.eval.bench import load_clip
 from vcodec.models import registry
 from vcodec.models.reconstruction import RESIDUAL_UNIT
+from vcodec.stages.masks import PATCH_H, PATCH_W, candidate_masks, expand, recon_input, tiled
 
 HELD_OUT = [
     "bikes.mp4",

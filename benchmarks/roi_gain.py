@@ -19,9 +19,9 @@ import numpy as np
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import BenchConfig, bench_point, load_clip, with_rois
-from vcodec.report import bd_psnr, bd_rate
-from vcodec.roi import MotionFinder
+from vcodec.eval.bench import BenchConfig, bench_point, load_clip, with_rois
+from vcodec.eval.report import bd_psnr, bd_rate
+from vcodec.stages.roi import MotionFinder
 
 # held out from every training set, plus a traffic camera (nothing here is trained on clips)
 DEFAULT_CLIPS = (*HELD_OUT, "bgslib_highway_320x240_1700f.avi")

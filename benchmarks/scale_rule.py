@@ -20,10 +20,11 @@ from pathlib import Path
 import numpy as np
 from shared_clips import SHARED_CLIPS
 
-from vcodec.bench import load_clip
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
-from vcodec.metrics import MetricAccumulator
+from vcodec.eval.bench import load_clip
+from vcodec.eval.metrics import MetricAccumulator
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
 
 DEFAULT_CLIPS = [
     "carphone_pristine.mp4",

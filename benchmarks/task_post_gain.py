@@ -17,15 +17,16 @@ from pathlib import Path
 
 import torch
 
-from vcodec.bench import load_clip
-from vcodec.decoder import VcxDecoder
-from vcodec.detectors import load_detector
-from vcodec.encoder import EncodeConfig, encode_gops
-from vcodec.metrics import MetricAccumulator
-from vcodec.params import base_qp
-from vcodec.postprocess import POST_MODELS, PostProcessor
-from vcodec.scoring import ground_truth, pooled, score
-from vcodec.tasks import expand_inputs
+from vcodec.eval.bench import load_clip
+from vcodec.eval.metrics import MetricAccumulator
+from vcodec.eval.scoring import ground_truth, pooled, score
+from vcodec.eval.tasks import expand_inputs
+from vcodec.models.detectors import load_detector
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.post import POST_MODELS, PostProcessor
+from vcodec.stages.scale import base_qp
 
 CPU = torch.device("cpu")
 

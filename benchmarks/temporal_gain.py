@@ -21,14 +21,14 @@ import numpy as np
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec import decoder as vcx_decoder
-from vcodec import encoder as vcx_encoder
-from vcodec.bench import load_clip
-from vcodec.detectors import NanoDet, cosine_similarity
+from vcodec.eval.bench import load_clip
+from vcodec.eval.metrics import psnr, psnr_yuv
 from vcodec.frames import Gop
-from vcodec.metrics import psnr, psnr_yuv
+from vcodec.models.detectors import NanoDet, cosine_similarity
 from vcodec.models.postprocess import PostNet
-from vcodec.predict import FramePredictor, dropped_frames
+from vcodec.pipeline import decoder as vcx_decoder
+from vcodec.pipeline import encoder as vcx_encoder
+from vcodec.stages.temporal import FramePredictor, dropped_frames
 
 NANODET = SHARED_CLIPS.parent / "weights" / "nanodet-m_coco_onnx" / "nanodet-m_320.onnx"
 

@@ -16,12 +16,11 @@ import numpy as np
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
-from vcodec.base_layer import BaseDecoder, BaseEncoder
-from vcodec.frames import GOP_SIZE, Gop
+from vcodec.frames import GOP_SIZE, Gop, yuv_mse
 from vcodec.io import open_video
-from vcodec.metrics import yuv_mse
-from vcodec.resample import coded_size, crop_gop, pad_gop
-from vcodec.wiener import CHUNK_FRAMING_BYTES, WienerDecoder, WienerEncoder, apply_gop
+from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
+from vcodec.stages.scale import coded_size, crop_gop, pad_gop
+from vcodec.stages.wiener import CHUNK_FRAMING_BYTES, WienerDecoder, WienerEncoder, apply_gop
 
 
 def measure(path: Path, frames: int, qp: int) -> str:

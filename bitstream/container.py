@@ -8,14 +8,14 @@ from dataclasses import dataclass, field
 from enum import IntEnum
 from typing import BinaryIO
 
-from .errors import (
+from vcodec.bitstream.fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
+from vcodec.errors import (
     BadMagicError,
     ChecksumError,
     MalformedError,
     TruncatedError,
     UnsupportedVersionError,
 )
-from .fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,

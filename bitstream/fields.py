@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import struct
 
-from .errors import MalformedError, TruncatedError
+from vcodec.errors import MalformedError, TruncatedError
 
 MAX_VARINT_BYTES = 10  # a LEB128 varint of up to 64 bits
 

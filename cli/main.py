@@ -3,20 +3,17 @@
 from __future__ import annotations
 
 import json
-import os
 import sys
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import Progress
 from rich.table import Table
 
 from vcodec import __version__
-from vcodec.bitstream.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, VcxError
+from vcodec.cli.common import Device, Force, err, frame_progress, out, reported_errors
+from vcodec.cli.train import train_app
 
 app = typer.Typer(
     name="vcodec",
@@ -26,11 +23,6 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole in pipes and logs
-err = Console(stderr=True)
-
-Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
-Device = Annotated[str, typer.Option(help="Where networks and resampling run: auto, cpu or cuda.")]
 
 
 def _version(value: bool) -> None:
@@ -46,54 +38,6 @@ def main(
     ] = False,
 ) -> None:
     """vcodec: encode, decode, inspect and benchmark .vcx video."""
-
-
-@contextmanager
-def reported_errors() -> Iterator[None]:
-    """Turn every error into one red line on stderr and the documented exit code."""
-    import av
-
-    try:
-        yield
-    except VcxError as exc:
-        _fail(str(exc), exc.exit_code)
-    except av.error.FFmpegError as exc:
-        _fail(f"video error: {exc}", EXIT_BAD_INPUT)
-    except KeyboardInterrupt:
-        _fail("interrupted", 130)
-    except BrokenPipeError:  # `vcodec info --json | head`: the reader left, nothing to report
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        raise typer.Exit(0) from None
-    except (typer.Exit, typer.Abort, SystemExit):
-        raise
-    except Exception as exc:  # an unexpected failure: still one line, the trace on request
-        if os.environ.get("VCODEC_DEBUG"):
-            raise
-        _fail(
-            f"internal error: {type(exc).__name__}: {exc} (VCODEC_DEBUG=1 shows the trace)",
-            EXIT_INTERNAL,
-        )
-
-
-def _fail(message: str, code: int) -> None:
-    err.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@contextmanager
-def frame_progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar counting frames; yields the callback the library calls."""
-    with Progress(
-        "[progress.description]{task.description}",
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeRemainingColumn(),
-        console=err,
-        transient=True,
-        disable=not err.is_terminal,
-    ) as bar:
-        task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
 
 
 @app.command()
@@ -119,18 +63,27 @@ def encode(
     mode: Annotated[
         str, typer.Option(help="hybrid: base layer + mask samples; pure: mask samples alone.")
     ] = "hybrid",
+    speed: Annotated[
+        str,
+        typer.Option(
+            help="Stage set: fast (scale + temporal), medium (+ Wiener filters), slow (+ post "
+            "network and mask samples). A stage asked for by name overrides it."
+        ),
+    ] = "medium",
     masks: Annotated[
-        bool, typer.Option(help="Hybrid: code mask samples over the base layer (else base only).")
-    ] = True,
+        bool | None,
+        typer.Option(help="Hybrid: code mask samples over the base layer (default: as --speed says)."),
+    ] = None,
     mask_search: Annotated[
         str, typer.Option(help="Mask choice: net (selection network) or exhaustive (RD search).")
     ] = "net",
     post: Annotated[
-        bool,
+        bool | None,
         typer.Option(
-            help="Hybrid: the decoder cleans the base layer with the post-processing net."
+            help="Hybrid: the decoder cleans the base layer with the post-processing net "
+            "[default: --speed's]."
         ),
-    ] = True,
+    ] = None,
     post_model: Annotated[
         str,
         typer.Option(
@@ -139,19 +92,19 @@ def encode(
         ),
     ] = "post-v1",
     temporal: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             help="Hybrid: static GOPs drop every other frame from the base layer; the decoder "
-            "predicts them with the frame-prediction net."
+            "predicts them (default: as --speed says)."
         ),
-    ] = True,
+    ] = None,
     wiener: Annotated[
-        bool,
+        bool | None,
         typer.Option(
             help="Hybrid: per GOP and plane, a least-squares filter from the decoded frames to "
-            "the source, sent where it saves more than its bits."
+            "the source, sent where it saves more than its bits (default: as --speed says)."
         ),
-    ] = True,
+    ] = None,
     roi: Annotated[
         str,
         typer.Option(
@@ -179,14 +132,14 @@ def encode(
 ) -> None:
     """Encode a video into a .vcx file."""
     with reported_errors():
-        from vcodec.encoder import EncodeConfig
-        from vcodec.encoder import encode as run_encode
         from vcodec.io import open_video
+        from vcodec.pipeline.config import EncodeConfig
+        from vcodec.pipeline.encoder import encode as run_encode
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
-            mode=mode, masks=masks, mask_search=mask_search, post=post, post_model=post_model,
-            temporal=temporal,
+            mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
+            post_model=post_model, temporal=temporal,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
@@ -222,8 +175,8 @@ def decode(
 ) -> None:
     """Decode a .vcx file into video (or PNG frames)."""
     with reported_errors():
-        from vcodec.decoder import decode as run_decode
-        from vcodec.info import describe
+        from vcodec.pipeline.decoder import decode as run_decode
+        from vcodec.pipeline.info import describe
 
         total = describe(src)["frames"]
         with frame_progress(f"decoding {src.name}", total) as progress:
@@ -246,7 +199,7 @@ def info(
 ) -> None:
     """Show a .vcx file's header, chunks and rate (and check every checksum)."""
     with reported_errors():
-        from vcodec.info import describe
+        from vcodec.pipeline.info import describe
 
         summary = describe(src)
         if as_json:
@@ -384,7 +337,7 @@ def bench(
 ) -> None:
     """Rate-distortion bench of vcx against x264 and x265: table, JSON, CSV and RD plot."""
     with reported_errors():
-        from vcodec.bench import BenchConfig, run_bench
+        from vcodec.eval.bench import BenchConfig, run_bench
 
         config = BenchConfig.from_strings(
             codecs=codecs,
@@ -411,7 +364,6 @@ def bench(
         out.print(f"wrote {', '.join(str(p) for p in result.files)}")
 
 
-from vcodec.cli.train import train_app  # noqa: E402  (it imports this module's helpers)
 
 app.add_typer(train_app, name="train")
 

@@ -8,7 +8,7 @@ from typing import Annotated
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
 
-from vcodec.cli.main import Device, Force, err, out, reported_errors
+from vcodec.cli.common import Device, Force, err, out, reported_errors
 
 train_app = typer.Typer(
     help="Train the learned stages on a folder of clips; prints each weights file's sha256.",
@@ -49,7 +49,7 @@ def _step_bar(label: str, total: int):
 def _setup(out_path: Path, force: bool, device: str, data: Path | None, cache: Path | None, **kind):
     """(the torch device, the training examples) every command starts from; refuses an
     existing output before any training rather than after it. ``kind``: examples_for's."""
-    from vcodec.encoder import resolve_device
+    from vcodec.device import resolve_device
     from vcodec.files import check_output
     from vcodec.train.common import examples_for
 
@@ -196,7 +196,7 @@ def post(
     from 32 up); progress shows the batch's MSE gain over the plain base layer (levels^2).
     """
     with reported_errors():
-        from vcodec.bitstream.errors import InputError
+        from vcodec.errors import InputError
         from vcodec.models.postprocess import PostNet
         from vcodec.train.common import load_weights, save_weights
         from vcodec.train.post import (

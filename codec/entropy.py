@@ -14,9 +14,27 @@ from functools import cached_property
 import constriction
 import numpy as np
 
-from vcodec.bitstream.errors import MalformedError
+from vcodec.errors import MalformedError
 
-from .samples import ADAPTIVE_INCREMENT, adaptive_probabilities
+ADAPTIVE_INCREMENT = 32  # added to an adaptive symbol's count each time it is used
+
+
+def rd_lambda(qp: int) -> float:
+    """Lagrangian for D (sum of squared 8-bit errors) + lambda * R (bits): x264's mode lambda."""
+    return 0.85 * 2.0 ** ((qp - 12) / 3)
+
+
+# The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
+# median over the clips of the parameter module's first training database (7 clips): 4.9, 6.7,
+# 7.9 and 6.9 times rd_lambda.
+BASE_LAMBDA_FACTOR = 6.8
+
+
+def base_lambda(qp: int) -> float:
+    """The exchange rate of the base layer's bits for SSE: D + base_lambda * R (bits) is what
+    the Wiener filters' choices minimise."""
+    return BASE_LAMBDA_FACTOR * rd_lambda(qp)
+
 
 _ROWS = constriction.stream.model.Categorical(perfect=False)  # probabilities given per symbol
 
@@ -112,3 +130,15 @@ class SymbolDecoder:
             out[i] = symbol = self.decode_row(counts / counts.sum())
             counts[symbol] += ADAPTIVE_INCREMENT
         return out
+
+
+def adaptive_probabilities(symbols: np.ndarray, size: int) -> np.ndarray:
+    """[N, size] probabilities of an adaptive categorical model seeing ``symbols`` in order.
+
+    Counts start at 1 and grow by ADAPTIVE_INCREMENT per use; row i holds the counts before
+    symbol i, divided by their sum (exact float64 of integers: identical on every machine).
+    """
+    onehot = np.zeros((symbols.size, size), dtype=np.int64)
+    onehot[np.arange(symbols.size), symbols] = ADAPTIVE_INCREMENT
+    counts = 1 + np.cumsum(onehot, axis=0) - onehot
+    return counts / counts.sum(axis=1, keepdims=True)

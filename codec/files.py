@@ -9,7 +9,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vcodec.bitstream.errors import InputError, OutputExistsError
+from vcodec.errors import InputError, OutputExistsError
 
 
 def check_output(dst: str | Path, *, force: bool) -> Path:

@@ -7,6 +7,7 @@ from fractions import Fraction
 
 import numpy as np
 
+PSNR_YUV_WEIGHTS = (6.0, 1.0, 1.0)  # Y, U, V weights of PSNR-YUV = (6 Y + U + V) / 8
 GOP_SIZE = 16  # frames per GOP (the mask codec's patch depth)
 
 # ffmpeg's colour enums: AVColorRange, AVColorSpace, AVColorPrimaries, AVColorTransferCharacteristic
@@ -67,3 +68,15 @@ class Gop:
         """Stack per-frame (y, u, v) planes into a GOP."""
         y, u, v = (np.stack(plane) for plane in zip(*frames, strict=True))
         return cls(y, u, v, start)
+
+
+def yuv_mse(ref: Gop, test: Gop, where: np.ndarray | None = None) -> float:
+    """The mean squared error of two GOPs (or the same frames of two), the planes weighted as
+    in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8; ``where``: only over these pixels (a bool
+    [H, W] luma mask; chroma takes every other row and column of it)."""
+    masks = (None,) * 3 if where is None else (where, where[::2, ::2], where[::2, ::2])
+    total = 0.0
+    for w, r, t, m in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), masks, strict=True):
+        diff = t.astype(np.float64) - r
+        total += w * float(np.mean((diff if m is None else diff[:, m]) ** 2))
+    return total / sum(PSNR_YUV_WEIGHTS)

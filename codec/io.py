@@ -13,7 +13,7 @@ import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace, Interpolation
 
-from vcodec.bitstream.errors import InputError
+from vcodec.errors import InputError
 from vcodec.frames import (
     COLOR_RANGE_PC,
     COLOR_RANGE_TV,

@@ -15,12 +15,11 @@ import torch
 from torch import nn
 
 from vcodec.bitstream.container import MODEL_ID_BYTES
-from vcodec.bitstream.errors import UnknownModelError
-
-from .params import ParamNet
-from .postprocess import PostNet
-from .reconstruction import ReconstructionNet
-from .selector import MaskSelector
+from vcodec.errors import UnknownModelError
+from vcodec.models.params import ParamNet
+from vcodec.models.postprocess import PostNet
+from vcodec.models.reconstruction import ReconstructionNet
+from vcodec.models.selector import MaskSelector
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 

@@ -23,7 +23,8 @@ from vcodec.bitstream.container import (
     encode_chunk,
     encode_header,
 )
-from vcodec.bitstream.errors import (
+from vcodec.bitstream.fields import ByteReader, ByteWriter
+from vcodec.errors import (
     BadMagicError,
     ChecksumError,
     MalformedError,
@@ -31,7 +32,6 @@ from vcodec.bitstream.errors import (
     UnsupportedVersionError,
     VcxError,
 )
-from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
 GOLDEN_HEADER = "564358061401403019010002020200100004783236352000000df9053a"

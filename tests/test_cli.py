@@ -7,12 +7,8 @@ import json
 import pytest
 from typer.testing import CliRunner
 
-from vcodec.bitstream.errors import (
-    EXIT_BAD_BITSTREAM,
-    EXIT_BAD_INPUT,
-    EXIT_OUTPUT_EXISTS,
-)
 from vcodec.cli.main import app
+from vcodec.errors import EXIT_BAD_BITSTREAM, EXIT_BAD_INPUT, EXIT_OUTPUT_EXISTS
 
 runner = CliRunner()
 

@@ -9,14 +9,15 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
-from vcodec.base_layer import BaseDecoder, BaseEncoder, drop_encoder_info
 from vcodec.bitstream.container import BaseData, StreamHeader, VcxReader, encode_header
-from vcodec.bitstream.errors import OutputExistsError, UnknownModelError, VcxError
-from vcodec.decoder import VcxDecoder, decode
-from vcodec.encoder import EncodeConfig, encode, encode_gops
-from vcodec.info import describe
+from vcodec.errors import OutputExistsError, UnknownModelError, VcxError
+from vcodec.eval.metrics import psnr
 from vcodec.io import open_video
-from vcodec.metrics import psnr
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder, decode
+from vcodec.pipeline.encoder import encode, encode_gops
+from vcodec.pipeline.info import describe
+from vcodec.stages.base_layer import BaseDecoder, BaseEncoder, drop_encoder_info
 
 
 def read_all(path):

@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, requires_data
 
-from vcodec.bitstream.errors import InputError
-from vcodec.detectors import NanoDet, cosine_similarity
+from vcodec.errors import InputError
 from vcodec.frames import Gop
+from vcodec.models.detectors import NanoDet, cosine_similarity
 
 NANODET = SHARED_DATA / "weights" / "nanodet-m_coco_onnx" / "nanodet-m_320.onnx"
 

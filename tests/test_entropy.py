@@ -5,9 +5,11 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcodec.bitstream.errors import MalformedError
 from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
-from vcodec.params import POST_STRENGTHS, SCALES, GopParams
+from vcodec.errors import MalformedError
+from vcodec.pipeline.side_info import GopParams
+from vcodec.stages.post import POST_STRENGTHS
+from vcodec.stages.scale import SCALES
 
 
 def test_side_info_golden_bytes() -> None:

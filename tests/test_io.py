@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 from conftest import SHARED_DATA, requires_data, synthetic_planes, write_test_clip
 
-from vcodec.bitstream.errors import InputError
+from vcodec.errors import InputError
 from vcodec.frames import Gop, VideoInfo
 from vcodec.io import (
     frame_from_planes,

@@ -11,13 +11,14 @@ from conftest import synthetic_planes
 from typer.testing import CliRunner
 
 from vcodec.bitstream.container import Samples, VcxReader, encode_header
-from vcodec.bitstream.errors import MalformedError, UnknownModelError, VcxError
 from vcodec.cli.main import app
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.errors import MalformedError, UnknownModelError, VcxError
+from vcodec.eval.metrics import psnr
 from vcodec.frames import VideoInfo
-from vcodec.metrics import psnr
 from vcodec.models.registry import REGISTRY
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
 
 
 def clip(width: int = 64, height: int = 48, frames: int = 20):

@@ -7,22 +7,21 @@ import pytest
 import torch
 from conftest import synthetic_planes
 
-from vcodec.bitstream.errors import MalformedError, UnknownModelError
-from vcodec.entropy import SymbolDecoder, SymbolEncoder
+from vcodec.entropy import SymbolDecoder, SymbolEncoder, adaptive_probabilities
+from vcodec.errors import MalformedError, UnknownModelError
 from vcodec.frames import Gop
-from vcodec.masks import MaskCodec, expand, held_prediction, plane_groups
 from vcodec.models import registry
 from vcodec.models.reconstruction import ReconstructionNet
 from vcodec.models.selector import MaskSelector
-from vcodec.samples import (
+from vcodec.stages.mask_samples import (
     GEOMETRIC_RATIOS,
-    adaptive_probabilities,
     best_table,
     geometric_counts,
     max_level,
     quantise,
     sample_step,
 )
+from vcodec.stages.masks import MaskCodec, expand, held_prediction, plane_groups
 
 CPU = torch.device("cpu")
 

@@ -7,8 +7,7 @@ import pytest
 import torch
 from pytorch_msssim import ms_ssim
 
-from vcodec.frames import Gop
-from vcodec.metrics import (
+from vcodec.eval.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
     _ms_ssim_levels,
@@ -17,6 +16,7 @@ from vcodec.metrics import (
     msssim_y,
     psnr,
 )
+from vcodec.frames import Gop
 
 
 def textured(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:

@@ -12,12 +12,13 @@ from test_postprocess import random_gop
 from typer.testing import CliRunner
 
 from vcodec.bitstream.container import Segment, VcxReader
-from vcodec.bitstream.errors import InputError
 from vcodec.cli.main import app
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.errors import InputError
 from vcodec.frames import Gop
 from vcodec.models.params import FEATURES, ParamNet
-from vcodec.params import PARAMS_MIN_QP, SCALES, ParamModule, gop_features
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.scale import PARAMS_MIN_QP, SCALES, ParamModule, gop_features
 from vcodec.train.params import (
     DATABASE_QPS,
     ParamsDatabase,
@@ -53,7 +54,9 @@ def test_auto_scale_is_chosen_once_per_stream(monkeypatch) -> None:
     """--scale auto: the module decides on the first GOP and the stream keeps that scale (one
     segment), whatever it would say of later GOPs."""
     choices = iter([2, 1, 1])
-    monkeypatch.setattr("vcodec.params.ParamModule.scale", lambda self, gop, qp: next(choices))
+    monkeypatch.setattr(
+        "vcodec.stages.scale.ParamModule.scale", lambda self, gop, qp: next(choices)
+    )
     info, gops = clip(192, 144, 40)
 
     def segments(scale: str) -> list[tuple[int, int]]:
@@ -68,7 +71,7 @@ def test_auto_scale_is_chosen_once_per_stream(monkeypatch) -> None:
 def test_auto_scale_keeps_regions_of_interest_sharp(monkeypatch) -> None:
     """With --roi the module is not asked: the stream stays at s = 1 (seed 002 reduces only the
     background)."""
-    monkeypatch.setattr("vcodec.params.ParamModule.scale", lambda self, gop, qp: 2)
+    monkeypatch.setattr("vcodec.stages.scale.ParamModule.scale", lambda self, gop, qp: 2)
     info, gops = clip(192, 144, 16)
     buf = io.BytesIO()
     config = EncodeConfig(qp=37, roi="motion", masks=False, device="cpu")

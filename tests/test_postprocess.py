@@ -9,16 +9,16 @@ import torch
 from test_mask_stream import clip, run
 from typer.testing import CliRunner
 
-from vcodec import postprocess
 from vcodec.bitstream.container import VcxReader
 from vcodec.cli.main import app
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop
-from vcodec.metrics import psnr
 from vcodec.models.postprocess import PostNet
-from vcodec.params import POST_STRENGTHS
-from vcodec.postprocess import POST_MODEL, PostProcessor, best_strength, blend
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages import post as postprocess
+from vcodec.stages.post import POST_MODEL, POST_STRENGTHS, PostProcessor, best_strength, blend
 
 
 def random_gop(frames: int, height: int, width: int) -> Gop:
@@ -60,13 +60,15 @@ def test_stripes_match_the_whole_frame(monkeypatch) -> None:
 def test_shipped_post_network_runs_where_it_helps(monkeypatch) -> None:
     """The encoder sends post-v1 when some GOP takes part of its correction; with none, the
     stream is laid out as a --no-post stream."""
-    monkeypatch.setattr("vcodec.encoder.best_strength", lambda *a: len(POST_STRENGTHS) - 1)
-    data, with_post = run(EncodeConfig(qp=37, masks=False, device="cpu"))
+    monkeypatch.setattr(
+        "vcodec.pipeline.encoder.best_strength", lambda *a: len(POST_STRENGTHS) - 1
+    )
+    data, with_post = run(EncodeConfig(qp=37, masks=False, post=True, device="cpu"))
     reader = VcxReader(io.BytesIO(data))
     assert reader.header.models.keys() == {POST_MODEL}
     assert 25 < with_post < 50
-    monkeypatch.setattr("vcodec.encoder.best_strength", lambda *a: 0)
-    data, unused = run(EncodeConfig(qp=37, masks=False, device="cpu"))
+    monkeypatch.setattr("vcodec.pipeline.encoder.best_strength", lambda *a: 0)
+    data, unused = run(EncodeConfig(qp=37, masks=False, post=True, device="cpu"))
     _, without = run(EncodeConfig(qp=37, masks=False, post=False, device="cpu"))
     assert VcxReader(io.BytesIO(data)).header.models == {}
     # (close, not equal: x265 is not bit-reproducible on tiny frames with frame threads)
@@ -77,7 +79,7 @@ def test_unused_masks_leave_no_trace(monkeypatch) -> None:
     """With every GOP's samples switched off, the stream is laid out as the --no-masks stream:
     the same header and chunk sequence. (Not the same bytes: x265 is not bit-reproducible on
     tiny frames with frame threads.)"""
-    monkeypatch.setattr("vcodec.masks.rd_lambda", lambda qp: 1e12)
+    monkeypatch.setattr("vcodec.stages.masks.rd_lambda", lambda qp: 1e12)
     info, gops = clip()
     layouts = []
     for masks in (True, False):
@@ -127,7 +129,9 @@ def test_scale_switches_with_late_gop_chunks(monkeypatch) -> None:
     each change starts a segment, and with post-processing every GOP chunk comes after its
     frames but before the next segment."""
     choices = iter([1, 2, 1])
-    monkeypatch.setattr("vcodec.encoder._HybridEncoder._scale", lambda self, gop: next(choices))
+    monkeypatch.setattr(
+        "vcodec.pipeline.encoder._HybridEncoder._scale", lambda self, gop: next(choices)
+    )
     info, gops = clip(64, 48, 40)
     buf = io.BytesIO()
     encode_gops(gops, info, buf, EncodeConfig(qp=37, scale="auto", masks=False, device="cpu"))

@@ -14,14 +14,15 @@ from typer.testing import CliRunner
 
 from vcodec.bitstream.container import BaseData, VcxReader
 from vcodec.cli.main import app
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop, VideoInfo
-from vcodec.metrics import psnr
 from vcodec.models.postprocess import PostNet
-from vcodec.params import GopParams
-from vcodec.postprocess import PostProcessor
-from vcodec.predict import (
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.pipeline.side_info import GopParams
+from vcodec.stages.post import PostProcessor
+from vcodec.stages.temporal import (
     PREDICT_MODEL,
     FramePredictor,
     coded_frames,

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from rich.console import Console
 
-from vcodec.report import (
+from vcodec.eval.report import (
     ALL_CLIPS,
     POOLED,
     BenchPoint,
@@ -26,7 +26,7 @@ from vcodec.report import (
     write_csv,
     write_json,
 )
-from vcodec.tables import render_tables
+from vcodec.eval.tables import render_tables
 
 KBPS = (100.0, 200.0, 400.0, 800.0, 1600.0)
 

@@ -9,11 +9,12 @@ import pytest
 from conftest import SHARED_DATA, requires_data
 
 from vcodec.bitstream.container import Roi
-from vcodec.bitstream.errors import InputError, MalformedError
-from vcodec.decoder import VcxDecoder
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.errors import InputError, MalformedError
 from vcodec.frames import Gop, VideoInfo
-from vcodec.roi import (
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.roi import (
     MAX_REGIONS,
     ROI_BLOCK,
     MotionFinder,
@@ -113,7 +114,7 @@ def _scene(frames: int = 16, pan: int = 0) -> Gop:
 @pytest.mark.parametrize(("pan", "half"), [(0, False), (3, False), (0, True), (4, True)])
 def test_motion_finds_the_moving_object_even_when_the_camera_pans(monkeypatch, pan, half) -> None:
     if half:  # the half-resolution analysis of large frames
-        monkeypatch.setattr("vcodec.roi.MOTION_FULL_PIXELS", 0)
+        monkeypatch.setattr("vcodec.stages.roi.MOTION_FULL_PIXELS", 0)
     gop = _scene(pan=pan)
     assert camera_shifts(__import__("torch").from_numpy(gop.y).double())[5] == (-5 * pan, -5 * pan)
     roi = MotionFinder().find(gop)

@@ -7,8 +7,8 @@ from fractions import Fraction
 import numpy as np
 import pytest
 
+from vcodec.eval.sample import make_sample, rgb_to_yuv420
 from vcodec.frames import COLOR_RANGE_TV
-from vcodec.sample import make_sample, rgb_to_yuv420
 
 
 @pytest.mark.parametrize(("width", "height"), [(96, 64), (97, 63)])

@@ -13,15 +13,15 @@ from test_mask_stream import clip
 from typer.testing import CliRunner
 
 from vcodec.bitstream.container import VcxReader
-from vcodec.bitstream.errors import InputError, MalformedError
 from vcodec.cli.main import app
-from vcodec.decoder import VcxDecoder
-from vcodec.detectors import NANODET_MEAN, NANODET_STD, bgr_frame
-from vcodec.encoder import EncodeConfig, encode_gops
+from vcodec.errors import InputError, MalformedError
 from vcodec.frames import Gop
+from vcodec.models.detectors import NANODET_MEAN, NANODET_STD, bgr_frame
 from vcodec.models.postprocess import PostNet
-from vcodec.params import POST_STRENGTHS
-from vcodec.postprocess import POST_MODEL, POST_MODELS, post_model
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.post import POST_MODEL, POST_MODELS, POST_STRENGTHS, post_model
 from vcodec.train.post import PostExamples, PostTrainConfig, train_post, weighted_mse
 from vcodec.train.task import FeatureLoss, NanoDetFeatures, yuv_to_bgr
 
@@ -119,10 +119,12 @@ def test_feature_loss_is_zero_on_the_original_and_has_gradients() -> None:
 
 
 def test_streams_name_the_post_model_they_were_encoded_with(monkeypatch) -> None:
-    monkeypatch.setattr("vcodec.encoder.best_strength", lambda *a: len(POST_STRENGTHS) - 1)
+    monkeypatch.setattr(
+        "vcodec.pipeline.encoder.best_strength", lambda *a: len(POST_STRENGTHS) - 1
+    )
     info, gops = clip(64, 48, 16)
     buf = io.BytesIO()
-    config = EncodeConfig(qp=40, masks=False, temporal=False, wiener=False,
+    config = EncodeConfig(qp=40, masks=False, post=True, temporal=False, wiener=False,
                           post_model="post-task-v1", device="cpu")  # fmt: skip
     encode_gops(gops, info, buf, config)
     models = VcxReader(io.BytesIO(buf.getvalue())).header.models

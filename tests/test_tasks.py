@@ -10,12 +10,11 @@ from conftest import SHARED_DATA, requires_data
 from PIL import Image
 from typer.testing import CliRunner
 
-from vcodec.bench import BenchConfig, Clip, pooled_points
-from vcodec.bitstream.errors import InputError
 from vcodec.cli.main import app
-from vcodec.detectors import Detections, load_detector, nms
-from vcodec.scoring import TaskScore, Truth, pooled
-from vcodec.tasks import (
+from vcodec.errors import InputError
+from vcodec.eval.bench import BenchConfig, Clip, pooled_points
+from vcodec.eval.scoring import TaskScore, Truth, pooled
+from vcodec.eval.tasks import (
     confusion,
     expand_inputs,
     find_labels,
@@ -26,6 +25,7 @@ from vcodec.tasks import (
     track,
     tracking_scores,
 )
+from vcodec.models.detectors import Detections, load_detector, nms
 
 NANODET = SHARED_DATA / "weights" / "nanodet-m_coco_onnx" / "nanodet-m_320.onnx"
 MOT05 = SHARED_DATA / "labeled" / "MOT17-mini" / "train" / "MOT17-05-FRCNN"
@@ -68,7 +68,7 @@ def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:
 
 
 def test_pooled_points_score_every_clips_frames_as_one_set() -> None:
-    from vcodec.report import POOLED, BenchPoint
+    from vcodec.eval.report import POOLED, BenchPoint
 
     truth = {"a": [boxes([[0, 0, 10, 10, 0]])], "b": [boxes([[0, 0, 10, 10, 0]])] * 3}
     clips = [Clip(name, None, [], truth=Truth(boxes=t)) for name, t in truth.items()]
@@ -336,8 +336,8 @@ def test_bench_detect_on_a_mot_sequence_and_in_pseudo_mode(tmp_path) -> None:
 def test_segment_paints_the_most_confident_instance_on_top() -> None:
     import torch
 
-    from vcodec.detectors import UltralyticsDetector
     from vcodec.frames import Gop
+    from vcodec.models.detectors import UltralyticsDetector
 
     class Result:  # what ultralytics' predict returns per image, with retina masks
         masks = type("M", (), {"data": torch.zeros(2, 8, 8)})()

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vcodec.bitstream.errors import MalformedError
 from vcodec.entropy import SymbolEncoder
+from vcodec.errors import MalformedError
 from vcodec.frames import Gop
-from vcodec.wiener import (
+from vcodec.stages.wiener import (
     LAYOUTS,
     LUMA_TAPS,
     MODE_TABLE,
@@ -126,7 +126,7 @@ def test_payload_golden_bytes() -> None:
 
 
 def test_plane_weights_follow_psnr_yuv() -> None:
-    from vcodec.wiener import WEIGHT_RANGE, plane_weights
+    from vcodec.stages.wiener import WEIGHT_RANGE, plane_weights
 
     # chroma with an eighth of luma's SSE: each unit of it moves PSNR-YUV 8/6 as much
     assert plane_weights([800.0, 100.0, 100.0]) == pytest.approx([1.0, 8 / 6, 8 / 6])

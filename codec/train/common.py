@@ -9,10 +9,9 @@ from pathlib import Path
 
 import torch
 
-from vcodec.bitstream.errors import InputError
-
-from ..files import atomic_output
-from .data import DataConfig, Examples, build_examples
+from vcodec.errors import InputError
+from vcodec.files import atomic_output
+from vcodec.train.data import DataConfig, Examples, build_examples
 
 
 def examples_for(

@@ -17,11 +17,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from vcodec.bitstream.errors import InputError
-
-from ..frames import GOP_SIZE, Gop, VideoInfo
-from ..io import FRAME_SUFFIXES, open_video
-from ..masks import held_prediction
+from vcodec.errors import InputError
+from vcodec.frames import GOP_SIZE, Gop, VideoInfo
+from vcodec.io import FRAME_SUFFIXES, open_video
+from vcodec.stages.masks import held_prediction
 
 CPU = torch.device("cpu")  # default device of the training loops
 VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".mov", ".y4m", ".264", ".h264", ".265", ".hevc")
@@ -128,8 +127,9 @@ def base_layer(
     off: the prediction hybrid mode codes samples over (``post``: after the post-processing
     network), or the post-processing network's input (``post`` False). ``base``: the base
     layer's codec."""
-    from ..decoder import VcxDecoder
-    from ..encoder import EncodeConfig, encode_gops
+    from vcodec.pipeline.config import EncodeConfig
+    from vcodec.pipeline.decoder import VcxDecoder
+    from vcodec.pipeline.encoder import encode_gops
 
     buf = io.BytesIO()
     encode_gops(

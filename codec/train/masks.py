@@ -16,13 +16,12 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
+from vcodec.entropy import rd_lambda
 from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNet
 from vcodec.models.registry import MASK_CANDIDATES
-
-from ..masks import PATCH_H, PATCH_T, PATCH_W
-from ..samples import rd_lambda
-from .data import CPU, Examples
-from .recon import batch_inputs
+from vcodec.stages.masks import PATCH_H, PATCH_T, PATCH_W
+from vcodec.train.data import CPU, Examples
+from vcodec.train.recon import batch_inputs
 
 DENSITY_BANDS = (0.0, 1 / 32, 1 / 16, 1 / 8, 1 / 4, 1 / 2, 1.0)  # clusters are shared among these
 

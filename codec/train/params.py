@@ -19,15 +19,13 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcodec.bitstream.errors import InputError
+from vcodec.errors import InputError
+from vcodec.eval.report import monotone
+from vcodec.frames import GOP_SIZE, PSNR_YUV_WEIGHTS, Gop, VideoInfo
+from vcodec.io import open_video
 from vcodec.models.params import ParamNet
-
-from ..frames import GOP_SIZE, Gop, VideoInfo
-from ..io import open_video
-from ..metrics import PSNR_YUV_WEIGHTS
-from ..params import PARAMS_MIN_QP, SCALES, gop_features
-from ..report import monotone
-from .data import CPU, ArraySet, find_clips
+from vcodec.stages.scale import PARAMS_MIN_QP, SCALES, gop_features
+from vcodec.train.data import CPU, ArraySet, find_clips
 
 # --qp points of the database: steps of 2-3 from the module's lowest QP, so that each scale's
 # curve is known between any two of them
@@ -99,8 +97,9 @@ def curve_at(log_rate: np.ndarray, psnr: np.ndarray, at: np.ndarray) -> np.ndarr
 
 def code_segment(gops: list[Gop], info: VideoInfo, qp: int, scale: int) -> tuple[float, float]:
     """(PSNR-YUV, bits) of GOPs coded as one stream at ``qp`` and ``scale``."""
-    from ..decoder import VcxDecoder
-    from ..encoder import EncodeConfig, encode_gops
+    from vcodec.pipeline.config import EncodeConfig
+    from vcodec.pipeline.decoder import VcxDecoder
+    from vcodec.pipeline.encoder import encode_gops
 
     buf = io.BytesIO()
     config = EncodeConfig(qp=qp, scale=str(scale), masks=False, device="cpu")

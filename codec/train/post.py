@@ -9,13 +9,11 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from vcodec.frames import GOP_SIZE, PSNR_YUV_WEIGHTS, Gop
+from vcodec.io import open_video
 from vcodec.models.postprocess import NEIGHBOURS, PostNet, condition
-
-from ..frames import GOP_SIZE, Gop
-from ..io import open_video
-from ..metrics import PSNR_YUV_WEIGHTS
-from ..params import base_qp
-from .data import CPU, ArraySet, base_layer, find_clips
+from vcodec.stages.scale import base_qp
+from vcodec.train.data import CPU, ArraySet, base_layer, find_clips
 
 
 @dataclass(frozen=True)

@@ -13,9 +13,8 @@ from collections.abc import Callable
 import torch
 
 from vcodec.models.postprocess import PostNet
-
-from .data import CPU
-from .post import PostExamples, PostTrainConfig, train_post
+from vcodec.train.data import CPU
+from vcodec.train.post import PostExamples, PostTrainConfig, train_post
 
 
 def dropped_window(planes: torch.Tensor) -> torch.Tensor:

@@ -9,10 +9,9 @@ import numpy as np
 import torch
 
 from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNet
-
-from ..masks import PATCH_H, PATCH_T, PATCH_W, expand, recon_input
-from ..samples import quantise, sample_step
-from .data import CPU, Examples
+from vcodec.stages.mask_samples import quantise, sample_step
+from vcodec.stages.masks import PATCH_H, PATCH_T, PATCH_W, expand, recon_input
+from vcodec.train.data import CPU, Examples
 
 LOG_FLOOR = 1e-4  # added to each MSE (residual units) before the log: 0.4 8-bit levels^2
 

@@ -15,12 +15,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcodec.entropy import rd_lambda
 from vcodec.models.reconstruction import ReconstructionNet
 from vcodec.models.selector import MaskSelector
-
-from ..masks import MaskCodec, PlaneGroup, selector_input
-from ..samples import rd_lambda, sample_step
-from .data import CPU, Examples
+from vcodec.stages.mask_samples import sample_step
+from vcodec.stages.masks import MaskCodec, PlaneGroup, selector_input
+from vcodec.train.data import CPU, Examples
 
 
 @dataclass(frozen=True)

@@ -17,9 +17,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vcodec.bitstream.errors import InputError
-
-from ..detectors import NANODET_MEAN, NANODET_STD
+from vcodec.errors import InputError
+from vcodec.models.detectors import NANODET_MEAN, NANODET_STD
 
 # the operators of nanodet-m_416.onnx's graph, the only ones this interpreter runs
 _OPS = {"Conv", "LeakyRelu", "MaxPool", "Concat", "Reshape", "Transpose", "Split", "Resize", "Add",

@@ -13,14 +13,14 @@ from fractions import Fraction
 
 import av
 
-from vcodec.bitstream.errors import InputError, MalformedError
-
-from .frames import Gop
-from .io import frame_from_planes, planes_from_frame
-from .roi import QpRegion
+from vcodec.errors import InputError, MalformedError
+from vcodec.frames import Gop
+from vcodec.io import frame_from_planes, planes_from_frame
 
 os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unless told not to
 
+
+QpRegion = tuple[int, int, int, int, Fraction]  # x, y, w, h in pixels; qoffset / QP_RANGE
 
 @dataclass(frozen=True)
 class BaseCodec:

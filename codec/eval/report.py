@@ -18,7 +18,7 @@ import numpy as np
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
-from . import __version__
+from vcodec import __version__
 
 BD_MIN_POINTS = 4  # RD points per curve needed for a BD-rate
 BD_METHOD = "akima"  # bjontegaard's interpolation

@@ -24,21 +24,21 @@ from vcodec.bitstream.container import (
     VcxReader,
     Wiener,
 )
-from vcodec.bitstream.errors import InputError, MalformedError
+from vcodec.device import resolve_device
+from vcodec.errors import MalformedError
+from vcodec.files import atomic_output
+from vcodec.frames import Gop, VideoInfo
+from vcodec.io import open_writer, output_format
 from vcodec.models.registry import require
-
-from .base_layer import BaseDecoder
-from .encoder import resolve_device
-from .files import atomic_output
-from .frames import Gop, VideoInfo
-from .io import open_writer, output_format
-from .masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
-from .params import GopParams, base_qp
-from .postprocess import PostProcessor, blend, post_model
-from .predict import PREDICT_MODEL, FramePredictor, coded_frames
-from .resample import coded_size, crop_gop, upscale_gop
-from .roi import RoiMap, read_roi
-from .wiener import PlaneFilter, WienerDecoder, apply_gop
+from vcodec.pipeline.side_info import GopParams
+from vcodec.pipeline.stream import open_vcx
+from vcodec.stages.base_layer import BaseDecoder
+from vcodec.stages.masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
+from vcodec.stages.post import PostProcessor, blend, post_model
+from vcodec.stages.roi import RoiMap, read_roi
+from vcodec.stages.scale import base_qp, coded_size, crop_gop, upscale_gop
+from vcodec.stages.temporal import PREDICT_MODEL, FramePredictor, coded_frames
+from vcodec.stages.wiener import PlaneFilter, WienerDecoder, apply_gop
 
 Progress = Callable[[int], None]
 
@@ -237,13 +237,3 @@ def decode(
     return DecodeStats(frames, time.perf_counter() - start)
 
 
-def open_vcx(path: str | Path) -> BinaryIO:
-    """Open a .vcx file for reading, turning a missing or unreadable file into InputError."""
-    try:
-        return open(path, "rb")
-    except FileNotFoundError:
-        raise InputError(f"{path}: no such file") from None
-    except IsADirectoryError:
-        raise InputError(f"{path} is a folder, not a .vcx file") from None
-    except OSError as exc:
-        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None

@@ -12,7 +12,6 @@ whoever consumes the decoded video.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
@@ -22,10 +21,11 @@ import torch
 import torch.nn.functional as F
 
 from vcodec.bitstream.container import Roi
-from vcodec.bitstream.errors import InputError, MalformedError
-
-from .entropy import SymbolDecoder, SymbolEncoder
-from .frames import Gop
+from vcodec.entropy import SymbolDecoder, SymbolEncoder
+from vcodec.errors import InputError, MalformedError
+from vcodec.frames import Gop
+from vcodec.models.detectors import load_yolo
+from vcodec.stages.base_layer import QpRegion
 
 # --roi; the index is the ROI chunk's source byte
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
@@ -265,7 +265,7 @@ class YoloFinder:
         self.device = device
 
     def find(self, gop: Gop) -> RoiMap:
-        from .detectors import bgr_frame
+        from vcodec.models.detectors import bgr_frame
 
         images = [bgr_frame(gop, t) for t in _sampled(gop)]
         results = self.model.predict(
@@ -292,14 +292,14 @@ class NanoDetFinder:
     source = "nanodet"
 
     def __init__(self, model: str | Path | None) -> None:
-        from .detectors import NanoDet
+        from vcodec.models.detectors import NanoDet
 
         if not model:
             raise InputError("--roi nanodet needs --roi-model PATH (a NanoDet .onnx)")
         self.detector = NanoDet(model)
 
     def find(self, gop: Gop) -> RoiMap:
-        from .detectors import bgr_frame
+        from vcodec.models.detectors import bgr_frame
 
         mask = np.zeros((gop.height, gop.width), bool)
         for t in _sampled(gop):
@@ -318,31 +318,6 @@ def _sampled(gop: Gop) -> list[int]:
     return np.linspace(0, gop.n_frames - 1, min(DETECT_FRAMES, gop.n_frames)).round().astype(int)
 
 
-def load_yolo(model: str | Path | None, option: str = "--roi-model "):
-    """An ultralytics YOLO model from a weights path (.pt), a model .yaml (untrained: tests),
-    or a name ultralytics can download; InputError with what to do when none of these works."""
-    os.environ.setdefault("YOLO_VERBOSE", "False")  # no banners on our stdout
-    try:
-        from ultralytics import YOLO
-    except ImportError as exc:  # pragma: no cover - a dependency
-        raise InputError(f"--roi yolo needs ultralytics, which does not import: {exc}") from None
-    if not model:
-        raise InputError("--roi yolo needs --roi-model PATH (YOLO-seg weights, e.g. .pt)")
-    path = Path(model)
-    if path.parent != Path(".") and not path.exists():
-        raise InputError(f"{option}{model}: no such file (give YOLO weights, e.g. .pt)")
-    try:
-        yolo = YOLO(str(model))
-    except Exception as exc:  # ultralytics raises many kinds; all mean "no usable weights"
-        raise InputError(
-            f"{option}{model}: cannot load YOLO weights ({type(exc).__name__}); give a path "
-            "to YOLO weights, or a model name while online so ultralytics can download it"
-        ) from None
-    if yolo.task not in ("segment", "detect"):
-        raise InputError(f"{option}{model} is a {yolo.task} model, not segment or detect")
-    return yolo
-
-
 def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
     """The finder for --roi (None for "none")."""
     if source not in ROI_SOURCES:
@@ -356,7 +331,6 @@ def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
     return None
 
 
-QpRegion = tuple[int, int, int, int, Fraction]  # x, y, w, h in pixels; qoffset / QP_RANGE
 
 
 def qp_regions(roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegion]:

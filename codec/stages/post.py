@@ -8,14 +8,15 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcodec.bitstream.errors import MalformedError
+from vcodec.errors import MalformedError
+from vcodec.frames import Gop, yuv_mse
 from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADIUS, condition
 from vcodec.models.registry import load
 
-from .frames import Gop
-from .metrics import yuv_mse
-from .params import POST_STRENGTHS
-
+# How much of the post-processing network's correction a GOP takes (output = base + a (net -
+# base)); the encoder picks the a with the least error, since the network trained on CPU
+# helps some content and hurts other (models/README.md). Index 0 (a = 0) skips the network.
+POST_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 POST_MODEL = "post-v1"  # the default post-processing network (its registry name)
 # every network the stage can run, the one a stream's header names: post-task-v1 is post-v1
 # fine-tuned with a detector-feature loss (task-driven training, seed 003)

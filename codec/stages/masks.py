@@ -17,13 +17,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcodec.bitstream.errors import MalformedError
+from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder, rd_lambda
+from vcodec.errors import MalformedError
+from vcodec.frames import Gop
 from vcodec.models import registry
 from vcodec.models.reconstruction import RESIDUAL_UNIT, STEP_UNIT
-
-from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
-from .frames import Gop
-from .samples import (
+from vcodec.stages.mask_samples import (
     DENSITY_CLASSES,
     GEOMETRIC_RATIOS,
     best_table,
@@ -32,7 +31,6 @@ from .samples import (
     geometric_counts,
     max_level,
     quantise,
-    rd_lambda,
     sample_step,
 )
 

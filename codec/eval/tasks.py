@@ -23,10 +23,9 @@ from pathlib import Path
 
 import numpy as np
 
-from vcodec.bitstream.errors import InputError
-
-from .detectors import SEGMENT_IGNORE, Detections, box_iou
-from .io import frame_files
+from vcodec.errors import InputError
+from vcodec.io import frame_files
+from vcodec.models.detectors import SEGMENT_IGNORE, Detections, box_iou
 
 IOU_THRESHOLDS = tuple(np.round(np.arange(0.5, 0.96, 0.05), 2))  # COCO's .5:.95
 RECALL_POINTS = np.linspace(0, 1, 101)  # COCO's 101-point interpolated precision

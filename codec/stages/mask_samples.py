@@ -19,7 +19,6 @@ GEOMETRIC_RATIOS = (
     65251, 65317, 65367, 65406, 65436, 65459,
 )  # fmt: skip
 TABLE_ONE = 1 << 16  # the count of q = 0 in every geometric table
-ADAPTIVE_INCREMENT = 32  # added to a mask index's count each time it is used
 # Sample contexts: plane group (luma, chroma) x the density class of the patch mask.
 DENSITY_CLASS_BOUNDS = (1 / 16, 1 / 4)  # density <= 1/16 -> class 0, <= 1/4 -> 1, else 2
 DENSITY_CLASSES = len(DENSITY_CLASS_BOUNDS) + 1
@@ -28,23 +27,6 @@ DENSITY_CLASSES = len(DENSITY_CLASS_BOUNDS) + 1
 def sample_step(qp: int, pure: bool) -> float:
     """The quantiser step of a sample, in 8-bit levels: doubles every 6 QP, like x264's."""
     return 2.0 ** ((qp - (10 if pure else 16)) / 6)
-
-
-def rd_lambda(qp: int) -> float:
-    """Lagrangian for D (sum of squared 8-bit errors) + lambda * R (bits): x264's mode lambda."""
-    return 0.85 * 2.0 ** ((qp - 12) / 3)
-
-
-# The slope -dD/dR of vcodec's x265 base layer between neighbouring --qp (27-32, ..., 42-47),
-# median over the clips of the parameter module's first training database (7 clips): 4.9, 6.7,
-# 7.9 and 6.9 times rd_lambda.
-BASE_LAMBDA_FACTOR = 6.8
-
-
-def base_lambda(qp: int) -> float:
-    """The exchange rate of the base layer's bits for SSE: D + base_lambda * R (bits) is what
-    the Wiener filters' choices minimise."""
-    return BASE_LAMBDA_FACTOR * rd_lambda(qp)
 
 
 def max_level(step: float) -> int:
@@ -91,15 +73,3 @@ def best_table(levels: np.ndarray, limit: int) -> tuple[int, float]:
 def density_class(density: np.ndarray) -> np.ndarray:
     """Per-mask density class (0, 1, 2) from densities in [0, 1]."""
     return np.searchsorted(np.asarray(DENSITY_CLASS_BOUNDS), density, side="left")
-
-
-def adaptive_probabilities(symbols: np.ndarray, size: int) -> np.ndarray:
-    """[N, size] probabilities of an adaptive categorical model seeing ``symbols`` in order.
-
-    Counts start at 1 and grow by ADAPTIVE_INCREMENT per use; row i holds the counts before
-    symbol i, divided by their sum (exact float64 of integers: identical on every machine).
-    """
-    onehot = np.zeros((symbols.size, size), dtype=np.int64)
-    onehot[np.arange(symbols.size), symbols] = ADAPTIVE_INCREMENT
-    counts = 1 + np.cumsum(onehot, axis=0) - onehot
-    return counts / counts.sum(axis=1, keepdims=True)

@@ -14,17 +14,10 @@ import av
 import numpy as np
 
 from vcodec import __version__
-from vcodec.bitstream.errors import InputError
-
-from .base_layer import BASE_CODECS, PRESETS, BaseDecoder, BaseEncoder
-from .decoder import VcxDecoder
-from .detectors import load_detector
-from .encoder import EncodeConfig, encode_gops, resolve_device
-from .files import check_output
-from .frames import GOP_SIZE, Gop, VideoInfo
-from .io import open_video
-from .metrics import MetricAccumulator, RegionPsnr, msssim_settings
-from .report import (
+from vcodec.device import resolve_device
+from vcodec.errors import InputError
+from vcodec.eval.metrics import MetricAccumulator, RegionPsnr, msssim_settings
+from vcodec.eval.report import (
     BenchPoint,
     bd_table,
     plot_rd,
@@ -33,12 +26,28 @@ from .report import (
     write_csv,
     write_json,
 )
-from .resample import coded_size, crop_gop, pad_gop
-from .roi import RoiMap, qp_regions, roi_finder
-from .sample import make_sample
-from .scoring import TASK_BD_METRICS, TASKS, TaskScore, Truth, ground_truth, pooled, score
-from .tables import render_tables
-from .tasks import PSEUDO_MIN_SCORE, expand_inputs, find_labels
+from vcodec.eval.sample import make_sample
+from vcodec.eval.scoring import (
+    TASK_BD_METRICS,
+    TASKS,
+    TaskScore,
+    Truth,
+    ground_truth,
+    pooled,
+    score,
+)
+from vcodec.eval.tables import render_tables
+from vcodec.eval.tasks import PSEUDO_MIN_SCORE, expand_inputs, find_labels
+from vcodec.files import check_output
+from vcodec.frames import GOP_SIZE, Gop, VideoInfo
+from vcodec.io import open_video
+from vcodec.models.detectors import load_detector
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.base_layer import BASE_CODECS, PRESETS, BaseDecoder, BaseEncoder
+from vcodec.stages.roi import RoiMap, qp_regions, roi_finder
+from vcodec.stages.scale import coded_size, crop_gop, pad_gop
 
 DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-720p content
 # vcx variants: the EncodeConfig fields each sets

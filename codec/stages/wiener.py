@@ -21,12 +21,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from vcodec.bitstream.container import FORMAT_VERSION
-from vcodec.bitstream.errors import MalformedError
-
-from .entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
-from .frames import Gop
-from .metrics import PSNR_YUV_WEIGHTS
-from .samples import base_lambda
+from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder, base_lambda
+from vcodec.errors import MalformedError
+from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
 
 PRECISION_BITS = 7  # coefficients in units of 2^-7
 RADII = (3, 2, 2)  # diamond radius of the Y, U and V filters: 12 and 6 tap pairs

@@ -7,11 +7,10 @@ import torch
 from pytorch_msssim import ms_ssim
 from pytorch_msssim.ssim import _fspecial_gauss_1d, _ssim
 
-from .frames import Gop
+from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
 
 PSNR_CAP_DB = 100.0  # dB: PSNR of identical frames (MSE 0), and the ceiling of every PSNR
 PEAK_8BIT = 255.0  # largest sample value of 8-bit video
-PSNR_YUV_WEIGHTS = (6.0, 1.0, 1.0)  # Y, U, V weights of PSNR-YUV = (6 Y + U + V) / 8
 
 MSSSIM_WEIGHTS = (0.0448, 0.2856, 0.3001, 0.2363, 0.1333)  # the standard 5 scales, fine to coarse
 MSSSIM_WIN_SIZE = 11  # pixels: the standard Gaussian window
@@ -111,18 +110,6 @@ def psnr_yuv(psnr_y: np.ndarray, psnr_u: np.ndarray, psnr_v: np.ndarray) -> np.n
     """PSNR-YUV = (6 Y + U + V) / 8, per frame."""
     wy, wu, wv = PSNR_YUV_WEIGHTS
     return (wy * psnr_y + wu * psnr_u + wv * psnr_v) / (wy + wu + wv)
-
-
-def yuv_mse(ref: Gop, test: Gop, where: np.ndarray | None = None) -> float:
-    """The mean squared error of two GOPs (or the same frames of two), the planes weighted as
-    in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8; ``where``: only over these pixels (a bool
-    [H, W] luma mask; chroma takes every other row and column of it)."""
-    masks = (None,) * 3 if where is None else (where, where[::2, ::2], where[::2, ::2])
-    total = 0.0
-    for w, r, t, m in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), masks, strict=True):
-        diff = t.astype(np.float64) - r
-        total += w * float(np.mean((diff if m is None else diff[:, m]) ** 2))
-    return total / sum(PSNR_YUV_WEIGHTS)
 
 
 def gop_metrics(ref: Gop, test: Gop, device: str = "cpu") -> dict[str, np.ndarray]:

@@ -7,7 +7,7 @@ import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
 
@@ -15,29 +15,47 @@ import torch
 
 from vcodec import __version__
 from vcodec.bitstream.container import (
-    MODES,
     BaseData,
-    End,
     GopChunk,
     Samples,
     Segment,
     StreamHeader,
-    VcxReader,
     VcxWriter,
     Wiener,
 )
-from vcodec.bitstream.errors import InputError
+from vcodec.device import resolve_device
+from vcodec.files import atomic_output
+from vcodec.frames import GOP_SIZE, Gop, VideoInfo, yuv_mse
+from vcodec.io import open_video, read_audio
 from vcodec.models.registry import REGISTRY
-
-from .base_layer import PRESETS, BaseDecoder, BaseEncoder, get_codec
-from .files import atomic_output
-from .frames import GOP_SIZE, Gop, VideoInfo
-from .io import open_video, read_audio
-from .masks import MASK_MODELS, MASK_SEARCHES, RECON_DTYPE, MaskCodec, held_prediction
-from .metrics import yuv_mse
-from .params import POST_STRENGTHS, SCALES, GopParams, ParamModule, base_qp
-from .postprocess import POST_MODEL, POST_MODELS, PostProcessor, best_strength, blend, post_model
-from .predict import (
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.side_info import GopParams
+from vcodec.pipeline.stream import finish_stream, start_stream, without_models
+from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
+from vcodec.stages.masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
+from vcodec.stages.post import (
+    POST_STRENGTHS,
+    PostProcessor,
+    best_strength,
+    blend,
+)
+from vcodec.stages.roi import (
+    RoiMap,
+    qp_regions,
+    roi_chunk,
+    roi_finder,
+    soften_background,
+)
+from vcodec.stages.scale import (
+    ParamModule,
+    base_qp,
+    coded_size,
+    crop_gop,
+    downscale_gop,
+    pad_gop,
+    upscale_gop,
+)
+from vcodec.stages.temporal import (
     PREDICT_MODEL,
     TEMPORAL_MARGIN,
     FramePredictor,
@@ -46,77 +64,10 @@ from .predict import (
     expected_base_error,
     prediction_error,
 )
-from .resample import coded_size, crop_gop, downscale_gop, pad_gop, upscale_gop
-from .roi import (
-    BACKGROUND_SCALES,
-    ROI_SOURCES,
-    RoiMap,
-    qp_regions,
-    roi_chunk,
-    roi_finder,
-    soften_background,
-)
-from .wiener import WienerEncoder
+from vcodec.stages.wiener import WienerEncoder
 
 Progress = Callable[[int], None]  # called with the number of frames just done
 SPOOL_BYTES = 64 << 20  # a spooled stream stays in memory up to this size
-
-
-@dataclass(frozen=True)
-class EncodeConfig:
-    """Encoder settings; the CLI's options map one to one onto these fields."""
-
-    qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
-    base: str = "x265"  # base-layer codec: x265, x264, av1
-    # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
-    scale: str = "auto"
-    preset: str = "medium"  # base-layer encoder preset
-    frames: int | None = None  # encode at most this many frames
-    device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda
-    mode: str = "hybrid"  # hybrid: base layer + masked samples; pure: masked samples alone
-    masks: bool = True  # hybrid only: send masked enhancement samples (False: v0's base only)
-    mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
-    post: bool = True  # hybrid only: the decoder runs the post-processing network on the base layer
-    post_model: str = POST_MODEL  # which one (POST_MODELS): post-task-v1 for detection
-    # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
-    temporal: bool = True
-    # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
-    wiener: bool = True
-    # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer
-    roi: str = "none"
-    roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
-    # with --roi: the background is low-passed as a down- and up-scale by this factor would
-    # leave it, before the base layer (seed 002's ROI downsampler; 1: left as it is)
-    background_scale: int = 4
-
-    def validate(self) -> EncodeConfig:
-        get_codec(self.base)
-        if not 0 <= self.qp <= 51:
-            raise InputError(f"--qp must be between 0 and 51, got {self.qp}")
-        if self.scale != "auto" and int(self.scale) not in SCALES:
-            raise InputError(f"--scale must be auto or one of {SCALES}, got {self.scale}")
-        if self.preset not in PRESETS:
-            raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
-        if self.frames is not None and self.frames < 1:
-            raise InputError(f"--frames must be at least 1, got {self.frames}")
-        if self.mode not in MODES:
-            raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
-        if self.mask_search not in MASK_SEARCHES:
-            raise InputError(f"--mask-search must be one of {', '.join(MASK_SEARCHES)}")
-        if self.roi not in ROI_SOURCES:
-            raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
-        if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
-            raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
-        if self.roi in ("yolo", "nanodet") and not self.roi_model:
-            raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
-        if self.post_model not in POST_MODELS:
-            raise InputError(f"--post-model must be one of {', '.join(POST_MODELS)}")
-        if self.background_scale not in BACKGROUND_SCALES:
-            raise InputError(
-                f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"
-            )
-        resolve_device(self.device)
-        return self
 
 
 @dataclass(frozen=True)
@@ -131,16 +82,6 @@ class EncodeStats:
     @property
     def bpp(self) -> float:
         return 8 * self.bytes / max(1, self.frames * self.width * self.height)
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    if name == "cuda" and not torch.cuda.is_available():
-        raise InputError("--device cuda was asked for, but no CUDA device is available")
-    if name not in ("cpu", "cuda"):
-        raise InputError(f"--device must be auto, cpu or cuda, got {name!r}")
-    return torch.device(name)
 
 
 def encode(
@@ -176,27 +117,28 @@ def encode_gops(
     progress: Progress | None = None,
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count."""
+    config = config.validate()
     device = resolve_device(config.device)
     pure = config.mode == "pure"
     masks = MaskCodec(config.qp, pure, device, config.mask_search) if pure or config.masks else None
     header = _header(info, config, masks is not None)
     if pure:
-        writer = _start(out, header, audio)
+        writer = start_stream(out, header, audio)
         _encode_pure(gops, writer, masks, progress)
-        return _finish(writer)
+        return finish_stream(writer)
     if masks is None and not (_post(config) or _temporal(config) or _wiener(config)):
-        writer = _start(out, header, audio)
+        writer = start_stream(out, header, audio)
         _HybridEncoder(writer, info, config, device, None, progress).run(gops)
-        return _finish(writer)
+        return finish_stream(writer)
     # With masks, post-processing or temporal scaling, the stream is spooled: a stage that no
     # GOP ended up using is then taken out (its models from the header, its SAMPLES chunks or
     # side-info symbol),
     # so that asking for it never costs more than going without.
     with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
-        writer = _start(spool, header, audio)
+        writer = start_stream(spool, header, audio)
         hybrid = _HybridEncoder(writer, info, config, device, masks, progress)
         hybrid.run(gops)
-        frames = _finish(writer)
+        frames = finish_stream(writer)
         spool.seek(0)
         unused = set()
         if masks is not None and not hybrid.samples_on:
@@ -206,48 +148,10 @@ def encode_gops(
         if _temporal(config) and not hybrid.temporal_on:
             unused.add(PREDICT_MODEL)
         if unused:
-            _without(spool, out, unused)
+            without_models(spool, out, unused)
         else:
             shutil.copyfileobj(spool, out)
     return frames
-
-
-def _start(out: BinaryIO, header: StreamHeader, audio: bytes | None) -> VcxWriter:
-    writer = VcxWriter(out, header)
-    if audio:
-        writer.write_audio(audio)
-    return writer
-
-
-def _finish(writer: VcxWriter) -> int:
-    if writer.gops == 0:
-        raise InputError("the input has no frames to encode")
-    writer.close()
-    return writer.frames
-
-
-def _without(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
-    """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
-    chunks, all off), the post-processing network's (its strength symbol, all 0) and the
-    frame-prediction network's (its temporal step symbol, all 1)."""
-    reader = VcxReader(stream)
-    post = post_model(reader.header.models)
-    predict = PREDICT_MODEL in reader.header.models
-    drop_post, drop_step = post is not None and post in unused, PREDICT_MODEL in unused
-    models = {k: v for k, v in reader.header.models.items() if k not in unused}
-    writer = VcxWriter(out, replace(reader.header, models=models))
-    for chunk in reader:
-        if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
-            continue
-        if isinstance(chunk, GopChunk) and (drop_post or drop_step):
-            params = GopParams.unpack(chunk.side_info, post=post is not None, predict=predict)
-            if drop_post:
-                params = replace(params, post=None)
-            if drop_step:
-                params = replace(params, step=None)
-            chunk = replace(chunk, side_info=params.pack())
-        writer.write(chunk)
-    writer.close()
 
 
 def _encode_pure(

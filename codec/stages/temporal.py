@@ -13,12 +13,13 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from vcodec.frames import Gop, yuv_mse
 from vcodec.models.registry import load
+from vcodec.stages.post import PostProcessor
 
-from .frames import Gop
-from .metrics import yuv_mse
-from .postprocess import PostProcessor
-
+# Temporal scaling: a GOP at step 2 codes its even frames and its last in the base layer; the
+# decoder predicts the others from their decoded neighbours (codec/predict.py)
+STEPS = (1, 2)
 PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when the stage is on
 # A GOP goes to step 2 when the mean of each odd source frame's neighbours is within this
 # share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the

@@ -18,13 +18,12 @@ from vcodec.bitstream.container import (
     VcxReader,
     Wiener,
 )
-
-from .decoder import open_vcx
-from .params import GopParams
-from .postprocess import post_model
-from .predict import PREDICT_MODEL
-from .roi import RoiMap, read_roi
-from .wiener import WienerDecoder
+from vcodec.pipeline.side_info import GopParams
+from vcodec.pipeline.stream import open_vcx
+from vcodec.stages.post import post_model
+from vcodec.stages.roi import RoiMap, read_roi
+from vcodec.stages.temporal import PREDICT_MODEL
+from vcodec.stages.wiener import WienerDecoder
 
 
 def describe(path: str | Path) -> dict[str, Any]:

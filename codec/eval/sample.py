@@ -10,7 +10,7 @@ import torch
 import torch.nn.functional as F
 from skimage import data as skdata
 
-from .frames import COLOR_RANGE_TV, GOP_SIZE, Gop, VideoInfo
+from vcodec.frames import COLOR_RANGE_TV, GOP_SIZE, Gop, VideoInfo
 
 SMPTE170M = 6  # ffmpeg's enum value of BT.601 525-line for colorspace, primaries and transfer
 

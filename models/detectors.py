@@ -6,15 +6,15 @@ Classes are COCO's 80 (0 = person), as both are trained on COCO.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from vcodec.bitstream.errors import InputError
-
-from .frames import Gop
-from .io import frame_from_planes
+from vcodec.errors import InputError
+from vcodec.frames import Gop
+from vcodec.io import frame_from_planes
 
 # NanoDet-m's input normalisation (BGR), from its training configuration
 NANODET_MEAN = (103.53, 116.28, 123.675)
@@ -144,7 +144,7 @@ class UltralyticsDetector:
     """Any ultralytics YOLO detection or segmentation model (its boxes)."""
 
     def __init__(self, model: str | Path, device: str = "cpu") -> None:
-        from .roi import load_yolo
+        from vcodec.models.detectors import load_yolo
 
         self.model = load_yolo(model, "--detector ultralytics:")
         self.device = device
@@ -238,3 +238,28 @@ def cosine_similarity(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     a, b = a.astype(np.float64), b.astype(np.float64)
     norms = np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1)
     return np.sum(a * b, axis=1) / np.maximum(norms, 1e-12)
+
+
+def load_yolo(model: str | Path | None, option: str = "--roi-model "):
+    """An ultralytics YOLO model from a weights path (.pt), a model .yaml (untrained: tests),
+    or a name ultralytics can download; InputError with what to do when none of these works."""
+    os.environ.setdefault("YOLO_VERBOSE", "False")  # no banners on our stdout
+    try:
+        from ultralytics import YOLO
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise InputError(f"--roi yolo needs ultralytics, which does not import: {exc}") from None
+    if not model:
+        raise InputError("--roi yolo needs --roi-model PATH (YOLO-seg weights, e.g. .pt)")
+    path = Path(model)
+    if path.parent != Path(".") and not path.exists():
+        raise InputError(f"{option}{model}: no such file (give YOLO weights, e.g. .pt)")
+    try:
+        yolo = YOLO(str(model))
+    except Exception as exc:  # ultralytics raises many kinds; all mean "no usable weights"
+        raise InputError(
+            f"{option}{model}: cannot load YOLO weights ({type(exc).__name__}); give a path "
+            "to YOLO weights, or a model name while online so ultralytics can download it"
+        ) from None
+    if yolo.task not in ("segment", "detect"):
+        raise InputError(f"{option}{model} is a {yolo.task} model, not segment or detect")
+    return yolo

@@ -8,11 +8,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from vcodec.bitstream.errors import InputError
-
-from .detectors import COCO_NAMES, Detections
-from .frames import Gop
-from .tasks import (
+from vcodec.errors import InputError
+from vcodec.eval.tasks import (
     PSEUDO_MIN_SCORE,
     confusion,
     mean_average_precision,
@@ -21,6 +18,8 @@ from .tasks import (
     track,
     tracking_scores,
 )
+from vcodec.frames import Gop
+from vcodec.models.detectors import COCO_NAMES, Detections
 
 TASKS = ("detect", "segment", "track")
 # the BenchPoint fields each task measures that get BD-rates

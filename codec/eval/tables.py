@@ -7,7 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
-from .report import ALL_CLIPS, METRIC_LABELS, POOLED, BenchPoint, by_clip_codec, unique
+from vcodec.eval.report import ALL_CLIPS, METRIC_LABELS, POOLED, BenchPoint, by_clip_codec, unique
 
 
 def _points_table(points: Sequence[BenchPoint]) -> Table:

@@ -1,0 +1,91 @@
+"""Encoder settings: EncodeConfig, whose fields the CLI's options map one to one onto."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+
+from vcodec.bitstream.container import MODES
+from vcodec.device import resolve_device
+from vcodec.errors import InputError
+from vcodec.stages.base_layer import PRESETS, get_codec
+from vcodec.stages.masks import MASK_SEARCHES
+from vcodec.stages.post import POST_MODEL, POST_MODELS
+from vcodec.stages.roi import BACKGROUND_SCALES, ROI_SOURCES
+from vcodec.stages.scale import SCALES
+
+SPEEDS = ("fast", "medium", "slow")  # --speed: which stages run when not asked by name
+# The stages each --speed turns on (hybrid mode). A stage asked for by name (--masks,
+# --no-wiener, ...) overrides its speed's choice. README: what each costs and buys.
+SPEED_STAGES: dict[str, dict[str, bool]] = {
+    "fast": {"masks": False, "post": False, "temporal": True, "wiener": False},
+    "medium": {"masks": False, "post": False, "temporal": True, "wiener": True},
+    "slow": {"masks": True, "post": True, "temporal": True, "wiener": True},
+}
+
+
+@dataclass(frozen=True)
+class EncodeConfig:
+    """Encoder settings; the CLI's options map one to one onto these fields."""
+
+    qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
+    base: str = "x265"  # base-layer codec: x265, x264, av1
+    # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
+    scale: str = "auto"
+    preset: str = "medium"  # base-layer encoder preset
+    frames: int | None = None  # encode at most this many frames
+    device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda
+    mode: str = "hybrid"  # hybrid: base layer + masked samples; pure: masked samples alone
+    speed: str = "medium"  # fast, medium, slow: the stage set (SPEED_STAGES) and the search effort
+    # Each stage switch: True/False as asked, None: as --speed says (resolved() fills it in)
+    masks: bool | None = None  # hybrid only: send masked enhancement samples
+    mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
+    post: bool | None = None  # hybrid only: the decoder runs the post-processing network
+    post_model: str = POST_MODEL  # which one (POST_MODELS): post-task-v1 for detection
+    # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
+    temporal: bool | None = None
+    # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
+    wiener: bool | None = None
+    # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer
+    roi: str = "none"
+    roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
+    # with --roi: the background is low-passed as a down- and up-scale by this factor would
+    # leave it, before the base layer (seed 002's ROI downsampler; 1: left as it is)
+    background_scale: int = 4
+
+    def resolved(self) -> EncodeConfig:
+        """This config with every stage switch left to --speed filled in from SPEED_STAGES."""
+        if self.speed not in SPEEDS:
+            raise InputError(f"--speed must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
+        chosen = SPEED_STAGES[self.speed]
+        return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
+
+    def validate(self) -> EncodeConfig:
+        """The resolved config, or InputError naming the first option out of range."""
+        self = self.resolved()
+        get_codec(self.base)
+        if not 0 <= self.qp <= 51:
+            raise InputError(f"--qp must be between 0 and 51, got {self.qp}")
+        if self.scale != "auto" and int(self.scale) not in SCALES:
+            raise InputError(f"--scale must be auto or one of {SCALES}, got {self.scale}")
+        if self.preset not in PRESETS:
+            raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
+        if self.frames is not None and self.frames < 1:
+            raise InputError(f"--frames must be at least 1, got {self.frames}")
+        if self.mode not in MODES:
+            raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
+        if self.mask_search not in MASK_SEARCHES:
+            raise InputError(f"--mask-search must be one of {', '.join(MASK_SEARCHES)}")
+        if self.roi not in ROI_SOURCES:
+            raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
+        if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
+            raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
+        if self.roi in ("yolo", "nanodet") and not self.roi_model:
+            raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
+        if self.post_model not in POST_MODELS:
+            raise InputError(f"--post-model must be one of {', '.join(POST_MODELS)}")
+        if self.background_scale not in BACKGROUND_SCALES:
+            raise InputError(
+                f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"
+            )
+        resolve_device(self.device)
+        return self

@@ -1,0 +1,59 @@
+"""Per-GOP side info: the GOP chunk's symbols (scale, post strength, temporal step)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
+from vcodec.errors import MalformedError
+from vcodec.stages.post import POST_STRENGTHS
+from vcodec.stages.scale import SCALES
+from vcodec.stages.temporal import STEPS
+
+SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
+POST_TABLE = FrequencyTable.uniform(len(POST_STRENGTHS))
+STEP_TABLE = FrequencyTable.uniform(len(STEPS))
+
+
+@dataclass(frozen=True)
+class GopParams:
+    """What the decoder must know about one GOP beyond the base layer."""
+
+    scale: int = 1
+    post: int | None = None  # index into POST_STRENGTHS; None: the stream has no post-processing
+    step: int | None = None  # temporal step (STEPS); None: the stream has no frame prediction
+
+    @property
+    def strength(self) -> float:
+        return 0.0 if self.post is None else POST_STRENGTHS[self.post]
+
+    def pack(self) -> bytes:
+        enc = SymbolEncoder()
+        enc.encode(SCALES.index(self.scale), SCALE_TABLE)
+        if self.post is not None:
+            enc.encode(self.post, POST_TABLE)
+        if self.step is not None:
+            enc.encode(STEPS.index(self.step), STEP_TABLE)
+        return enc.finish()
+
+    @classmethod
+    def unpack(cls, data: bytes, post: bool = False, predict: bool = False) -> GopParams:
+        """``post``, ``predict``: whether the stream names the post-processing network and the
+        frame-prediction network (each adds a symbol: post strength, then temporal step)."""
+        dec = SymbolDecoder(data)
+        index = dec.decode(SCALE_TABLE)
+        if index >= len(SCALES):
+            raise MalformedError(f"GOP side info: scale index {index} out of range")
+        strength = dec.decode(POST_TABLE) if post else None
+        if strength is not None and strength >= len(POST_STRENGTHS):
+            raise MalformedError(f"GOP side info: post strength index {strength} out of range")
+        step = dec.decode(STEP_TABLE) if predict else None
+        if step is not None and step >= len(STEPS):
+            raise MalformedError(f"GOP side info: temporal step index {step} out of range")
+        return cls(scale=SCALES[index], post=strength, step=None if step is None else STEPS[step])
+
+    @property
+    def temporal_step(self) -> int:
+        return self.step or 1
+
+

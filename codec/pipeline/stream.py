@@ -1,0 +1,65 @@
+"""Whole-stream plumbing shared by the encoder, decoder and info: opening a .vcx, starting and
+finishing a writer, and copying a stream without the models no GOP used."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from pathlib import Path
+from typing import BinaryIO
+
+from vcodec.bitstream.container import End, GopChunk, Samples, StreamHeader, VcxReader, VcxWriter
+from vcodec.errors import InputError
+from vcodec.pipeline.side_info import GopParams
+from vcodec.stages.masks import MASK_MODELS
+from vcodec.stages.post import post_model
+from vcodec.stages.temporal import PREDICT_MODEL
+
+
+def open_vcx(path: str | Path) -> BinaryIO:
+    """Open a .vcx file for reading, turning a missing or unreadable file into InputError."""
+    try:
+        return open(path, "rb")
+    except FileNotFoundError:
+        raise InputError(f"{path}: no such file") from None
+    except IsADirectoryError:
+        raise InputError(f"{path} is a folder, not a .vcx file") from None
+    except OSError as exc:
+        raise InputError(f"{path}: cannot be read ({exc.strerror})") from None
+
+
+def start_stream(out: BinaryIO, header: StreamHeader, audio: bytes | None) -> VcxWriter:
+    writer = VcxWriter(out, header)
+    if audio:
+        writer.write_audio(audio)
+    return writer
+
+
+def finish_stream(writer: VcxWriter) -> int:
+    if writer.gops == 0:
+        raise InputError("the input has no frames to encode")
+    writer.close()
+    return writer.frames
+
+
+def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
+    """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
+    chunks, all off), the post-processing network's (its strength symbol, all 0) and the
+    frame-prediction network's (its temporal step symbol, all 1)."""
+    reader = VcxReader(stream)
+    post = post_model(reader.header.models)
+    predict = PREDICT_MODEL in reader.header.models
+    drop_post, drop_step = post is not None and post in unused, PREDICT_MODEL in unused
+    models = {k: v for k, v in reader.header.models.items() if k not in unused}
+    writer = VcxWriter(out, replace(reader.header, models=models))
+    for chunk in reader:
+        if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
+            continue
+        if isinstance(chunk, GopChunk) and (drop_post or drop_step):
+            params = GopParams.unpack(chunk.side_info, post=post is not None, predict=predict)
+            if drop_post:
+                params = replace(params, post=None)
+            if drop_step:
+                params = replace(params, step=None)
+            chunk = replace(chunk, side_info=params.pack())
+        writer.write(chunk)
+    writer.close()
