@@ -72,7 +72,9 @@ def encode(
     ] = "medium",
     masks: Annotated[
         bool | None,
-        typer.Option(help="Hybrid: code mask samples over the base layer (default: as --speed says)."),
+        typer.Option(
+            help="Hybrid: code mask samples over the base layer (default: as --speed says)."
+        ),
     ] = None,
     mask_search: Annotated[
         str, typer.Option(help="Mask choice: net (selection network) or exhaustive (RD search).")
@@ -81,7 +83,7 @@ def encode(
         bool | None,
         typer.Option(
             help="Hybrid: the decoder cleans the base layer with the post-processing net "
-            "[default: --speed's]."
+            "(default: as --speed says)."
         ),
     ] = None,
     post_model: Annotated[
