@@ -49,7 +49,7 @@ class BaseCodec:
             return {"crf": crf, "preset": preset, "x265-params": params}
         if self.name == "x264":
             return {"crf": crf, "preset": preset}
-        return {"crf": crf, "preset": str(SVT_PRESETS.get(preset, 8))}
+        return {"crf": crf, "preset": str(svt_preset(preset))}
 
 
 BASE_CODECS = {
@@ -58,10 +58,21 @@ BASE_CODECS = {
     "av1": BaseCodec("av1", "libsvtav1", "libdav1d", 63, False),
 }
 # x264/x265 preset names mapped onto SVT-AV1's numeric presets (0 slowest .. 13 fastest)
-SVT_PRESETS = {"veryslow": 2, "slower": 3, "slow": 5, "medium": 8, "fast": 10, "faster": 11}
+SVT_PRESETS = {
+    "veryslow": 2, "slower": 3, "slow": 5, "medium": 8, "fast": 10, "faster": 11,
+    "veryfast": 12, "superfast": 13, "ultrafast": 13,
+}  # fmt: skip
+SVT_PRESET_RANGE = range(14)
 # x265's presets that turn adaptive quantisation off: its ROI offsets would be ignored
 X265_PRESETS_WITHOUT_AQ = ("ultrafast", "superfast")
 PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower")
+
+
+def svt_preset(preset: str) -> int:
+    """SVT-AV1's numeric preset for an x264 preset name, or for its own number ("0" .. "13")."""
+    if preset.isdigit() and int(preset) in SVT_PRESET_RANGE:
+        return int(preset)
+    return SVT_PRESETS.get(preset, SVT_PRESETS["medium"])
 
 
 def get_codec(name: str) -> BaseCodec:
