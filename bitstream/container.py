@@ -19,9 +19,10 @@ from vcodec.errors import (
 
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
-# 5 WIENER chunks, 6 short model ids and luma taps in the chroma Wiener filters
-FORMAT_VERSION = 6
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6)  # a decoder refuses any other value
+# 5 WIENER chunks, 6 short model ids and luma taps in the chroma Wiener filters, 7 the temporal
+# step symbol in every hybrid GOP
+FORMAT_VERSION = 7
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB

@@ -129,6 +129,20 @@ def encode(
             "would, before the base layer codes it (1: leave it sharp)."
         ),
     ] = 4,
+    predict_net: Annotated[
+        bool | None,
+        typer.Option(
+            help="With --temporal: the decoder refines dropped frames with the predict-v1 "
+            "network, not only their neighbours' mean (default: as --speed says)."
+        ),
+    ] = None,
+    stats: Annotated[
+        bool,
+        typer.Option(
+            "--stats",
+            help="Print each stage's seconds and bytes, the base layer's, and peak memory.",
+        ),
+    ] = False,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -141,19 +155,21 @@ def encode(
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
             mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
-            post_model=post_model, temporal=temporal,
+            post_model=post_model, temporal=temporal, predict_net=predict_net,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
         total = min(total, frames) if total and frames else total or frames
         with frame_progress(f"encoding {src.name}", total) as progress:
-            stats = run_encode(src, output, config, force=force, progress=progress)
+            result = run_encode(src, output, config, force=force, progress=progress)
         out.print(
-            f"{output}: {stats.frames} frames, {stats.bytes:,} bytes, {stats.bpp:.4f} bpp, "
-            f"{8 * stats.bytes * stats.fps / max(1, stats.frames) / 1000:.1f} kbps, "
-            f"{stats.frames / stats.seconds:.1f} fps"
+            f"{output}: {result.frames} frames, {result.bytes:,} bytes, {result.bpp:.4f} bpp, "
+            f"{8 * result.bytes * result.fps / max(1, result.frames) / 1000:.1f} kbps, "
+            f"{result.frames / result.seconds:.1f} fps"
         )
+        if stats:
+            out.print(_cost_table(result))
 
 
 @app.command()
@@ -208,6 +224,20 @@ def info(
             print(json.dumps(summary, indent=2))
             return
         out.print(_info_table(summary))
+
+
+def _cost_table(result) -> Table:
+    """--stats: seconds, seconds per frame and bytes of the base layer and of every stage."""
+    table = Table(title=f"costs ({result.seconds:.2f} s in all, peak {result.peak_rss_mb:.0f} MiB)")
+    for column in ("part", "seconds", "ms/frame", "share", "bytes"):
+        table.add_column(column, justify="left" if column == "part" else "right")
+    for name, cost in result.costs.items():
+        seconds = cost["seconds"]
+        table.add_row(
+            name, f"{seconds:.3f}", f"{1000 * seconds / max(1, result.frames):.1f}",
+            f"{100 * seconds / max(result.seconds, 1e-9):.0f} %", f"{cost['bytes']:,}",
+        )  # fmt: skip
+    return table
 
 
 RANGE_NAMES = {0: "unspecified", 1: "limited (tv)", 2: "full (pc)"}
@@ -298,8 +328,10 @@ def bench(
             "masks), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
             "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "
-            "(no base layer), x264, "
-            "x265, x264-roi (x264 with vcx-roi's ROI maps and QP offsets)."
+            "(no base layer), x264, x265, av1 (SVT-AV1), x264-roi (x264 with vcx-roi's ROI maps "
+            "and QP offsets). A classical codec at another preset: x265:slow, x264:veryslow, "
+            "av1:6 (SVT-AV1 presets 0-13); a vcx codec at a --speed: vcx:fast, vcx:slow. "
+            "Plain names run at --preset and at vcx's default speed."
         ),
     ] = "vcx,x264,x265",
     qps: Annotated[
@@ -313,10 +345,19 @@ def bench(
         str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
     ] = "medium",
     base: Annotated[
-        str, typer.Option(help="The vcx codecs' base layer: x265, x264 or av1 (anchors as named).")
+        str,
+        typer.Option(
+            help="The vcx codecs' base layer: x265, x264 or av1 (at --preset's SVT-AV1 preset; "
+            "av1 then runs as well, at that preset). The anchors stay as named."
+        ),
     ] = "x265",
     out_dir: Annotated[
-        Path, typer.Option("--out", help="Folder for bench.json, bench.csv, rd.png.")
+        Path,
+        typer.Option(
+            "--out",
+            help="Folder for bench.json, bench.csv, rd.png, pareto.png. A folder that holds "
+            "only these is replaced by the next run; beside other files, --force.",
+        ),
     ] = Path("bench_out"),
     task: Annotated[
         str | None,
@@ -337,7 +378,8 @@ def bench(
     device: Device = "auto",
     force: Force = False,
 ) -> None:
-    """Rate-distortion bench of vcx against x264 and x265: table, JSON, CSV and RD plot."""
+    """Rate-distortion bench of vcx against x264, x265 and SVT-AV1: tables, JSON, CSV, RD
+    plot and the speed/size map (pareto.png)."""
     with reported_errors():
         from vcodec.eval.bench import BenchConfig, run_bench
 

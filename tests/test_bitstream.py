@@ -34,10 +34,10 @@ from vcodec.errors import (
 )
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "564358061401403019010002020200100004783236352000000df9053a"
+GOLDEN_HEADER = "56435807140140301901000202020010000478323635200000cd9d2d2d"
 # ... 01 model: 07 "post-v1", 04 its id 9ceb5558; 00 the empty encoder text; CRC32
 GOLDEN_HEADER_MODEL = (
-    "56435806210140301901000202020010000478323635200107706f73742d7631049ceb55580038ba5462"
+    "56435807210140301901000202020010000478323635200107706f73742d7631049ceb555800f0adcaad"
 )
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
@@ -151,8 +151,8 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 7
-    with pytest.raises(UnsupportedVersionError, match="format version 7"):
+    data[3] = 8
+    with pytest.raises(UnsupportedVersionError, match="format version 8"):
         read_all(bytes(data))
 
 

@@ -61,13 +61,13 @@ def test_shipped_post_network_runs_where_it_helps(monkeypatch) -> None:
     """The encoder sends post-v1 when some GOP takes part of its correction; with none, the
     stream is laid out as a --no-post stream."""
     monkeypatch.setattr(
-        "vcodec.pipeline.encoder.best_strength", lambda *a: len(POST_STRENGTHS) - 1
+        "vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1
     )
     data, with_post = run(EncodeConfig(qp=37, masks=False, post=True, device="cpu"))
     reader = VcxReader(io.BytesIO(data))
     assert reader.header.models.keys() == {POST_MODEL}
     assert 25 < with_post < 50
-    monkeypatch.setattr("vcodec.pipeline.encoder.best_strength", lambda *a: 0)
+    monkeypatch.setattr("vcodec.stages.post.best_strength", lambda *a: 0)
     data, unused = run(EncodeConfig(qp=37, masks=False, post=True, device="cpu"))
     _, without = run(EncodeConfig(qp=37, masks=False, post=False, device="cpu"))
     assert VcxReader(io.BytesIO(data)).header.models == {}
@@ -130,7 +130,7 @@ def test_scale_switches_with_late_gop_chunks(monkeypatch) -> None:
     frames but before the next segment."""
     choices = iter([1, 2, 1])
     monkeypatch.setattr(
-        "vcodec.pipeline.encoder._HybridEncoder._scale", lambda self, gop: next(choices)
+        "vcodec.stages.scale.ScaleStage.choose", lambda self, gop: next(choices)
     )
     info, gops = clip(64, 48, 40)
     buf = io.BytesIO()

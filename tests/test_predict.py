@@ -7,6 +7,7 @@ import io
 from fractions import Fraction
 
 import numpy as np
+import pytest
 import torch
 from test_mask_stream import clip
 from test_postprocess import busy_net, random_gop
@@ -89,11 +90,14 @@ def _encode(info, gops, **settings) -> bytes:
     return buf.getvalue()
 
 
-def test_a_static_scene_drops_frames_and_decodes_whole() -> None:
+@pytest.mark.parametrize("predict_net", [False, True])
+def test_a_static_scene_drops_frames_and_decodes_whole(predict_net) -> None:
+    """Dropped frames are their neighbours' mean, refined by predict-v1 when asked (and named
+    in the header); every v7 hybrid GOP codes its step."""
     info, gops = _still()
-    data = _encode(info, gops)
+    data = _encode(info, gops, predict_net=predict_net)
     reader = VcxReader(io.BytesIO(data))
-    assert PREDICT_MODEL in reader.header.models
+    assert (PREDICT_MODEL in reader.header.models) == predict_net
     post = "post-v1" in reader.header.models
     steps = [
         GopParams.unpack(c.side_info, post=post, predict=True).temporal_step

@@ -17,9 +17,21 @@ SPEEDS = ("fast", "medium", "slow")  # --speed: which stages run when not asked 
 # The stages each --speed turns on (hybrid mode). A stage asked for by name (--masks,
 # --no-wiener, ...) overrides its speed's choice. README: what each costs and buys.
 SPEED_STAGES: dict[str, dict[str, bool]] = {
-    "fast": {"masks": False, "post": False, "temporal": True, "wiener": False},
-    "medium": {"masks": False, "post": False, "temporal": True, "wiener": True},
-    "slow": {"masks": True, "post": True, "temporal": True, "wiener": True},
+    "fast": {
+        "masks": False,
+        "post": False,
+        "temporal": True,
+        "predict_net": False,
+        "wiener": False,
+    },
+    "medium": {
+        "masks": False,
+        "post": False,
+        "temporal": True,
+        "predict_net": False,
+        "wiener": True,
+    },
+    "slow": {"masks": True, "post": True, "temporal": True, "predict_net": True, "wiener": True},
 }
 
 
@@ -43,6 +55,8 @@ class EncodeConfig:
     post_model: str = POST_MODEL  # which one (POST_MODELS): post-task-v1 for detection
     # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
     temporal: bool | None = None
+    # with --temporal: the decoder refines the dropped frames with predict-v1 (else their mean)
+    predict_net: bool | None = None
     # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
     wiener: bool | None = None
     # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer

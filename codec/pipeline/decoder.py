@@ -1,4 +1,5 @@
-"""decode(): .vcx in, video out; VcxDecoder streams reconstructed GOPs for any consumer."""
+"""decode(): .vcx in, video out; VcxDecoder runs the header's plan of stages back over the base
+layer and streams reconstructed GOPs for any consumer."""
 
 from __future__ import annotations
 
@@ -10,8 +11,6 @@ from fractions import Fraction
 from itertools import chain
 from pathlib import Path
 from typing import BinaryIO
-
-import torch
 
 from vcodec.bitstream.container import (
     AudioPiece,
@@ -30,15 +29,16 @@ from vcodec.files import atomic_output
 from vcodec.frames import Gop, VideoInfo
 from vcodec.io import open_writer, output_format
 from vcodec.models.registry import require
-from vcodec.pipeline.side_info import GopParams
+from vcodec.pipeline.plan import Plan, decoder_plan
+from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
 from vcodec.stages.base_layer import BaseDecoder
-from vcodec.stages.masks import MASK_MODELS, RECON_DTYPE, MaskCodec, held_prediction
-from vcodec.stages.post import PostProcessor, blend, post_model
-from vcodec.stages.roi import RoiMap, read_roi
-from vcodec.stages.scale import base_qp, coded_size, crop_gop, upscale_gop
-from vcodec.stages.temporal import PREDICT_MODEL, FramePredictor, coded_frames
-from vcodec.stages.wiener import PlaneFilter, WienerDecoder, apply_gop
+from vcodec.stages.masks import MASK_MODELS, MaskCodec, held_prediction
+from vcodec.stages.post import post_model
+from vcodec.stages.roi import RoiMap
+from vcodec.stages.scale import base_qp, coded_size
+from vcodec.stages.stage import Cost, GopContext
+from vcodec.stages.temporal import PREDICT_MODEL, coded_frames
 
 Progress = Callable[[int], None]
 
@@ -47,6 +47,21 @@ Progress = Callable[[int], None]
 class DecodeStats:
     frames: int
     seconds: float
+
+
+@dataclass
+class _Waiting:
+    """A GOP whose GOP chunk is read, waiting for its base frames (and SAMPLES)."""
+
+    chunk: GopChunk
+    params: GopParams
+    segment: Segment | None
+    wiener: bytes | None  # its WIENER chunk's payload, if it had one
+
+    @property
+    def count(self) -> int:
+        """How many base-layer frames it takes (fewer than its frames at a temporal step > 1)."""
+        return len(coded_frames(self.chunk.n_frames, self.params.temporal_step))
 
 
 class VcxDecoder:
@@ -59,27 +74,17 @@ class VcxDecoder:
         for name, model_id in self.header.models.items():
             require(name, model_id)
         self.pure = self.header.mode == "pure"
-        self.masks: MaskCodec | None = None
-        if all(name in self.header.models for name in MASK_MODELS):
-            self.masks = MaskCodec(self.header.qp, self.pure, self.device, None)
-        elif self.pure:
-            raise MalformedError("a pure-mode stream must name the mask codec's models")
-        self.post: PostProcessor | None = None
-        post = post_model(self.header.models)
-        if post is not None:
-            if self.pure:
+        self.plan: Plan | None = None
+        self.masks: MaskCodec | None = None  # pure mode's
+        if self.pure:
+            if not all(name in self.header.models for name in MASK_MODELS):
+                raise MalformedError("a pure-mode stream must name the mask codec's models")
+            if post_model(self.header.models) or PREDICT_MODEL in self.header.models:
                 raise MalformedError("a pure-mode stream has no base layer to post-process")
-            # float64 where the output is the mask codec's prediction (as the encoder made it)
-            dtype = RECON_DTYPE if self.masks else torch.float32
-            self.post = PostProcessor(self.device, dtype, name=post)
-        self.predictor: FramePredictor | None = None
-        if PREDICT_MODEL in self.header.models:
-            if self.pure:
-                raise MalformedError("a pure-mode stream has no base layer to predict frames in")
-            dtype = RECON_DTYPE if self.masks else torch.float32
-            self.predictor = FramePredictor(self.device, dtype)
-        self.rois: list[RoiMap] = []  # the ROI chunks' maps read so far, in GOP order
-        self.wiener = WienerDecoder(self._reader.version)
+            self.masks = MaskCodec(self.header.qp, True, self.device, None)
+        else:
+            self.plan = decoder_plan(self.header, self._reader.version, self.device)
+        self.base_cost = Cost()
         self._chunks = iter(self._reader)
         pieces = []
         self._first = next(self._chunks)
@@ -101,57 +106,58 @@ class VcxDecoder:
             color_trc=h.color_trc,
         )
 
+    @property
+    def rois(self) -> list[RoiMap]:
+        """The ROI chunks' maps read so far, in GOP order."""
+        return self.plan.roi.maps if self.plan is not None else []
+
+    def costs(self) -> dict[str, dict[str, float | int]]:
+        """Seconds spent so far decoding the base layer and in each stage."""
+        stages = self.plan.costs() if self.plan is not None else {}
+        return {"base": self.base_cost.as_dict()} | stages
+
     def gops(self) -> Iterator[Gop]:
+        chunks = chain([self._first], self._chunks)
+        if self.pure:
+            yield from self._pure_gops(chunks)
+            return
         base: BaseDecoder | None = None
         segment: Segment | None = None
-        # GOPs waiting for their frames: chunk, side info, segment, Wiener filters
-        pending: deque[tuple[GopChunk, GopParams, Segment | None, list | None]] = deque()
-        filters: list[PlaneFilter | None] | None = None  # the next GOP's, from its WIENER
+        pending: deque[_Waiting] = deque()
+        wiener: bytes | None = None  # the next GOP's filters, from its WIENER chunk
         frames: list[tuple] = []
         samples: dict[int, bytes] = {}
-        previous: Gop | None = None  # pure mode: the last decoded GOP
-        for chunk in chain([self._first], self._chunks):
+        for chunk in chunks:
             if isinstance(chunk, (Segment, End)) and base is not None:
-                frames += base.flush()
+                with self.base_cost.timed():
+                    frames += base.flush()
                 yield from self._ready(pending, frames, samples)
             if isinstance(chunk, Segment):
-                if self.pure:
-                    raise MalformedError("a pure-mode stream has no base layer")
                 segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata)
             elif isinstance(chunk, GopChunk):
-                if segment is None and not self.pure:
+                if segment is None:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
-                params = GopParams.unpack(
-                    chunk.side_info, post=self.post is not None, predict=self.predictor is not None
+                params = unpack_side_info(
+                    chunk.side_info, self.header.models, self._reader.version
                 )
-                pending.append((chunk, params, segment, filters))
-                filters = None
+                pending.append(_Waiting(chunk, params, segment, wiener))
+                wiener = None
                 yield from self._ready(pending, frames, samples)  # its frames may be here
             elif isinstance(chunk, Wiener):
-                if self.pure:
-                    raise MalformedError("a pure-mode stream has no base layer to filter")
-                filters = self.wiener.read(chunk.data)
+                wiener = chunk.data
             elif isinstance(chunk, Samples):
-                if self.masks is None:
+                if self.plan.masks is None:
                     raise MalformedError("a SAMPLES chunk in a stream without the mask codec")
-                if self.pure:
-                    gop = pending.popleft()[0]
-                    size = (self.header.height, self.header.width)
-                    held = held_prediction(previous, gop.n_frames, gop.first_frame, size)
-                    previous = self.masks.decode_gop(chunk.data, held)
-                    yield previous
-                    continue
                 samples[chunk.gop] = chunk.data
                 yield from self._ready(pending, frames, samples)
             elif isinstance(chunk, BaseData):
                 if base is None:
                     raise MalformedError("base-layer data comes before any SEGMENT chunk")
-                frames += base.decode(chunk.data)
+                with self.base_cost.timed():
+                    frames += base.decode(chunk.data)
                 yield from self._ready(pending, frames, samples)
             elif isinstance(chunk, Roi):
-                last = self.rois[-1] if self.rois else None
-                h, w = self.header.height, self.header.width
-                self.rois.append(read_roi(chunk, h, w, last))
+                self.plan.roi.read(chunk, self.header.height, self.header.width)
             elif isinstance(chunk, AudioPiece):
                 raise MalformedError("an AUDIO chunk follows the video; audio must come first")
             elif isinstance(chunk, End) and (pending or frames):
@@ -160,53 +166,68 @@ class VcxDecoder:
                     f"({len(frames)} frames left over, {len(pending)} GOPs still waiting)"
                 )
 
+    def _pure_gops(self, chunks: Iterator) -> Iterator[Gop]:
+        """Pure mode: GOP chunks, each followed by its SAMPLES over the last decoded frame."""
+        pending: deque[GopChunk] = deque()
+        previous: Gop | None = None  # the last decoded GOP
+        size = (self.header.height, self.header.width)
+        for chunk in chunks:
+            if isinstance(chunk, GopChunk):
+                pending.append(chunk)
+            elif isinstance(chunk, Samples):
+                if not pending:
+                    raise MalformedError(f"SAMPLES of GOP {chunk.gop} before its GOP chunk")
+                gop = pending.popleft()
+                held = held_prediction(previous, gop.n_frames, gop.first_frame, size)
+                previous = self.masks.decode_gop(chunk.data, held)
+                yield previous
+            elif isinstance(chunk, (Segment, BaseData, Wiener)):
+                raise MalformedError("a pure-mode stream has no base layer")
+            elif isinstance(chunk, AudioPiece):
+                raise MalformedError("an AUDIO chunk follows the video; audio must come first")
+            elif isinstance(chunk, End) and pending:
+                raise MalformedError(f"{len(pending)} GOPs have no SAMPLES chunk")
+
     def _ready(
-        self, pending: deque, frames: list[tuple], samples: dict[int, bytes]
+        self, pending: deque[_Waiting], frames: list[tuple], samples: dict[int, bytes]
     ) -> Iterator[Gop]:
         """Yield every pending GOP whose base-layer frames (and samples) have all arrived."""
-        while pending and len(frames) >= _count(*pending[0][:2]):
-            chunk, params, segment, filters = pending[0]
-            if self.masks is not None and chunk.index not in samples:
+        while pending and len(frames) >= pending[0].count:
+            waiting = pending[0]
+            index = waiting.chunk.index
+            if self.plan.masks is not None and index not in samples:
                 return
             pending.popleft()
-            count = _count(chunk, params)
-            taken = frames[:count]
-            del frames[:count]
-            gop = self._reconstruct(chunk, params, segment, taken, filters)
-            if self.masks is not None:
-                gop = self.masks.decode_gop(samples.pop(chunk.index), gop)
-            yield gop
+            taken = frames[: waiting.count]
+            del frames[: waiting.count]
+            yield self._reconstruct(waiting, taken, samples.pop(index, None))
 
-    def _reconstruct(
-        self,
-        chunk: GopChunk,
-        params: GopParams,
-        segment: Segment,
-        frames: list[tuple],
-        filters: list[PlaneFilter | None] | None,
-    ) -> Gop:
-        """The GOP's prediction p (FORMAT.md): its base frames up-scaled and cropped, dropped
-        frames predicted, post-processed at its strength, then through its Wiener filters."""
+    def _reconstruct(self, waiting: _Waiting, frames: list[tuple], samples: bytes | None) -> Gop:
+        """The GOP (FORMAT.md): its base frames through the plan's stages, in order: up-scaled
+        and cropped, dropped frames predicted, post-processed at its strength, through its
+        Wiener filters, then its SAMPLES."""
+        chunk, params = waiting.chunk, waiting.params
         h, w = self.header.height, self.header.width
         coded_h, coded_w = coded_size(h, w, params.scale)
         expected = (coded_h // params.scale, coded_w // params.scale)
+        segment = waiting.segment
         if (segment.height, segment.width) != expected or any(
             f[0].shape != expected for f in frames
         ):
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
-        base = Gop.from_frames(frames, chunk.first_frame)
-        gop = crop_gop(upscale_gop(base, params.scale, self.device), h, w)
-        qp = base_qp(self.header.qp, params.scale)
-        if self.predictor is not None:
-            gop = self.predictor(gop, chunk.n_frames, params.temporal_step, qp, params.scale)
-        if params.strength > 0:
-            gop = blend(gop, self.post(gop, qp, params.scale), params.strength)
-        return gop if filters is None else apply_gop(gop, filters)
-
-
-def _count(chunk: GopChunk, params: GopParams) -> int:
-    """How many base-layer frames a GOP takes (fewer than its frames at a temporal step > 1)."""
-    return len(coded_frames(chunk.n_frames, params.temporal_step))
+        ctx = GopContext(chunk.index, chunk.n_frames, self.header.qp, params.scale)
+        ctx.base_qp, ctx.step = base_qp(self.header.qp, params.scale), params.temporal_step
+        payloads = {
+            "scale": params.scale,
+            "temporal": params.temporal_step,
+            "post": params.post,
+            "wiener": waiting.wiener,
+            "masks": samples,
+        }
+        gop = Gop.from_frames(frames, chunk.first_frame)
+        for stage in self.plan.after_base():
+            gop = stage.decode_gop(gop, payloads.get(stage.name), ctx)
+        return gop
 
 
 def decode(

@@ -6,13 +6,16 @@ from dataclasses import dataclass
 
 from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder
 from vcodec.errors import MalformedError
-from vcodec.stages.post import POST_STRENGTHS
+from vcodec.stages.post import POST_STRENGTHS, post_model
 from vcodec.stages.scale import SCALES
-from vcodec.stages.temporal import STEPS
+from vcodec.stages.temporal import PREDICT_MODEL, STEPS
 
 SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
 POST_TABLE = FrequencyTable.uniform(len(POST_STRENGTHS))
 STEP_TABLE = FrequencyTable.uniform(len(STEPS))
+# the first format version whose hybrid GOPs always code the temporal step (a dropped frame is
+# its neighbours' mean unless the header names predict-v1, which refines it)
+ALWAYS_STEP_VERSION = 7
 
 
 @dataclass(frozen=True)
@@ -57,3 +60,9 @@ class GopParams:
         return self.step or 1
 
 
+def unpack_side_info(data: bytes, models: dict[str, str], version: int) -> GopParams:
+    """A hybrid GOP's side info in a stream whose header names ``models``, of format
+    ``version``: the post symbol when it names a post network, the step symbol from version 7
+    (before: when it names predict-v1)."""
+    step = version >= ALWAYS_STEP_VERSION or PREDICT_MODEL in models
+    return GopParams.unpack(data, post=post_model(models) is not None, predict=step)

@@ -9,10 +9,9 @@ from typing import BinaryIO
 
 from vcodec.bitstream.container import End, GopChunk, Samples, StreamHeader, VcxReader, VcxWriter
 from vcodec.errors import InputError
-from vcodec.pipeline.side_info import GopParams
+from vcodec.pipeline.side_info import unpack_side_info
 from vcodec.stages.masks import MASK_MODELS
 from vcodec.stages.post import post_model
-from vcodec.stages.temporal import PREDICT_MODEL
 
 
 def open_vcx(path: str | Path) -> BinaryIO:
@@ -44,22 +43,18 @@ def finish_stream(writer: VcxWriter) -> int:
 def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
     """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
     chunks, all off), the post-processing network's (its strength symbol, all 0) and the
-    frame-prediction network's (its temporal step symbol, all 1)."""
+    frame-prediction network's (the step symbol stays: from format 7 every hybrid GOP has it)."""
     reader = VcxReader(stream)
-    post = post_model(reader.header.models)
-    predict = PREDICT_MODEL in reader.header.models
-    drop_post, drop_step = post is not None and post in unused, PREDICT_MODEL in unused
-    models = {k: v for k, v in reader.header.models.items() if k not in unused}
-    writer = VcxWriter(out, replace(reader.header, models=models))
+    models = reader.header.models
+    drop_post = post_model(models) is not None and post_model(models) in unused
+    writer = VcxWriter(out, replace(reader.header, models={
+        k: v for k, v in models.items() if k not in unused
+    }))  # fmt: skip
     for chunk in reader:
         if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
             continue
-        if isinstance(chunk, GopChunk) and (drop_post or drop_step):
-            params = GopParams.unpack(chunk.side_info, post=post is not None, predict=predict)
-            if drop_post:
-                params = replace(params, post=None)
-            if drop_step:
-                params = replace(params, step=None)
-            chunk = replace(chunk, side_info=params.pack())
+        if isinstance(chunk, GopChunk) and drop_post:
+            params = unpack_side_info(chunk.side_info, models, reader.version)
+            chunk = replace(chunk, side_info=replace(params, post=None).pack())
         writer.write(chunk)
     writer.close()

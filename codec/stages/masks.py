@@ -17,6 +17,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from vcodec.bitstream.container import Samples
 from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder, rd_lambda
 from vcodec.errors import MalformedError
 from vcodec.frames import Gop
@@ -33,6 +34,7 @@ from vcodec.stages.mask_samples import (
     quantise,
     sample_step,
 )
+from vcodec.stages.stage import GopContext, Stage
 
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
 TILE_ROWS = 384  # networks run on horizontal stripes of at most this many rows (bounded memory)
@@ -353,3 +355,28 @@ def _pad(x: torch.Tensor | None, ph: int, pw: int) -> torch.Tensor | None:
     if x is None or (ph == 0 and pw == 0):
         return x
     return F.pad(x, (0, pw, 0, ph), mode="replicate")
+
+
+class MaskStage(Stage):
+    """Seed 000's mask codec as a stage (hybrid mode): per [16, 8, 8] patch one of the trained
+    sampling masks; the masked samples of the residual over the prediction travel in the GOP's
+    SAMPLES chunk, kept only where they lower D + lambda R."""
+
+    name, seed, chunk = "masks", "000", Samples
+
+    def __init__(self, qp: int, device: torch.device, search: str | None = "net") -> None:
+        super().__init__()
+        self.codec = MaskCodec(qp, False, device, search)
+
+    def models(self) -> tuple[str, ...]:
+        return MASK_MODELS
+
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, Samples]:
+        with self.timed():
+            payload, recon = self.codec.encode_gop(source, prediction)
+        self._used |= self.codec.is_on(payload)
+        return recon, Samples(ctx.index, payload)
+
+    def decode_gop(self, prediction: Gop, payload: bytes, ctx: GopContext) -> Gop:
+        with self.timed():
+            return self.codec.decode_gop(payload, prediction)

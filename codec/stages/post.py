@@ -12,6 +12,7 @@ from vcodec.errors import MalformedError
 from vcodec.frames import Gop, yuv_mse
 from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADIUS, condition
 from vcodec.models.registry import load
+from vcodec.stages.stage import GopContext, Stage
 
 # How much of the post-processing network's correction a GOP takes (output = base + a (net -
 # base)); the encoder picks the a with the least error, since the network trained on CPU
@@ -132,3 +133,33 @@ def best_strength(original: Gop, base: Gop, cleaned: Gop) -> int:
     """The index into POST_STRENGTHS whose blend is closest to ``original`` (yuv_mse)."""
     errors = [yuv_mse(original, blend(base, cleaned, a)) for a in POST_STRENGTHS]
     return int(np.argmin(errors))
+
+
+class PostStage(Stage):
+    """Seed 004's post-processing as a stage: the network cleans the up-scaled base layer and
+    each GOP takes the share of its correction (POST_STRENGTHS) closest to the source. Its
+    payload is the GOP's post strength symbol."""
+
+    name, seed, symbol = "post", "004", "post"
+
+    def __init__(self, device: torch.device, dtype: torch.dtype, model: str = POST_MODEL) -> None:
+        super().__init__()
+        self.model = model
+        self.net = PostProcessor(device, dtype, name=model)
+
+    def models(self) -> tuple[str, ...]:
+        return (self.model,)
+
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
+        with self.timed():
+            cleaned = self.net(prediction, ctx.base_qp, ctx.scale)
+            strength = best_strength(source, prediction, cleaned)
+        self._used |= strength > 0
+        return blend(prediction, cleaned, POST_STRENGTHS[strength]), strength
+
+    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
+        if payload == 0:
+            return prediction
+        with self.timed():
+            cleaned = self.net(prediction, ctx.base_qp, ctx.scale)
+            return blend(prediction, cleaned, POST_STRENGTHS[payload])

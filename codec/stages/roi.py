@@ -26,6 +26,7 @@ from vcodec.errors import InputError, MalformedError
 from vcodec.frames import Gop
 from vcodec.models.detectors import load_yolo
 from vcodec.stages.base_layer import QpRegion
+from vcodec.stages.stage import GopContext, Stage
 
 # --roi; the index is the ROI chunk's source byte
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
@@ -365,3 +366,34 @@ def soften_background(gop: Gop, roi: RoiMap, factor: int) -> Gop:
         out = weight * x + (1 - weight) * low
         planes.append(out.round().clamp(0, 255).to(torch.uint8)[:, 0].numpy())
     return Gop(*planes, gop.start)
+
+
+class RoiStage(Stage):
+    """Seed 002's ROI downsampler as a stage: a finder marks each GOP's objects, the background
+    is low-passed before the base layer (which codes the ROI at a lower QP), and the map
+    travels in the GOP's ROI chunk for whoever reads the decoded video."""
+
+    name, seed, chunk = "roi", "002", Roi
+
+    def __init__(self, finder, background_scale: int) -> None:
+        super().__init__()
+        self.finder, self.background_scale = finder, background_scale
+        self.last: RoiMap | None = None  # the previous GOP's map: the next one's context
+        self.maps: list[RoiMap] = []  # decoder: the maps read so far, in GOP order
+
+    def before_base(self, source: Gop, ctx: GopContext) -> Gop:
+        with self.timed():
+            ctx.roi = self.finder.find(source)
+            return soften_background(source, ctx.roi, self.background_scale)
+
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, Roi]:
+        with self.timed():
+            chunk = roi_chunk(ctx.index, ctx.roi, self.last)
+        self.last, self._used = ctx.roi, True
+        return prediction, chunk
+
+    def read(self, chunk: Roi, height: int, width: int) -> RoiMap:
+        """Decoder: the map of the stream's next ROI chunk (the pixels do not depend on it)."""
+        with self.timed():
+            self.maps.append(read_roi(chunk, height, width, self.maps[-1] if self.maps else None))
+        return self.maps[-1]

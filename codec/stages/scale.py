@@ -12,6 +12,7 @@ import torch.nn.functional as F
 
 from vcodec.frames import Gop
 from vcodec.models.registry import load
+from vcodec.stages.stage import GopContext, Stage
 
 SCALES = (1, 2)  # spatial down-scaling factors a GOP may use; side info codes the index
 # A GOP at half size is coded at a lower QP, so that --qp keeps a smooth rate: at s = 2 with
@@ -69,6 +70,7 @@ class ParamModule:
         return SCALES[int(self.net(gop_features(gop, qp)[None]).argmax())]
 
 
+UPSCALE_FRAMES = 2  # frames up-scaled at once (float64: bounded memory at 4K)
 MIN_BASE_SIDE = 64  # base-layer frames are at least this big: x265 corrupts its heap on tiny ones
 
 
@@ -137,6 +139,49 @@ def upscale_gop(gop: Gop, scale: int, device: torch.device | str = "cpu") -> Gop
     dev = torch.device(device)
     out = []
     for plane in gop.planes():
-        x = F.interpolate(_to_tensor(plane, dev, torch.float64), scale_factor=scale, mode="bicubic")
-        out.append(_to_uint8(x))
+        parts = []
+        for first in range(0, len(plane), UPSCALE_FRAMES):  # bounded memory at any size
+            x = _to_tensor(plane[first : first + UPSCALE_FRAMES], dev, torch.float64)
+            parts.append(_to_uint8(F.interpolate(x, scale_factor=scale, mode="bicubic")))
+        out.append(np.concatenate(parts))
     return Gop(*out, start=gop.start)
+
+
+class ScaleStage(Stage):
+    """Seed 004's spatial scaling as a stage: the stream's scale s (``--scale``, or the
+    parameter module's choice on the first GOP), the base layer coded at 1/s, the decoder's
+    bicubic up-scaling back. Its payload is the GOP's scale symbol."""
+
+    name, seed, symbol = "scale", "004", "scale"
+
+    def __init__(self, scale: str, qp: int, height: int, width: int, device, auto: bool) -> None:
+        super().__init__()
+        self.scale, self.qp, self.size, self.device = scale, qp, (height, width), device
+        self.params = ParamModule() if auto and scale == "auto" else None
+        self.stream_scale: int | None = None
+        self._used = True  # the scale symbol is in every GOP's side info
+
+    def choose(self, gop: Gop) -> int:
+        """--scale, or with auto the parameter module's choice on the stream's first GOP, kept
+        for the whole stream: the module was trained on whole-stream choices, and each change
+        of scale starts a segment (an I-frame). Without the module (--roi), auto is s = 1: the
+        regions of interest keep their full resolution (seed 002)."""
+        if self.scale != "auto":
+            return int(self.scale)
+        if self.stream_scale is None:
+            with self.timed():
+                self.stream_scale = self.params.scale(gop, self.qp) if self.params else 1
+        return self.stream_scale
+
+    def before_base(self, source: Gop, ctx: GopContext) -> Gop:
+        with self.timed():
+            height, width = coded_size(*self.size, ctx.scale)
+            return downscale_gop(pad_gop(source, height, width), ctx.scale, self.device)
+
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
+        return self.decode_gop(prediction, ctx.scale, ctx), ctx.scale
+
+    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
+        """``prediction``: the GOP's decoded base-layer frames, at 1/s."""
+        with self.timed():
+            return crop_gop(upscale_gop(prediction, payload, self.device), *self.size)

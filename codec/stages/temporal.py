@@ -16,6 +16,7 @@ import torch
 from vcodec.frames import Gop, yuv_mse
 from vcodec.models.registry import load
 from vcodec.stages.post import PostProcessor
+from vcodec.stages.stage import GopContext, Stage
 
 # Temporal scaling: a GOP at step 2 codes its even frames and its last in the base layer; the
 # decoder predicts the others from their decoded neighbours (codec/predict.py)
@@ -75,8 +76,22 @@ def _select(gop: Gop, frames: list[int]) -> Gop:
     return Gop(gop.y[frames], gop.u[frames], gop.v[frames], gop.start)
 
 
+def spread(coded: Gop, n_frames: int, step: int) -> Gop:
+    """The whole GOP of ``n_frames`` from its ``coded`` frames (those of
+    coded_frames(n_frames, step), upscaled and cropped), each dropped frame the rounded mean of
+    its neighbours: the decoder's prediction without a network."""
+    keep = coded_frames(n_frames, step)
+    if coded.n_frames != len(keep):
+        raise ValueError(f"{coded.n_frames} coded frames for {len(keep)} places")
+    if step == 1:
+        return coded
+    slots = np.zeros(n_frames, dtype=np.int64)
+    slots[keep] = np.arange(len(keep))
+    return midpoints(Gop(*(p[slots] for p in coded.planes()), start=coded.start), step)
+
+
 class FramePredictor:
-    """Fills the frames a GOP's base layer dropped, with the shipped ``predict-v1``."""
+    """Refines the frames a GOP's base layer dropped, with the shipped ``predict-v1``."""
 
     def __init__(
         self,
@@ -87,20 +102,66 @@ class FramePredictor:
         self.run = PostProcessor(device, dtype, net if net is not None else load(PREDICT_MODEL))
 
     def __call__(self, coded: Gop, n_frames: int, step: int, base_qp: int, scale: int) -> Gop:
-        """The whole GOP of ``n_frames`` from its ``coded`` frames (those of
-        coded_frames(n_frames, step), upscaled and cropped), whose base layer ran at
-        ``base_qp`` and ``scale``."""
-        keep = coded_frames(n_frames, step)
-        if coded.n_frames != len(keep):
-            raise ValueError(f"{coded.n_frames} coded frames for {len(keep)} places")
+        """The whole GOP of ``n_frames`` from its ``coded`` frames (as ``spread``), whose base
+        layer ran at ``base_qp`` and ``scale``."""
+        guess = spread(coded, n_frames, step)
         if step == 1:
-            return coded
-        slots = np.zeros(n_frames, dtype=np.int64)
-        slots[keep] = np.arange(len(keep))
-        guess = midpoints(Gop(*(p[slots] for p in coded.planes()), start=coded.start), step)
+            return guess
         dropped = dropped_frames(n_frames, step)
         synthesised = self.run(guess, base_qp, scale, dropped)
         planes = [g.copy() for g in guess.planes()]
         for p, s in zip(planes, synthesised.planes(), strict=True):
             p[dropped] = s
         return Gop(*planes, start=coded.start)
+
+
+class TemporalStage(Stage):
+    """Seed 001's temporal scaling as a stage: a GOP whose source is predictable from its
+    neighbours (a static scene) drops every other frame from the base layer, and the decoder
+    makes them from their decoded neighbours (their mean, refined by ``predict-v1`` when the
+    stream names it). Its payload is the GOP's temporal step symbol."""
+
+    name, seed, symbol = "temporal", "001", "step"
+
+    def __init__(
+        self, device: torch.device, *, drop: bool = False, model: bool = False, dtype=torch.float32
+    ) -> None:
+        super().__init__()
+        self.drop = drop  # encoder: whether GOPs may drop frames at all
+        self.predictor = FramePredictor(device, dtype) if model else None
+        self.base_error: float | None = None  # the base layer's yuv_mse on the last GOP
+
+    def models(self) -> tuple[str, ...]:
+        return (PREDICT_MODEL,) if self.predictor is not None else ()
+
+    def before_base(self, source: Gop, ctx: GopContext) -> Gop:
+        with self.timed():
+            ctx.step = self._step(source, ctx)
+            return coded_part(source, ctx.step)
+
+    def _step(self, gop: Gop, ctx: GopContext) -> int:
+        """Step 2 where the source's dropped frames are more predictable than the base layer's
+        own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low guess before
+        any), else 1. With regions of interest, their pixels must be that predictable: the
+        bits they are given buy nothing on a frame the decoder predicts."""
+        if not self.drop or gop.n_frames < 3:
+            return 1
+        error = self.base_error
+        if error is None:
+            error = expected_base_error(ctx.base_qp)
+        roi, where = ctx.roi, None
+        if roi is not None and roi.cells.any() and not roi.cells.all():
+            where = roi.pixels(gop.height, gop.width)
+        return 2 if prediction_error(gop, 2, where) <= TEMPORAL_MARGIN * error else 1
+
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
+        with self.timed():
+            self.base_error = yuv_mse(coded_part(source, ctx.step), prediction)
+        self._used |= ctx.step > 1
+        return self.decode_gop(prediction, ctx.step, ctx), ctx.step
+
+    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
+        with self.timed():
+            if self.predictor is None:
+                return spread(prediction, ctx.n_frames, payload)
+            return self.predictor(prediction, ctx.n_frames, payload, ctx.base_qp, ctx.scale)
