@@ -157,7 +157,8 @@ def test_json_and_csv_round_trip(tmp_path: Path) -> None:
     settings = {"preset": "medium", "crf": (18, 23, 28), "fps": Fraction(25), "nan": float("nan")}
     write_json(tmp_path / "out" / "bench.json", points, rows, settings, [{"name": "clipA"}])
     doc = json.loads((tmp_path / "out" / "bench.json").read_text())
-    assert set(doc) == {"vcodec_version", "created", "settings", "clips", "points", "bd_rate"}
+    keys = {"vcodec_version", "created", "settings", "clips", "points", "bd_rate", "map"}
+    assert set(doc) == keys and doc["map"] == []  # no speed/size map given
     assert doc["settings"] == {"preset": "medium", "crf": [18, 23, 28], "fps": "25", "nan": None}
     assert len(doc["points"]) == len(points) and doc["points"][0]["clip"] == "clipA"
     assert doc["points"][0]["bpp"] == pytest.approx(points[0].bpp, rel=1e-3)

@@ -6,7 +6,7 @@ import csv
 import json
 import math
 import warnings
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime, timezone
 from fractions import Fraction
@@ -272,22 +272,32 @@ def write_json(
     settings: dict[str, Any],
     clips: Sequence[dict[str, Any]],
     per_class: Sequence[dict[str, Any]] = (),
+    speed_map: Sequence[dict[str, Any]] = (),
+    costs: Mapping[tuple[str, str, int], dict[str, Any]] | None = None,
 ) -> None:
-    """Write the bench results: version, time, settings, clips, points and BD-rates (and with
-    a task, each point's per-class AP)."""
+    """Write the bench results: version, time, settings, clips, points, BD-rates and the
+    speed/size map (pareto.map_rows); with a task, each point's per-class AP; ``costs`` by
+    (clip, codec, q): a point's ``costs`` field (vcx: encode / decode seconds and stages)."""
     doc = {
         "vcodec_version": __version__,
         "created": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "settings": settings,
         "clips": list(clips),
-        "points": [asdict(p) for p in points],
+        "points": [_point_entry(p, costs or {}) for p in points],
         "bd_rate": list(bd_rows),
+        "map": list(speed_map),
     }
     if per_class:
         doc["per_class_ap50"] = list(per_class)
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(_jsonable(doc), indent=2, default=str) + "\n", encoding="utf-8")
+
+
+def _point_entry(point: BenchPoint, costs: Mapping[tuple, dict[str, Any]]) -> dict[str, Any]:
+    entry = asdict(point)
+    key = (point.clip, point.codec, point.q)
+    return entry | ({"costs": costs[key]} if key in costs else {})
 
 
 def write_csv(path: str | Path, points: Sequence[BenchPoint]) -> None:

@@ -1,4 +1,4 @@
-"""The bench's rich tables for the terminal: every point, and the BD-rates."""
+"""The bench's rich tables for the terminal: every point, the BD-rates and the speed/size map."""
 
 from __future__ import annotations
 
@@ -89,8 +89,39 @@ def _bd_rate_table(bd_rows: Sequence[dict[str, Any]]) -> Table:
 SHOWN_BD_METRICS = ("psnr_yuv", "msssim_y", "psnr_roi", "map50", "mota", "miou")
 
 
-def render_tables(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> list[Table]:
-    """Two rich tables: every point (by clip, codec, bpp) and the BD-rates (None as "n/a")."""
+def _map_table(rows: Sequence[dict[str, Any]], reference: str) -> Table:
+    """pareto.map_rows: per clip, each codec's BD-rate beside its speed, fastest first."""
+    table = Table(title=f"Speed/size map (BD-rate on PSNR-YUV vs {reference})")
+    for name in ("clip", "codec", "preset", "BD-rate", "enc fps", "dec fps", "dominated by"):
+        left = name in ("clip", "codec", "preset", "dominated by")
+        table.add_column(name, justify="left" if left else "right")
+    clips = unique(r["clip"] for r in rows)
+    for index, clip in enumerate(sorted(clips, key=lambda c: (c == ALL_CLIPS, c))):
+        if index:
+            table.add_section()
+        for r in sorted((r for r in rows if r["clip"] == clip), key=lambda r: -r["encode_fps"]):
+            dominated = r["dominated_by"]
+            table.add_row(
+                clip,
+                r["codec"],
+                r.get("setting") or "",
+                _bd_cell(r["bd_rate"]),
+                f"{r['encode_fps']:.1f}",
+                f"{r['decode_fps']:.1f}",
+                "" if dominated is None else ", ".join(dominated) or "none",
+            )
+    return table
+
+
+def render_tables(
+    points: Sequence[BenchPoint],
+    bd_rows: Sequence[dict[str, Any]],
+    speed_map: Sequence[dict[str, Any]] = (),
+    reference: str = "x265",
+) -> list[Table]:
+    """Rich tables: every point (by clip, codec, bpp), the BD-rates (None as "n/a") and,
+    given its rows, the speed/size map."""
     roi = any(p.codec.endswith("-roi") for p in points)
     shown = [m for m in SHOWN_BD_METRICS if m != "psnr_roi" or roi]
-    return [_points_table(points), _bd_rate_table([r for r in bd_rows if r["metric"] in shown])]
+    tables = [_points_table(points), _bd_rate_table([r for r in bd_rows if r["metric"] in shown])]
+    return tables + ([_map_table(speed_map, reference)] if speed_map else [])

@@ -1,0 +1,82 @@
+"""The bench's clips: the first frames of each input (with its labels), or the sample clip."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+
+from vcodec.errors import InputError
+from vcodec.eval.metrics import msssim_settings
+from vcodec.eval.sample import make_sample
+from vcodec.eval.scoring import Truth
+from vcodec.eval.tasks import PSEUDO_MIN_SCORE, find_labels
+from vcodec.frames import GOP_SIZE, Gop, VideoInfo
+from vcodec.io import open_video
+from vcodec.stages.roi import RoiMap
+
+
+@dataclass(frozen=True)
+class Clip:
+    name: str
+    info: VideoInfo
+    gops: list[Gop]
+    # per GOP: where ROI-PSNR is measured and x264-roi puts its offsets (with_rois); none:
+    # no ROI-PSNR
+    rois: list[RoiMap] = field(default_factory=list)
+    truth: Truth = Truth()  # the labels that came with it; with a task, what it scores on
+
+    @property
+    def frames(self) -> int:
+        return sum(g.n_frames for g in self.gops)
+
+
+def load_clip(path: Path, frames: int) -> Clip:
+    """The first ``frames`` frames of a video, or of a labelled sequence (tasks.find_labels:
+    a MOT sequence, a YOLO folder or a seed-003 video; its ground truth comes along)."""
+    labels = find_labels(path)
+    with open_video(labels.frames) as reader:
+        gops = list(reader.gops(GOP_SIZE, frames))
+    n = sum(g.n_frames for g in gops)
+    if n == 0:
+        raise InputError(f"{path}: no frames to bench")
+    truth = Truth(
+        labels.truth[:n] if labels.truth is not None else None,
+        labels.masks[:n] if labels.masks is not None else None,
+        labels.layout,
+    )
+    for kind, per_frame in (("labels", truth.boxes), ("masks", truth.masks)):
+        if per_frame is not None and len(per_frame) < n:
+            raise InputError(f"{path}: {kind} for {len(per_frame)} frames, the clip has {n}")
+    return Clip(Path(path).stem, reader.info, gops, truth=truth)
+
+
+def with_rois(clip: Clip, finder) -> Clip:
+    """``clip`` with the ROI maps ``finder`` (vcodec.roi) makes from its source GOPs."""
+    return replace(clip, rois=[finder.find(gop) for gop in clip.gops])
+
+
+def sample_clip(frames: int) -> Clip:
+    info, gops = make_sample(frames=frames)
+    return Clip("sample", info, gops)
+
+
+def clip_entry(clip: Clip) -> dict:
+    """The clip as bench.json describes it."""
+    return {
+        "name": clip.name,
+        "width": clip.info.width,
+        "height": clip.info.height,
+        "frames": clip.frames,
+        "fps": str(Fraction(clip.info.fps)),
+        "msssim_win_size_levels": msssim_settings(clip.info.height, clip.info.width),
+        "roi_coverage": float(np.mean([roi.coverage for roi in clip.rois])) if clip.rois else None,
+        "ground_truth": {
+            "mot": "MOT gt.txt",
+            "yolo": "YOLO labels",
+            "seed003": "seed 003 labels / masks",
+            "pseudo": f"pseudo: the model's output at score >= {PSEUDO_MIN_SCORE} on the source",
+        }.get(clip.truth.layout),
+    }

@@ -1,0 +1,145 @@
+"""The speed/size map: each codec's BD-rate against x265 beside its encode speed, and pareto.png."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
+
+from vcodec.eval.anchors import MAP_REFERENCE, VCX_VARIANTS
+from vcodec.eval.report import ALL_CLIPS, PLOT_DPI, POOLED, BenchPoint, unique
+
+MAP_METRIC = "psnr_yuv"  # the map's BD-rate metric (DESIGN §5)
+MAP_PANEL_SIZE = (6.5, 4.5)  # inches, width x height of one clip's map
+VCX_COLOR = "tab:red"
+CLASSICAL_COLORS = {"x264": "tab:blue", "x265": "tab:green", "av1": "tab:purple"}
+
+
+def is_vcx(codec: str) -> bool:
+    """Whether a bench codec name (vcx, vcx-nowiener:slow, ...) is a vcx point."""
+    return codec.partition(":")[0] in VCX_VARIANTS
+
+
+def map_rows(
+    points: Sequence[BenchPoint],
+    bd_rows: Sequence[dict[str, Any]],
+    reference: str = MAP_REFERENCE,
+    metric: str = MAP_METRIC,
+    setting: Mapping[str, str] | None = None,
+) -> list[dict[str, Any]]:
+    """One row per clip and codec: {clip, codec, setting (its preset or --speed, from
+    ``setting``), bd_rate (% against ``reference`` on
+    ``metric``, from ``bd_rows``), encode_fps, decode_fps (frames over seconds of all its
+    points), dominated_by}; with several clips also rows of clip ALL (the mean BD-rate, the
+    speed over every clip's points). ``dominated_by``: for a vcx row, the classical codecs of
+    its clip at least as fast and as small and better in one (None where its BD-rate is)."""
+    points = [p for p in points if p.clip != POOLED]
+    clips = unique(p.clip for p in points)
+    found = {
+        (r["clip"], r["codec"]): r["bd_rate_pct"]
+        for r in bd_rows
+        if r["anchor"] == reference and r["metric"] == metric
+    }
+    rows = []
+    for clip in clips + ([ALL_CLIPS] if len(clips) > 1 else []):
+        shown = [p for p in points if clip in (ALL_CLIPS, p.clip)]
+        for codec in unique(p.codec for p in shown):
+            mine = [p for p in shown if p.codec == codec]
+            have_all = clip != ALL_CLIPS or {p.clip for p in mine} == set(clips)
+            if codec == reference:
+                bd = 0.0 if have_all else None
+            else:
+                bd = found.get((clip, codec))
+            frames = sum(p.frames for p in mine)
+            rows.append(
+                {
+                    "clip": clip,
+                    "codec": codec,
+                    "setting": (setting or {}).get(codec),
+                    "bd_rate": bd,
+                    "encode_fps": frames / sum(p.frames / p.enc_fps for p in mine),
+                    "decode_fps": frames / sum(p.frames / p.dec_fps for p in mine),
+                    "dominated_by": None,
+                }
+            )
+    for row in rows:
+        if is_vcx(row["codec"]) and row["bd_rate"] is not None:
+            row["dominated_by"] = [
+                other["codec"]
+                for other in rows
+                if other["clip"] == row["clip"]
+                and not is_vcx(other["codec"])
+                and dominates(other, row)
+            ]
+    return rows
+
+
+def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
+    """Whether map row ``a`` is at least as small (BD-rate) and as fast (encode fps) as ``b``,
+    and strictly better in one of the two."""
+    if a["bd_rate"] is None or b["bd_rate"] is None:
+        return False
+    no_worse = a["bd_rate"] <= b["bd_rate"] and a["encode_fps"] >= b["encode_fps"]
+    better = a["bd_rate"] < b["bd_rate"] or a["encode_fps"] > b["encode_fps"]
+    return no_worse and better
+
+
+def plot_pareto(
+    path: str | Path, rows: Sequence[dict[str, Any]], reference: str = MAP_REFERENCE
+) -> None:
+    """pareto.png: per clip (and ALL), BD-rate against encode fps (log), one point per codec;
+    each classical codec's presets joined by a line, vcx points as red stars."""
+    clips = unique(r["clip"] for r in rows)
+    width, height = MAP_PANEL_SIZE
+    columns = min(2, len(clips))
+    lines = -(-len(clips) // columns)
+    fig = Figure(figsize=(columns * width, lines * height), layout="constrained")
+    FigureCanvasAgg(fig)
+    axes = fig.subplots(lines, columns, squeeze=False).ravel()
+    for ax, clip in zip(axes, clips, strict=False):
+        shown = [r for r in rows if r["clip"] == clip and r["bd_rate"] is not None]
+        for family in unique(r["codec"].partition(":")[0] for r in shown):
+            group = sorted(
+                (r for r in shown if r["codec"].partition(":")[0] == family),
+                key=lambda r: r["encode_fps"],
+            )
+            vcx = is_vcx(family)
+            ax.plot(
+                [r["encode_fps"] for r in group],
+                [r["bd_rate"] for r in group],
+                "*" if vcx else "o-",
+                markersize=12 if vcx else 6,
+                color=VCX_COLOR if vcx else CLASSICAL_COLORS.get(family.removesuffix("-roi")),
+                label=family,
+            )
+            for r in group:
+                ax.annotate(
+                    label(r), (r["encode_fps"], r["bd_rate"]), textcoords="offset points",
+                    xytext=(4, 4), fontsize=7,
+                )  # fmt: skip
+        ax.axhline(0.0, color="grey", linewidth=0.8, linestyle=":")
+        ax.set_xscale("log")
+        ax.xaxis.set_major_locator(LogLocator(subs=(1.0, 2.0, 5.0)))
+        ax.xaxis.set_major_formatter(FuncFormatter(lambda value, _: f"{value:g}"))
+        ax.xaxis.set_minor_formatter(NullFormatter())
+        ax.set_title(f"{clip}: speed/size map")
+        ax.set_xlabel("encode frames per second (log)")
+        ax.set_ylabel(f"BD-rate vs {reference}, PSNR-YUV (%): lower is smaller")
+        ax.grid(True, which="both", alpha=0.3)
+        if shown:
+            ax.legend(fontsize=8)
+    for ax in axes[len(clips) :]:
+        ax.set_visible(False)
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=PLOT_DPI)
+
+
+def label(row: dict[str, Any]) -> str:
+    """A map point's name with its setting: av1:8 for plain av1 at --preset medium."""
+    codec, setting = row["codec"], row.get("setting")
+    return codec if ":" in codec or not setting else f"{codec}:{setting}"
