@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -12,6 +13,7 @@ from vcodec.bitstream.fields import MAX_VARINT_BYTES, ByteReader, ByteWriter
 from vcodec.errors import (
     BadMagicError,
     ChecksumError,
+    LimitError,
     MalformedError,
     TruncatedError,
     UnsupportedVersionError,
@@ -32,6 +34,37 @@ MODEL_ID_BYTES = 4  # a model id's bytes from SHORT_ID_VERSION (the whole sha256
 SHORT_ID_VERSION = 6
 MODES = ("hybrid", "pure")
 PIX_FMTS = ("yuv420p",)
+BASE_CODECS = ("x265", "x264", "av1")  # the base-layer codecs a stream may name
+MIN_BASE_SIDE = 64  # a base layer's coded side is at least this (FORMAT.md, SEGMENT)
+MAX_NOTES = 16  # notes in the metadata (what the encoder changed or found in its input)
+MAX_NOTE_BYTES = 512
+READ_PIECE_BYTES = 1 << 20  # a chunk is read in pieces, so a false length allocates nothing
+DEFAULT_MAX_PIXELS = 8192 * 4320  # 8K: a larger frame is refused unless the limit is raised
+DEFAULT_MAX_GOP_FRAMES = 64  # vcodec writes GOPs of 16; the format allows up to 256
+
+
+@dataclass(frozen=True)
+class StreamLimits:
+    """What a reader accepts before it allocates anything for a stream: the decoder holds one
+    GOP of at most ``max_gop_frames`` frames of at most ``max_pixels`` pixels (and the
+    networks' tiles over it), so these bound its memory."""
+
+    max_pixels: int = DEFAULT_MAX_PIXELS  # width x height of a frame
+    max_gop_frames: int = DEFAULT_MAX_GOP_FRAMES
+
+    def check(self, header: StreamHeader) -> None:
+        """LimitError when ``header`` asks for more than these limits."""
+        w, h = header.width, header.height
+        if w * h > self.max_pixels:
+            raise LimitError(
+                f"the stream's frames are {w}x{h} ({w * h:,} pixels), over this decoder's "
+                f"limit of {self.max_pixels:,} pixels (--max-pixels raises it)"
+            )
+        if header.gop_size > self.max_gop_frames:
+            raise LimitError(
+                f"the stream's GOPs hold {header.gop_size} frames, over this decoder's limit of "
+                f"{self.max_gop_frames}"
+            )
 
 
 class ChunkType(IntEnum):
@@ -66,6 +99,9 @@ class StreamHeader:
     # of versions 1-5 carry the whole digest)
     models: dict[str, str] = field(default_factory=dict)
     encoder: str = ""
+    # what the encoder changed or found in its input (a truncated input, a converted pixel
+    # format, a variable frame rate made constant): shown by `vcodec info`
+    notes: tuple[str, ...] = ()
 
     def validate(self) -> StreamHeader:
         checks = [
@@ -74,6 +110,9 @@ class StreamHeader:
             (1 <= self.gop_size <= 256, "GOP size"),
             (self.mode in MODES, "mode"),
             (self.pix_fmt in PIX_FMTS, "pixel format"),
+            (self.base_codec in BASE_CODECS, "base codec"),
+            (len(self.notes) <= MAX_NOTES, "note count"),
+            (all(len(n.encode()) <= MAX_NOTE_BYTES for n in self.notes), "note length"),
             (0 <= self.qp <= 63, "qp"),
             (all(0 <= c <= 255 for c in self._colour()), "colour description"),
             (all(_is_model_id(v) for v in self.models.values()), "model id"),
@@ -174,7 +213,12 @@ def encode_header(header: StreamHeader) -> bytes:
     w.text(h.base_codec).varint(h.qp).varint(len(h.models))
     for name, model_id in sorted(h.models.items()):
         w.text(name).blob(bytes.fromhex(model_id))
-    body = w.text(h.encoder).getvalue()
+    w.text(h.encoder)
+    if h.notes:  # an optional field after the encoder's: readers before it skip it
+        w.varint(len(h.notes))
+        for note in h.notes:
+            w.text(note)
+    body = w.getvalue()
     head = MAGIC + bytes([FORMAT_VERSION]) + ByteWriter().varint(len(body)).getvalue() + body
     return head + zlib.crc32(head).to_bytes(4, "little")
 
@@ -217,7 +261,8 @@ def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
     if any(len(model_id) != 2 * id_bytes for model_id in models.values()):
         raise MalformedError(f"metadata: a model id is not {id_bytes} bytes")
     encoder = r.text()
-    # bytes after the known fields: a later revision of version 1 added them; ignore
+    notes = tuple(r.text() for _ in range(_note_count(r))) if r.remaining else ()
+    # bytes after the known fields: a later revision of version 1 may add them; ignore
     return StreamHeader(
         width,
         height,
@@ -231,7 +276,15 @@ def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
         qp,
         models,
         encoder,
+        notes,
     ).validate()
+
+
+def _note_count(r: ByteReader) -> int:
+    count = r.varint()
+    if count > MAX_NOTES:
+        raise MalformedError(f"metadata: {count} notes, at most {MAX_NOTES} are allowed")
+    return count
 
 
 def _read_varint(stream: BinaryIO, what: str) -> tuple[int, bytes]:
@@ -245,11 +298,26 @@ def _read_varint(stream: BinaryIO, what: str) -> tuple[int, bytes]:
 
 
 def _read_exact(stream: BinaryIO, n: int, what: str, already: bytes = b"") -> bytes:
-    need = n - len(already)
-    data = already + stream.read(need) if need > 0 else already
-    if len(data) < n:
-        raise TruncatedError(f"{what}: the stream ends after {len(data)} of {n} bytes")
-    return data
+    """n bytes, read in pieces: memory grows with the bytes that are there, not with n."""
+    parts, have = [already], len(already)
+    while have < n:
+        part = stream.read(min(n - have, READ_PIECE_BYTES))
+        if not part:
+            raise TruncatedError(f"{what}: the stream ends after {have} of {n} bytes")
+        parts.append(part)
+        have += len(part)
+    return b"".join(parts)
+
+
+def _stream_size(stream: BinaryIO) -> int | None:
+    """The bytes from the stream's position to its end, or None when it cannot seek."""
+    try:
+        here = stream.tell()
+        end = stream.seek(0, io.SEEK_END)
+        stream.seek(here)
+    except (AttributeError, OSError, ValueError):
+        return None
+    return end - here
 
 
 # --- chunks --------------------------------------------------------------------------------
@@ -344,11 +412,15 @@ class VcxReader:
 
     Iteration checks every CRC, the order of GOPs, the END totals, and that nothing
     follows END; it skips unknown ancillary chunks and raises a VcxError on anything else.
+    ``limits`` are checked on the header before anything is read or allocated for the
+    stream (LimitError), and each chunk's length against the bytes the file has left.
     """
 
-    def __init__(self, stream: BinaryIO) -> None:
+    def __init__(self, stream: BinaryIO, limits: StreamLimits | None = None) -> None:
         self.stream = stream
+        self.size = _stream_size(stream)
         self.header, self.offset, self.version = read_header(stream)
+        (limits or StreamLimits()).check(self.header)
 
     def __iter__(self) -> Iterator[Chunk]:
         frames = gops = samples = rois = 0
@@ -371,6 +443,8 @@ class VcxReader:
                 if not chunk.gop == gops > wiener:
                     raise MalformedError(f"chunk #{number}: WIENER of GOP {chunk.gop} out of order")
                 wiener = chunk.gop
+            elif isinstance(chunk, Segment):
+                self._check_segment(chunk, number)
             elif isinstance(chunk, Roi):
                 if not chunk.gop == rois < gops:
                     raise MalformedError(f"chunk #{number}: ROI of GOP {chunk.gop} out of order")
@@ -402,6 +476,12 @@ class VcxReader:
         head += size_bytes
         if size > MAX_CHUNK_BYTES:
             raise MalformedError(f"{where}: length {size} is implausible, the file is damaged")
+        end = start + len(head) + size + 4
+        if self.size is not None and end > self.size:
+            raise TruncatedError(
+                f"{where}: its length {size} runs {end - self.size} bytes past the end of the "
+                "file (truncated or damaged)"
+            )
         payload = _read_exact(self.stream, size, where)
         crc = int.from_bytes(_read_exact(self.stream, 4, f"{where} checksum"), "little")
         if zlib.crc32(head + payload) != crc:
@@ -414,3 +494,21 @@ class VcxReader:
             raise MalformedError(f"chunk #{number}: GOP {chunk.index} is out of order")
         if not 1 <= chunk.n_frames <= self.header.gop_size:
             raise MalformedError(f"chunk #{number}: GOP of {chunk.n_frames} frames")
+
+    def _check_segment(self, chunk: Segment, number: int) -> None:
+        """The base codec is the header's, and the coded size at most the full-scale one."""
+        h = self.header
+        if chunk.codec != h.base_codec:
+            raise MalformedError(
+                f"chunk #{number} (SEGMENT): base codec {chunk.codec!r} is not the header's "
+                f"{h.base_codec!r}: the file is damaged"
+            )
+        most = (
+            max(MIN_BASE_SIDE, h.width + h.width % 2),
+            max(MIN_BASE_SIDE, h.height + h.height % 2),
+        )
+        if not (1 <= chunk.width <= most[0] and 1 <= chunk.height <= most[1]):
+            raise MalformedError(
+                f"chunk #{number} (SEGMENT): a coded size of {chunk.width}x{chunk.height} does "
+                f"not fit frames of {h.width}x{h.height}"
+            )

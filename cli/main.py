@@ -12,10 +12,23 @@ from rich.progress import Progress
 from rich.table import Table
 
 from vcodec import __version__
-from vcodec.cli.common import Device, Force, err, frame_progress, out, reported_errors
+from vcodec.bitstream.container import DEFAULT_MAX_PIXELS, StreamLimits
+from vcodec.cli.common import (
+    Device,
+    Force,
+    MaxPixels,
+    OneLineErrors,
+    err,
+    frame_progress,
+    install_signal_handlers,
+    out,
+    reported_errors,
+)
 from vcodec.cli.train import train_app
+from vcodec.errors import UnknownModelError
 
 app = typer.Typer(
+    cls=OneLineErrors,
     name="vcodec",
     help="A learned, task-aware video codec: encode video to .vcx, decode it, benchmark it "
     "against x264/x265.",
@@ -163,11 +176,7 @@ def encode(
         total = min(total, frames) if total and frames else total or frames
         with frame_progress(f"encoding {src.name}", total) as progress:
             result = run_encode(src, output, config, force=force, progress=progress)
-        out.print(
-            f"{output}: {result.frames} frames, {result.bytes:,} bytes, {result.bpp:.4f} bpp, "
-            f"{8 * result.bytes * result.fps / max(1, result.frames) / 1000:.1f} kbps, "
-            f"{result.frames / result.seconds:.1f} fps"
-        )
+        out.print(_encode_line(output, result))
         if stats:
             out.print(_cost_table(result))
 
@@ -188,6 +197,7 @@ def decode(
         typer.Option("--format", help="y4m, mp4, mkv or png; default: from the output's suffix."),
     ] = None,
     lossless: Annotated[bool, typer.Option(help="mp4/mkv: lossless x264 (exact frames).")] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -196,7 +206,8 @@ def decode(
         from vcodec.pipeline.decoder import decode as run_decode
         from vcodec.pipeline.info import describe
 
-        total = describe(src)["frames"]
+        limits = StreamLimits(max_pixels=max_pixels)
+        total = describe(src, limits)["frames"]
         with frame_progress(f"decoding {src.name}", total) as progress:
             stats = run_decode(
                 src,
@@ -206,6 +217,7 @@ def decode(
                 lossless=lossless,
                 device=device,
                 progress=progress,
+                limits=limits,
             )
         out.print(f"{output}: {stats.frames} frames, {stats.frames / stats.seconds:.1f} fps")
 
@@ -214,16 +226,35 @@ def decode(
 def info(
     src: Annotated[Path, typer.Argument(help="The .vcx file to inspect.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
-    """Show a .vcx file's header, chunks and rate (and check every checksum)."""
+    """Show a .vcx file's header, chunks and rate (and check every checksum). Exits 5, after
+    the summary, when this vcodec lacks a model (weights) the stream needs."""
     with reported_errors():
         from vcodec.pipeline.info import describe
 
-        summary = describe(src)
+        summary = describe(src, StreamLimits(max_pixels=max_pixels))
         if as_json:
             print(json.dumps(summary, indent=2))
-            return
-        out.print(_info_table(summary))
+        else:
+            out.print(_info_table(summary))
+        if summary["missing_models"]:
+            raise UnknownModelError("; ".join(summary["missing_models"]))
+
+
+def _encode_line(output: Path, result: Any) -> str:
+    """The encode's result: its bytes, and the video's rate (without the audio's bytes)."""
+    from vcodec.pipeline.info import describe
+
+    audio = describe(output)["chunks"].get("audio", {}).get("bytes", 0)
+    video = result.bytes - audio
+    seconds = max(1, result.frames) / result.fps
+    return (
+        f"{output}: {result.frames} frames, {result.bytes:,} bytes"
+        + (f" ({audio:,} of them audio, not in the rate)" if audio else "")
+        + f", {8 * video / max(1, result.frames * result.width * result.height):.4f} bpp, "
+        f"{8 * video / seconds / 1000:.1f} kbps, {result.frames / result.seconds:.1f} fps"
+    )
 
 
 def _cost_table(result) -> Table:
@@ -297,6 +328,7 @@ def _info_table(s: dict[str, Any]) -> Table:
             f"primaries {h['color_primaries']}, transfer {h['color_trc']}",
         ),
         ("models", ", ".join(f"{k} ({v[:12]})" for k, v in h["models"].items()) or "none"),
+        ("notes", "; ".join(h["notes"]) or "none"),
         ("rate", f"{s['bytes']:,} bytes, {s['kbps']} kbps, {s['bpp']} bpp"),
         (
             "header",
@@ -408,12 +440,12 @@ def bench(
         out.print(f"wrote {', '.join(str(p) for p in result.files)}")
 
 
-
 app.add_typer(train_app, name="train")
 
 
 def run() -> None:
-    """Console-script entry point."""
+    """Console-script entry point: SIGTERM and SIGHUP stop a run as Ctrl-C does."""
+    install_signal_handlers()
     app(prog_name="vcodec")
 
 

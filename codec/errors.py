@@ -13,6 +13,7 @@ EXIT_BAD_INPUT = 3
 EXIT_BAD_BITSTREAM = 4
 EXIT_MISSING_MODEL = 5
 EXIT_OUTPUT_EXISTS = 6
+EXIT_INTERRUPTED = 130  # SIGINT; a run ended by another signal exits 128 + its number
 
 
 class VcxError(Exception):
@@ -44,6 +45,10 @@ class MalformedError(VcxError, ValueError):
     """A field holds a value that cannot be right (out of range, inconsistent, unknown type)."""
 
 
+class LimitError(VcxError, ValueError):
+    """The stream is well formed but larger than this decoder's limits (``StreamLimits``)."""
+
+
 class UnknownModelError(VcxError, LookupError):
     """The stream names a model (or weight hash) this installation does not have."""
 
@@ -59,7 +64,19 @@ class InputError(VcxError, ValueError):
     exit_code = EXIT_BAD_INPUT
 
 
+class OutputError(VcxError, OSError):
+    """The output cannot be written: no permission, a read-only file system, a full disk."""
+
+    exit_code = EXIT_BAD_INPUT
+
+
 class OutputExistsError(VcxError, FileExistsError):
-    """The output exists and ``force`` was not given."""
+    """The output's name is taken: it exists and ``force`` was not given, it is the input, it
+    is a folder of other files, or another vcodec run is writing it."""
 
     exit_code = EXIT_OUTPUT_EXISTS
+
+
+class VcxWarning(UserWarning):
+    """Something the user should know that did not stop the run: a truncated or
+    variable-frame-rate input, a converted pixel format, audio that was not written."""

@@ -23,6 +23,7 @@ from vcodec.frames import (
     Gop,
     VideoInfo,
 )
+from vcodec.notes import ReadLog
 
 DEFAULT_FPS = Fraction(25)
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -62,8 +63,9 @@ def open_video(path: str | Path, *, fps: Fraction | None = None) -> VideoReader:
 class VideoReader:
     """A decoded input: ``info`` describes it, ``gops()`` streams its frames as YUV 4:2:0.
 
-    Each ``gops()`` call starts again from the first frame. Use it as a context manager (or call
-    ``close()``) to release the open file.
+    Each ``gops()`` call starts again from the first frame; after one, ``notes()`` says what
+    it converted or found (pixel formats, a variable frame rate, a truncated input). Use it as
+    a context manager (or call ``close()``) to release the open file.
     """
 
     def __init__(self, path: Path, fps: Fraction | None = None) -> None:
@@ -71,6 +73,7 @@ class VideoReader:
             raise InputError(f"Input {path} does not exist.")
         self.path = path
         self._container: av.container.InputContainer | None = None
+        self.log = ReadLog()
         self._frames = self._start()
         first = next(self._frames, None)
         if first is None:
@@ -90,6 +93,11 @@ class VideoReader:
         while (gop := self._read_gop(frames, gop_size, start)) is not None:
             yield gop
             start += gop.n_frames
+        self.log.ended = max_frames is None or start < max_frames
+
+    def notes(self) -> list[str]:
+        """What the last ``gops()`` pass converted or found, one line each (FORMAT.md, notes)."""
+        return self.log.notes(self.info)
 
     def close(self) -> None:
         self._frames.close()
@@ -112,6 +120,7 @@ class VideoReader:
         return self._frames
 
     def _start(self) -> Iterator[av.VideoFrame]:
+        self.log = ReadLog(timed=not self.path.is_dir())
         if self.path.is_dir():
             return _directory_frames(self.path)
         fmt = RAW_FORMATS.get(self.path.suffix.lower())
@@ -123,7 +132,7 @@ class VideoReader:
             container.close()
             raise InputError(f"Input {self.path} has no video stream.")
         self._container = container
-        return _container_frames(container)
+        return _container_frames(container, self.log)
 
     def _describe(self, frame: av.VideoFrame, fps: Fraction | None) -> VideoInfo:
         if self._container is None:  # a frame directory
@@ -148,24 +157,31 @@ class VideoReader:
                     f"({w}x{h} to {frame.width}x{frame.height}), which is not supported."
                 )
             y[n], u[n], v[n] = _yuv420(frame)
+            self.log.add(frame)
             n += 1
         return Gop(y[:n], u[:n], v[:n], start=start) if n else None
 
 
-def _container_frames(container: av.container.InputContainer) -> Iterator[av.VideoFrame]:
+def _container_frames(
+    container: av.container.InputContainer, log: ReadLog
+) -> Iterator[av.VideoFrame]:
     """Decode the first video stream like ffmpeg does: skip undecodable packets, stop at a
-    demuxing error (ffmpeg treats it as the end of the input)."""
+    demuxing error (ffmpeg treats it as the end of the input); ``log`` counts both."""
     stream = container.streams.video[0]
     stream.thread_type = "AUTO"
     packets = container.demux(stream)
     while True:
         try:
             packet = next(packets)
-        except (StopIteration, av.error.FFmpegError):
+        except StopIteration:
+            return
+        except av.error.FFmpegError as e:
+            log.read_error = _why(e)
             return
         try:
             frames = packet.decode()
         except av.error.FFmpegError:  # ffmpeg logs a broken packet and goes on
+            log.broken_packets += 1
             continue
         yield from frames
 
@@ -266,8 +282,10 @@ def _reformat_to_420(frame: av.VideoFrame) -> av.VideoFrame:
     )
 
 
-def read_audio(path: str | Path) -> bytes | None:
-    """The input's first audio stream remuxed unchanged into an in-memory Matroska (.mka).
+def read_audio(path: str | Path, seconds: Fraction | None = None) -> bytes | None:
+    """The input's first audio stream remuxed unchanged into an in-memory Matroska (.mka);
+    with ``seconds``, only its packets that start before then (the video's duration under
+    ``--frames``).
 
     None when there is no audio (always for raw .264/.265 streams and frame directories).
     """
@@ -278,18 +296,25 @@ def read_audio(path: str | Path) -> bytes | None:
         with av.open(str(path)) as container:
             if not container.streams.audio:
                 return None
-            return _remux_audio(container, container.streams.audio[0])
+            return _remux_audio(container, container.streams.audio[0], seconds)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
         raise InputError(f"The audio of {path} could not be read ({_why(e)}).") from e
 
 
-def _remux_audio(container: av.container.InputContainer, stream: av.AudioStream) -> bytes:
+def _remux_audio(
+    container: av.container.InputContainer, stream: av.AudioStream, seconds: Fraction | None
+) -> bytes:
     buffer = io.BytesIO()
+    if seconds is not None:  # from where the file starts, as its video does
+        seconds = Fraction(seconds) + Fraction(container.start_time or 0, av.time_base)
     with av.open(buffer, "w", format="matroska") as output:
         out_stream = output.add_stream_from_template(stream)
         for packet in container.demux(stream):
             if packet.dts is None:  # the flush packet at the end, or one with no timing
                 continue
+            start = packet.pts if packet.pts is not None else packet.dts
+            if seconds is not None and start * packet.time_base >= seconds:
+                break
             packet.stream = out_stream
             output.mux(packet)
     return buffer.getvalue()

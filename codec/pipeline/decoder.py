@@ -20,6 +20,7 @@ from vcodec.bitstream.container import (
     Roi,
     Samples,
     Segment,
+    StreamLimits,
     VcxReader,
     Wiener,
 )
@@ -67,9 +68,13 @@ class _Waiting:
 class VcxDecoder:
     """Reads a .vcx stream: ``info`` and ``audio`` at once, then ``gops()`` yields the video."""
 
-    def __init__(self, stream: BinaryIO, device: str = "auto") -> None:
+    def __init__(
+        self, stream: BinaryIO, device: str = "auto", limits: StreamLimits | None = None
+    ) -> None:
+        """``limits`` (frame size, GOP length) are checked on the header before anything is
+        allocated for the stream (LimitError)."""
         self.device = resolve_device(device)
-        self._reader = VcxReader(stream)
+        self._reader = VcxReader(stream, limits)
         self.header = self._reader.header
         for name, model_id in self.header.models.items():
             require(name, model_id)
@@ -239,13 +244,20 @@ def decode(
     lossless: bool = False,
     device: str = "auto",
     progress: Progress | None = None,
+    limits: StreamLimits | None = None,
 ) -> DecodeStats:
-    """Decode the .vcx file ``src`` into a video file or PNG folder ``dst``."""
+    """Decode the .vcx file ``src`` into a video file or PNG folder ``dst`` (a stream over
+    ``limits`` is refused before anything is written). A stream with audio decoded to y4m or
+    PNG frames, which cannot carry it, is warned about (VcxWarning)."""
+    import warnings
+
+    from vcodec.errors import VcxWarning
+
     start = time.perf_counter()
     fmt = output_format(dst, fmt)
     with open_vcx(src) as stream:
-        decoder = VcxDecoder(stream, device)
-        with atomic_output(dst, force=force, directory=fmt == "png") as tmp:
+        decoder = VcxDecoder(stream, device, limits)
+        with atomic_output(dst, force=force, directory=fmt == "png", inputs=[src]) as tmp:
             frames = 0
             with open_writer(
                 tmp, decoder.info, fmt=fmt, lossless=lossless, audio=decoder.audio
@@ -255,6 +267,13 @@ def decode(
                     frames += gop.n_frames
                     if progress:
                         progress(gop.n_frames)
+    if decoder.audio and fmt in ("y4m", "png"):
+        warnings.warn(
+            f"the stream's audio was not written: {fmt} cannot carry it (decode to .mp4 or "
+            ".mkv to keep it)",
+            VcxWarning,
+            stacklevel=2,
+        )
     return DecodeStats(frames, time.perf_counter() - start)
 
 

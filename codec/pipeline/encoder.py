@@ -76,18 +76,31 @@ def encode(
     force: bool = False,
     progress: Progress | None = None,
 ) -> EncodeStats:
-    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``."""
+    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``. What
+    reading the input changed or found (a converted pixel format, a variable frame rate made
+    constant, a truncated input) goes into the header's notes and is warned (VcxWarning)."""
+    import warnings
+
+    from vcodec.errors import VcxWarning
+    from vcodec.pipeline.stream import with_notes
+
     config = config.validate()
     start = time.perf_counter()
-    with open_video(src) as reader, atomic_output(dst, force=force) as tmp:
-        audio = read_audio(src)
-        with open(tmp, "wb") as out:
+    with open_video(src) as reader, atomic_output(dst, force=force, inputs=[src]) as tmp:
+        seconds = None if config.frames is None else config.frames / reader.info.fps
+        audio = read_audio(src, seconds)  # --frames: as long as the video
+        # spooled: the notes, known once the input is read, go into the header
+        with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool, open(tmp, "wb") as out:
             gops = reader.gops(GOP_SIZE, config.frames)
             costs: dict[str, dict] = {}
             frames = encode_gops(
-                gops, reader.info, out, config, audio=audio, progress=progress, costs=costs
+                gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs
             )
+            notes = reader.notes()
+            with_notes(spool, out, notes)
         size = Path(tmp).stat().st_size
+    for note in notes:
+        warnings.warn(note, VcxWarning, stacklevel=2)
     info = reader.info
     return EncodeStats(
         frames, size, time.perf_counter() - start, info.width, info.height, float(info.fps),

@@ -15,29 +15,34 @@ from vcodec.bitstream.container import (
     Roi,
     Samples,
     Segment,
+    StreamHeader,
+    StreamLimits,
     VcxReader,
     Wiener,
 )
-from vcodec.pipeline.side_info import GopParams
+from vcodec.errors import UnknownModelError
+from vcodec.models.registry import REGISTRY, require
+from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
-from vcodec.stages.post import post_model
 from vcodec.stages.roi import RoiMap, read_roi
-from vcodec.stages.temporal import PREDICT_MODEL
 from vcodec.stages.wiener import WienerDecoder
 
 
-def describe(path: str | Path) -> dict[str, Any]:
-    """Read every chunk of a .vcx (checking each CRC) and summarise the stream."""
+def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, Any]:
+    """Read every chunk of a .vcx (checking each CRC) and summarise the stream.
+
+    A stream over ``limits`` is LimitError, one that names a model this vcodec does not know
+    UnknownModelError (its side info cannot be read without it); one whose models this vcodec
+    has with other weights is described, with them in ``missing_models``."""
     with open_vcx(path) as stream:
-        reader = VcxReader(stream)
+        reader = VcxReader(stream, limits)
+        missing = missing_models(reader.header)
         header_bytes = reader.offset
         counts: Counter[str] = Counter()
         sizes: Counter[str] = Counter()
         scales: Counter[int] = Counter()
         strengths: Counter[float] = Counter()
         steps: Counter[int] = Counter()
-        post = post_model(reader.header.models) is not None
-        predict = PREDICT_MODEL in reader.header.models
         rois: list[RoiMap] = []
         wiener = WienerDecoder(reader.version)
         filtered: Counter[str] = Counter()  # GOPs with a filter on each plane
@@ -49,11 +54,11 @@ def describe(path: str | Path) -> dict[str, Any]:
             sizes[kind] += reader.offset - offset
             offset = reader.offset
             if isinstance(chunk, GopChunk):
-                params = GopParams.unpack(chunk.side_info, post=post, predict=predict)
+                params = _side_info(chunk, reader)
                 scales[params.scale] += 1
-                if post:
+                if params.post is not None:
                     strengths[params.strength] += 1
-                if predict:
+                if params.step is not None:
                     steps[params.temporal_step] += 1
             elif isinstance(chunk, Wiener):
                 on = [f is not None for f in wiener.read(chunk.data)]
@@ -79,6 +84,7 @@ def describe(path: str | Path) -> dict[str, Any]:
         "file": str(path),
         "bytes": total,
         "header": {**asdict(h), "bytes": header_bytes, "format_version": reader.version},
+        "missing_models": missing,
         "frames": end.frame_count,
         "gops": end.gop_count,
         "duration_s": round(seconds, 3),
@@ -101,3 +107,23 @@ def describe(path: str | Path) -> dict[str, Any]:
             if counts[t.__name__]
         },
     }
+
+
+def missing_models(header: StreamHeader) -> list[str]:
+    """Why this vcodec cannot decode the stream's models, one line each (its weights differ);
+    UnknownModelError at once for a model it does not know at all."""
+    missing = []
+    for name, model_id in header.models.items():
+        try:
+            require(name, model_id)
+        except UnknownModelError as exc:
+            if name not in REGISTRY:  # what it adds to the side info cannot be read
+                raise
+            missing.append(str(exc))
+    return missing
+
+
+def _side_info(chunk: GopChunk, reader: VcxReader) -> GopParams:
+    if reader.header.mode == "pure":
+        return GopParams.unpack(chunk.side_info)
+    return unpack_side_info(chunk.side_info, reader.header.models, reader.version)

@@ -1,13 +1,26 @@
 """Whole-stream plumbing shared by the encoder, decoder and info: opening a .vcx, starting and
-finishing a writer, and copying a stream without the models no GOP used."""
+finishing a writer, copying a stream with its notes or without the models no GOP used."""
 
 from __future__ import annotations
 
+import shutil
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
-from vcodec.bitstream.container import End, GopChunk, Samples, StreamHeader, VcxReader, VcxWriter
+from vcodec.bitstream.container import (
+    MAX_NOTE_BYTES,
+    MAX_NOTES,
+    End,
+    GopChunk,
+    Samples,
+    StreamHeader,
+    VcxReader,
+    VcxWriter,
+    encode_header,
+    read_header,
+)
 from vcodec.errors import InputError
 from vcodec.pipeline.side_info import unpack_side_info
 from vcodec.stages.masks import MASK_MODELS
@@ -38,6 +51,19 @@ def finish_stream(writer: VcxWriter) -> int:
         raise InputError("the input has no frames to encode")
     writer.close()
     return writer.frames
+
+
+def with_notes(stream: BinaryIO, out: BinaryIO, notes: Sequence[str]) -> None:
+    """Copy a whole stream from its start, its header given ``notes`` (the first MAX_NOTES,
+    each cut to MAX_NOTE_BYTES); the chunks are copied byte for byte."""
+    stream.seek(0)
+    if not notes:
+        shutil.copyfileobj(stream, out)
+        return
+    header, _, _ = read_header(stream)
+    cut = tuple(n.encode()[:MAX_NOTE_BYTES].decode(errors="ignore") for n in notes[:MAX_NOTES])
+    out.write(encode_header(replace(header, notes=cut)))
+    shutil.copyfileobj(stream, out)
 
 
 def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
