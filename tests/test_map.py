@@ -52,6 +52,10 @@ def test_codec_names_with_presets_and_speeds() -> None:
     for bad in ("av1:14", "av1:slow", "x265:6", "vcx:turbo", "vp9", "x265:"):
         with pytest.raises(InputError):
             parse_codec(bad, "medium")
+    with pytest.raises(InputError, match="--roi"):  # refused before the bench starts
+        BenchConfig.from_strings(
+            codecs="vcx-roi", qps="30", frames=2, preset="medium", device="cpu", base="av1"
+        )
     config = BenchConfig.from_strings(
         codecs="vcx,vcx:medium,vcx:slow,x265,x265:medium,av1:4", qps="30,40", frames=2,
         preset="medium", device="cpu", base="av1",

@@ -112,8 +112,12 @@ class BenchConfig:
             raise InputError(f"--task {task} needs --detector onnx-nanodet:PATH|ultralytics:PATH")
         if task == "segment" and not detector.startswith("ultralytics:"):
             raise InputError("--task segment needs --detector ultralytics:PATH (a -seg model)")
-        codecs_ = tuple(unique(n.name for n in names))
-        return cls(codecs_, points, frames, preset, device, task, detector, base)
+        config = cls(tuple(unique(n.name for n in names)), points, frames, preset, device)
+        config = replace(config, task=task, detector=detector, base=base)
+        for name in names:  # a vcx codec the encoder would refuse (vcx-roi on --base av1)
+            if name.vcx:
+                vcx_config(config, name, points[0]).validate()
+        return config
 
     @property
     def roi(self) -> tuple[str, str | None]:
