@@ -22,6 +22,7 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
         "post": False,
         "temporal": True,
         "predict_net": False,
+        "flow": False,
         "wiener": False,
     },
     "medium": {
@@ -29,9 +30,17 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
         "post": False,
         "temporal": True,
         "predict_net": False,
+        "flow": True,
         "wiener": True,
     },
-    "slow": {"masks": True, "post": True, "temporal": True, "predict_net": True, "wiener": True},
+    "slow": {
+        "masks": True,
+        "post": True,
+        "temporal": True,
+        "predict_net": True,
+        "flow": True,
+        "wiener": True,
+    },
 }
 
 
@@ -57,6 +66,10 @@ class EncodeConfig:
     temporal: bool | None = None
     # with --temporal: the decoder refines the dropped frames with predict-v1 (else their mean)
     predict_net: bool | None = None
+    # with --temporal: moving GOPs may drop frames too, which the decoder interpolates along the
+    # optical flow between their neighbours (not with masks: the flow is not bit-exact across
+    # machines, and the samples are coded over the encoder's own prediction)
+    flow: bool | None = None
     # hybrid only: per GOP and plane, a least-squares filter to the source where it pays
     wiener: bool | None = None
     # hybrid only: none, motion, yolo, nanodet: regions of interest steer the base layer

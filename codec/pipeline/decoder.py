@@ -222,16 +222,11 @@ class VcxDecoder:
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         ctx = GopContext(chunk.index, chunk.n_frames, self.header.qp, params.scale)
         ctx.base_qp, ctx.step = base_qp(self.header.qp, params.scale), params.temporal_step
-        payloads = {
-            "scale": params.scale,
-            "temporal": params.temporal_step,
-            "post": params.post,
-            "wiener": waiting.wiener,
-            "masks": samples,
-        }
+        chunks = {"wiener": waiting.wiener, "masks": samples}  # chunk payloads by stage
         gop = Gop.from_frames(frames, chunk.first_frame)
         for stage in self.plan.after_base():
-            gop = stage.decode_gop(gop, payloads.get(stage.name), ctx)
+            payload = params if stage.side_info else chunks.get(stage.name)
+            gop = stage.decode_gop(gop, payload, ctx)
         return gop
 
 

@@ -266,8 +266,8 @@ class _HybridEncoder:
             symbols, before, after = {}, [], []
             for stage in self.plan.after_base():
                 prediction, payload = stage.encode_gop(source, prediction, ctx)
-                if stage.symbol is not None:
-                    symbols[stage.symbol] = payload
+                if stage.side_info:
+                    symbols.update(payload)
                 elif payload is not None:
                     stage.cost.bytes += len(payload.data)
                     (before if isinstance(payload, BEFORE_GOP_CHUNK) else after).append(payload)

@@ -62,7 +62,11 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
     return Plan(
         scale=scale,
         temporal=TemporalStage(
-            device, drop=config.temporal, model=config.temporal and config.predict_net, dtype=dtype
+            device,
+            drop=config.temporal,
+            flow=config.temporal and config.flow and not config.masks,
+            model=config.temporal and config.predict_net,
+            dtype=dtype,
         ),
         wiener=WienerStage(config.qp, FORMAT_VERSION) if config.wiener else None,
         roi=roi,

@@ -13,9 +13,12 @@ from vcodec.stages.temporal import PREDICT_MODEL, STEPS
 SCALE_TABLE = FrequencyTable.uniform(len(SCALES))
 POST_TABLE = FrequencyTable.uniform(len(POST_STRENGTHS))
 STEP_TABLE = FrequencyTable.uniform(len(STEPS))
-# the first format version whose hybrid GOPs always code the temporal step (a dropped frame is
-# its neighbours' mean unless the header names predict-v1, which refines it)
+# the first format version whose hybrid GOPs always code their temporal mode: step 1, step 2
+# with the dropped frames made from their neighbours' mean (refined by predict-v1 when the
+# header names it), or step 2 with them interpolated along the optical flow between them
 ALWAYS_STEP_VERSION = 7
+TEMPORAL_MODES = ((1, False), (2, False), (2, True))  # (step, flow)
+TEMPORAL_TABLE = FrequencyTable.uniform(len(TEMPORAL_MODES))
 
 
 @dataclass(frozen=True)
@@ -25,6 +28,9 @@ class GopParams:
     scale: int = 1
     post: int | None = None  # index into POST_STRENGTHS; None: the stream has no post-processing
     step: int | None = None  # temporal step (STEPS); None: the stream has no frame prediction
+    # step 2: the dropped frames follow the optical flow; None: the stream (before version 7)
+    # has no such choice
+    flow: bool | None = None
 
     @property
     def strength(self) -> float:
@@ -35,14 +41,19 @@ class GopParams:
         enc.encode(SCALES.index(self.scale), SCALE_TABLE)
         if self.post is not None:
             enc.encode(self.post, POST_TABLE)
-        if self.step is not None:
+        if self.flow is not None:
+            enc.encode(TEMPORAL_MODES.index((self.step, self.flow)), TEMPORAL_TABLE)
+        elif self.step is not None:
             enc.encode(STEPS.index(self.step), STEP_TABLE)
         return enc.finish()
 
     @classmethod
-    def unpack(cls, data: bytes, post: bool = False, predict: bool = False) -> GopParams:
+    def unpack(
+        cls, data: bytes, post: bool = False, predict: bool = False, flow: bool = False
+    ) -> GopParams:
         """``post``, ``predict``: whether the stream names the post-processing network and the
-        frame-prediction network (each adds a symbol: post strength, then temporal step)."""
+        frame-prediction network (each adds a symbol: post strength, then temporal step);
+        ``flow``: the temporal symbol is a mode of TEMPORAL_MODES (version 7 on)."""
         dec = SymbolDecoder(data)
         index = dec.decode(SCALE_TABLE)
         if index >= len(SCALES):
@@ -50,10 +61,17 @@ class GopParams:
         strength = dec.decode(POST_TABLE) if post else None
         if strength is not None and strength >= len(POST_STRENGTHS):
             raise MalformedError(f"GOP side info: post strength index {strength} out of range")
+        scale = SCALES[index]
+        if flow:
+            mode = dec.decode(TEMPORAL_TABLE)
+            if mode >= len(TEMPORAL_MODES):
+                raise MalformedError(f"GOP side info: temporal mode {mode} out of range")
+            step, moving = TEMPORAL_MODES[mode]
+            return cls(scale=scale, post=strength, step=step, flow=moving)
         step = dec.decode(STEP_TABLE) if predict else None
         if step is not None and step >= len(STEPS):
             raise MalformedError(f"GOP side info: temporal step index {step} out of range")
-        return cls(scale=SCALES[index], post=strength, step=None if step is None else STEPS[step])
+        return cls(scale=scale, post=strength, step=None if step is None else STEPS[step])
 
     @property
     def temporal_step(self) -> int:
@@ -62,7 +80,9 @@ class GopParams:
 
 def unpack_side_info(data: bytes, models: dict[str, str], version: int) -> GopParams:
     """A hybrid GOP's side info in a stream whose header names ``models``, of format
-    ``version``: the post symbol when it names a post network, the step symbol from version 7
-    (before: when it names predict-v1)."""
-    step = version >= ALWAYS_STEP_VERSION or PREDICT_MODEL in models
-    return GopParams.unpack(data, post=post_model(models) is not None, predict=step)
+    ``version``: the post symbol when it names a post network; the temporal mode from version
+    7, before it the step symbol when it names predict-v1."""
+    post = post_model(models) is not None
+    if version >= ALWAYS_STEP_VERSION:
+        return GopParams.unpack(data, post=post, flow=True)
+    return GopParams.unpack(data, post=post, predict=PREDICT_MODEL in models)

@@ -140,7 +140,7 @@ class PostStage(Stage):
     each GOP takes the share of its correction (POST_STRENGTHS) closest to the source. Its
     payload is the GOP's post strength symbol."""
 
-    name, seed, symbol = "post", "004", "post"
+    name, seed, side_info = "post", "004", True
 
     def __init__(self, device: torch.device, dtype: torch.dtype, model: str = POST_MODEL) -> None:
         super().__init__()
@@ -150,16 +150,17 @@ class PostStage(Stage):
     def models(self) -> tuple[str, ...]:
         return (self.model,)
 
-    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, dict]:
         with self.timed():
             cleaned = self.net(prediction, ctx.base_qp, ctx.scale)
             strength = best_strength(source, prediction, cleaned)
         self._used |= strength > 0
-        return blend(prediction, cleaned, POST_STRENGTHS[strength]), strength
+        return blend(prediction, cleaned, POST_STRENGTHS[strength]), {"post": strength}
 
-    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
-        if payload == 0:
+    def decode_gop(self, prediction: Gop, payload, ctx: GopContext) -> Gop:
+        """``payload``: the GOP's GopParams (its post strength index)."""
+        if not payload.post:
             return prediction
         with self.timed():
             cleaned = self.net(prediction, ctx.base_qp, ctx.scale)
-            return blend(prediction, cleaned, POST_STRENGTHS[payload])
+            return blend(prediction, cleaned, POST_STRENGTHS[payload.post])

@@ -152,7 +152,7 @@ class ScaleStage(Stage):
     parameter module's choice on the first GOP), the base layer coded at 1/s, the decoder's
     bicubic up-scaling back. Its payload is the GOP's scale symbol."""
 
-    name, seed, symbol = "scale", "004", "scale"
+    name, seed, side_info = "scale", "004", True
 
     def __init__(self, scale: str, qp: int, height: int, width: int, device, auto: bool) -> None:
         super().__init__()
@@ -178,10 +178,10 @@ class ScaleStage(Stage):
             height, width = coded_size(*self.size, ctx.scale)
             return downscale_gop(pad_gop(source, height, width), ctx.scale, self.device)
 
-    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
-        return self.decode_gop(prediction, ctx.scale, ctx), ctx.scale
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, dict]:
+        return self.decode_gop(prediction, None, ctx), {"scale": ctx.scale}
 
-    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
-        """``prediction``: the GOP's decoded base-layer frames, at 1/s."""
+    def decode_gop(self, prediction: Gop, payload, ctx: GopContext) -> Gop:
+        """``prediction``: the GOP's decoded base-layer frames, at 1/``ctx.scale``."""
         with self.timed():
-            return crop_gop(upscale_gop(prediction, payload, self.device), *self.size)
+            return crop_gop(upscale_gop(prediction, ctx.scale, self.device), *self.size)

@@ -4,9 +4,11 @@ A stage (after CompressAI's latent codecs: one small contract, many parts) sees 
 times: ``before_base`` (what the base layer codes: a reduced background, dropped frames, a
 smaller frame), ``encode_gop`` once the encoder has decoded its own base layer (it refines the
 prediction and returns its payload) and, in the decoder, ``decode_gop`` (the same refinement
-from the payload). A payload is a side-info symbol (``symbol``: the GopParams field it fills)
-or a chunk (``chunk``: the container type it travels in). ``used()`` says whether any GOP took
-the stage, so that an unused one leaves the stream. Each stage keeps its own seconds and bytes.
+from the payload). A payload is side info (``side_info``: a dict of the GopParams fields it
+fills; the decoder hands the stage the GOP's GopParams) or a chunk (``chunk``: the container
+type it travels in; the decoder hands the stage its payload bytes). ``used()`` says whether
+any GOP took the stage, so that an unused one leaves the stream. Each stage keeps its own
+seconds and bytes.
 """
 
 from __future__ import annotations
@@ -63,7 +65,7 @@ class Stage:
 
     name: str = ""
     seed: str = ""  # the design document the stage comes from ("000".."004"), or ""
-    symbol: str | None = None  # the GopParams field its payload fills
+    side_info: bool = False  # its payload is GopParams fields (the GOP chunk's symbols)
     chunk: type | None = None  # the container chunk type its payload travels in
 
     def __init__(self) -> None:

@@ -10,6 +10,9 @@ only where the source itself is that predictable (TEMPORAL_MARGIN), which is a s
 
 from __future__ import annotations
 
+from functools import cache
+
+import cv2
 import numpy as np
 import torch
 
@@ -26,6 +29,7 @@ PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when
 # share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the
 # dropped frames then cost about what coding them would, and their bits are saved.
 TEMPORAL_MARGIN = 0.5
+FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST  # OpenCV's DIS flow: 4-7 ms a frame at 640x360
 
 
 def expected_base_error(base_qp: int) -> float:
@@ -57,13 +61,52 @@ def midpoints(gop: Gop, step: int) -> Gop:
     return Gop(*planes, start=gop.start)
 
 
-def prediction_error(gop: Gop, step: int, where: np.ndarray | None = None) -> float:
-    """yuv_mse of ``midpoints`` on the frames dropped at ``step`` (0 if none), over the
-    pixels ``where`` (bool [H, W]) when given."""
+def flow_midpoints(gop: Gop, step: int) -> Gop:
+    """``gop`` with every frame the base layer drops at ``step`` interpolated half-way along
+    the optical flow between its two neighbours (OpenCV's DIS flow on luma, both ways; each
+    neighbour warped half-way, the two averaged; chroma follows the luma flow)."""
+    planes = [p.copy() for p in gop.planes()]
+    for t in dropped_frames(gop.n_frames, step):
+        before, after = (tuple(p[k] for p in gop.planes()) for k in (t - 1, t + 1))
+        for p, mid in zip(planes, flow_midpoint(before, after), strict=True):
+            p[t] = mid
+    return Gop(*planes, start=gop.start)
+
+
+def flow_midpoint(before: tuple[np.ndarray, ...], after: tuple[np.ndarray, ...]) -> list:
+    """The (y, u, v) frame half-way between two frames' planes, along their optical flow."""
+    dis = _dis()
+    forward, backward = dis.calc(before[0], after[0], None), dis.calc(after[0], before[0], None)
+    out = []
+    for a, b in zip(before, after, strict=True):
+        h, w = a.shape
+        fwd, bwd = forward, backward
+        if (h, w) != forward.shape[:2]:  # chroma: the luma flow at its size, in its pixels
+            sy, sx = h / forward.shape[0], w / forward.shape[1]
+            fwd, bwd = (cv2.resize(f, (w, h)) * np.float32([sx, sy]) for f in (forward, backward))
+        gy, gx = np.mgrid[0:h, 0:w].astype(np.float32)
+        wa = cv2.remap(a, gx + 0.5 * bwd[..., 0], gy + 0.5 * bwd[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        wb = cv2.remap(b, gx + 0.5 * fwd[..., 0], gy + 0.5 * fwd[..., 1], cv2.INTER_LINEAR,
+                       borderMode=cv2.BORDER_REPLICATE)  # fmt: skip
+        out.append(((wa.astype(np.uint16) + wb + 1) // 2).astype(np.uint8))
+    return out
+
+
+@cache
+def _dis():
+    return cv2.DISOpticalFlow_create(FLOW_PRESET)
+
+
+def prediction_error(
+    gop: Gop, step: int, where: np.ndarray | None = None, flow: bool = False
+) -> float:
+    """yuv_mse of ``midpoints`` (``flow_midpoints`` with ``flow``) on the frames dropped at
+    ``step`` (0 if none), over the pixels ``where`` (bool [H, W]) when given."""
     dropped = dropped_frames(gop.n_frames, step)
     if not dropped:
         return 0.0
-    guess = midpoints(gop, step)
+    guess = flow_midpoints(gop, step) if flow else midpoints(gop, step)
     return yuv_mse(_select(gop, dropped), _select(guess, dropped), where)
 
 
@@ -76,10 +119,10 @@ def _select(gop: Gop, frames: list[int]) -> Gop:
     return Gop(gop.y[frames], gop.u[frames], gop.v[frames], gop.start)
 
 
-def spread(coded: Gop, n_frames: int, step: int) -> Gop:
+def spread(coded: Gop, n_frames: int, step: int, flow: bool = False) -> Gop:
     """The whole GOP of ``n_frames`` from its ``coded`` frames (those of
     coded_frames(n_frames, step), upscaled and cropped), each dropped frame the rounded mean of
-    its neighbours: the decoder's prediction without a network."""
+    its neighbours, or with ``flow`` their interpolation along the optical flow."""
     keep = coded_frames(n_frames, step)
     if coded.n_frames != len(keep):
         raise ValueError(f"{coded.n_frames} coded frames for {len(keep)} places")
@@ -87,7 +130,8 @@ def spread(coded: Gop, n_frames: int, step: int) -> Gop:
         return coded
     slots = np.zeros(n_frames, dtype=np.int64)
     slots[keep] = np.arange(len(keep))
-    return midpoints(Gop(*(p[slots] for p in coded.planes()), start=coded.start), step)
+    whole = Gop(*(p[slots] for p in coded.planes()), start=coded.start)
+    return flow_midpoints(whole, step) if flow else midpoints(whole, step)
 
 
 class FramePredictor:
@@ -121,13 +165,20 @@ class TemporalStage(Stage):
     makes them from their decoded neighbours (their mean, refined by ``predict-v1`` when the
     stream names it). Its payload is the GOP's temporal step symbol."""
 
-    name, seed, symbol = "temporal", "001", "step"
+    name, seed, side_info = "temporal", "001", True
 
     def __init__(
-        self, device: torch.device, *, drop: bool = False, model: bool = False, dtype=torch.float32
+        self,
+        device: torch.device,
+        *,
+        drop: bool = False,
+        flow: bool = False,
+        model: bool = False,
+        dtype=torch.float32,
     ) -> None:
         super().__init__()
         self.drop = drop  # encoder: whether GOPs may drop frames at all
+        self.flow = flow  # encoder: whether a moving GOP may drop them (flow interpolation)
         self.predictor = FramePredictor(device, dtype) if model else None
         self.base_error: float | None = None  # the base layer's yuv_mse on the last GOP
 
@@ -136,32 +187,43 @@ class TemporalStage(Stage):
 
     def before_base(self, source: Gop, ctx: GopContext) -> Gop:
         with self.timed():
-            ctx.step = self._step(source, ctx)
+            ctx.step, ctx.extra["flow"] = self._mode(source, ctx)
             return coded_part(source, ctx.step)
 
-    def _step(self, gop: Gop, ctx: GopContext) -> int:
-        """Step 2 where the source's dropped frames are more predictable than the base layer's
-        own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low guess before
-        any), else 1. With regions of interest, their pixels must be that predictable: the
-        bits they are given buy nothing on a frame the decoder predicts."""
+    def _mode(self, gop: Gop, ctx: GopContext) -> tuple[int, bool]:
+        """(step, flow): step 2 where the source's dropped frames are more predictable than
+        the base layer's own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low
+        guess before any) from their neighbours' mean, or else (``flow``) along their optical
+        flow; else step 1. With regions of interest, their pixels must be that predictable:
+        the bits they are given buy nothing on a frame the decoder predicts."""
         if not self.drop or gop.n_frames < 3:
-            return 1
+            return 1, False
         error = self.base_error
         if error is None:
             error = expected_base_error(ctx.base_qp)
         roi, where = ctx.roi, None
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
-        return 2 if prediction_error(gop, 2, where) <= TEMPORAL_MARGIN * error else 1
+        limit = TEMPORAL_MARGIN * error
+        if prediction_error(gop, 2, where) <= limit:
+            return 2, False
+        if self.flow and prediction_error(gop, 2, where, flow=True) <= limit:
+            return 2, True
+        return 1, False
 
-    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, int]:
+    def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, dict]:
         with self.timed():
             self.base_error = yuv_mse(coded_part(source, ctx.step), prediction)
         self._used |= ctx.step > 1
-        return self.decode_gop(prediction, ctx.step, ctx), ctx.step
+        mode = {"step": ctx.step, "flow": ctx.extra["flow"]}
+        return self._fill(prediction, ctx.step, mode["flow"], ctx), mode
 
-    def decode_gop(self, prediction: Gop, payload: int, ctx: GopContext) -> Gop:
+    def decode_gop(self, prediction: Gop, payload, ctx: GopContext) -> Gop:
+        """``payload``: the GOP's GopParams (its temporal step, and whether along the flow)."""
+        return self._fill(prediction, payload.temporal_step, bool(payload.flow), ctx)
+
+    def _fill(self, coded: Gop, step: int, flow: bool, ctx: GopContext) -> Gop:
         with self.timed():
-            if self.predictor is None:
-                return spread(prediction, ctx.n_frames, payload)
-            return self.predictor(prediction, ctx.n_frames, payload, ctx.base_qp, ctx.scale)
+            if self.predictor is None or flow:
+                return spread(coded, ctx.n_frames, step, flow)
+            return self.predictor(coded, ctx.n_frames, step, ctx.base_qp, ctx.scale)
