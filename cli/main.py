@@ -149,6 +149,13 @@ def encode(
             "network, not only their neighbours' mean (default: as --speed says)."
         ),
     ] = None,
+    flow: Annotated[
+        bool | None,
+        typer.Option(
+            help="With --temporal: moving GOPs may drop frames too, interpolated along the "
+            "optical flow (not with mask samples) (default: as --speed says)."
+        ),
+    ] = None,
     stats: Annotated[
         bool,
         typer.Option(
@@ -168,7 +175,7 @@ def encode(
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
             mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
-            post_model=post_model, temporal=temporal, predict_net=predict_net,
+            post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
         ).validate()  # fmt: skip
         with open_video(src) as reader:

@@ -31,6 +31,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-nomask": {"masks": False},
     "vcx-nopost": {"post": False},
     "vcx-notemporal": {"temporal": False},
+    "vcx-noflow": {"flow": False},
     "vcx-nowiener": {"wiener": False},
     "vcx-noparams": {"scale": "1"},
     "vcx-s2": {"scale": "2"},

@@ -58,7 +58,9 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
         roi = RoiStage(
             roi_finder(config.roi, config.roi_model, str(device)), config.background_scale
         )
-    scale = ScaleStage(config.scale, config.qp, info.height, info.width, device, roi is None)
+    # the parameter module was trained on x265/x264 base layers: on AV1, auto is s = 1
+    auto = roi is None and config.base != "av1"
+    scale = ScaleStage(config.scale, config.qp, info.height, info.width, device, auto)
     return Plan(
         scale=scale,
         temporal=TemporalStage(
