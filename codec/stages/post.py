@@ -1,4 +1,4 @@
-"""The post-processing stage (seed 004): the shipped PostNet over whole up-scaled base-layer GOPs."""
+"""The post-processing stage (seed 004): the shipped PostNet over up-scaled base-layer GOPs."""
 
 from __future__ import annotations
 
