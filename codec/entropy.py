@@ -111,16 +111,24 @@ class SymbolDecoder:
         self._coder = constriction.stream.queue.RangeDecoder(words)
 
     def decode(self, table: FrequencyTable) -> int:
-        return int(self._coder.decode(table.model, 1)[0])
+        return int(self._decode(table.model, 1)[0])
 
     def decode_array(self, n: int, table: FrequencyTable) -> np.ndarray:
         if n == 0:
             return np.zeros(0, dtype=np.int32)
-        return np.asarray(self._coder.decode(table.model, n), dtype=np.int32)
+        return np.asarray(self._decode(table.model, n), dtype=np.int32)
 
     def decode_row(self, row: np.ndarray) -> int:
         """One symbol under the probabilities ``row`` (the encoder's ``encode_rows`` row)."""
-        return int(self._coder.decode(_ROWS, np.asarray(row, dtype=np.float64)[None])[0])
+        return int(self._decode(_ROWS, np.asarray(row, dtype=np.float64)[None])[0])
+
+    def _decode(self, model: object, arg: object) -> np.ndarray:
+        """constriction's decode; damaged data that no encoder could write is MalformedError
+        (constriction raises AssertionError or ValueError for it)."""
+        try:
+            return self._coder.decode(model, arg)
+        except (AssertionError, ValueError, RuntimeError) as exc:
+            raise MalformedError(f"range-coded data does not decode ({exc}): damaged") from None
 
     def decode_adaptive(self, n: int, size: int) -> np.ndarray:
         """Read back what ``encode_adaptive`` wrote: the same counts, grown symbol by symbol."""
