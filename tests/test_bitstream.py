@@ -330,3 +330,31 @@ def test_fields_varint_and_bounds() -> None:
         ByteReader(b"\x05ab", "t").blob()
     with pytest.raises(MalformedError):
         ByteReader(b"\x02\xff\xfe", "t").text()
+
+
+# ... 00 the empty encoder text, then the notes: 01 of them, 04 "grey"; CRC32
+GOLDEN_HEADER_NOTES = "564358071a0140301901000202020010000478323635200000010467726579ee363fd7"
+
+
+def test_notes_follow_the_encoder_field() -> None:
+    header = replace(HEADER, notes=("grey",))
+    assert encode_header(header).hex() == GOLDEN_HEADER_NOTES
+    assert VcxReader(io.BytesIO(encode_header(header))).header == header
+    with pytest.raises(MalformedError, match="note count"):
+        encode_header(replace(HEADER, notes=("x",) * 17))
+
+
+def test_segments_name_the_header_codec_and_fit_its_frames() -> None:
+    header = encode_header(HEADER)
+    end = encode_chunk(End(0, 0))
+    for segment, message in (
+        (Segment("x264", 32, 24), "not the header's"),
+        (Segment("*265", 32, 24), "not the header's"),
+        (Segment("x265", 65, 24), "does not fit"),
+        (Segment("x265", 0, 24), "does not fit"),
+    ):
+        with pytest.raises(MalformedError, match=message):
+            read_all(header + encode_chunk(segment) + end)
+    assert read_all(header + encode_chunk(Segment("x265", 64, 64)) + end)[0].width == 64
+    with pytest.raises(MalformedError, match="base codec"):
+        encode_header(replace(HEADER, base_codec="vp9"))
