@@ -43,8 +43,10 @@ from vcodec.errors import (
     OutputError,
     OutputExistsError,
     TruncatedError,
+    VcxError,
 )
 from vcodec.files import atomic_output, partial_path
+from vcodec.pipeline.decoder import VcxDecoder
 
 runner = CliRunner()
 SIGNAL_WAIT_S = 120  # how long a test waits for a spawned vcodec to reach a point
@@ -275,6 +277,44 @@ def test_chunk_lengths_are_checked_against_the_file(tmp_path) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 8 << 20, peak  # pieces of what is there, not the 200 MB the length claims
+
+
+def _big_hevc(side: int, frames: int) -> bytes:
+    """Annex B HEVC of ``frames`` black ``side`` x ``side`` frames: a few hundred bytes."""
+    buffer = io.BytesIO()
+    with av.open(buffer, "w", format="hevc") as out:
+        stream = out.add_stream("libx265", rate=25)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        stream.options = {"preset": "ultrafast", "x265-params": "log-level=none"}
+        black = np.zeros((side * 3 // 2, side), np.uint8)
+        for t in range(frames):
+            frame = av.VideoFrame.from_ndarray(black, format="yuv420p")
+            frame.pts = t
+            out.mux(stream.encode(frame))
+        out.mux(stream.encode(None))
+    return buffer.getvalue()
+
+
+@pytest.mark.xfail(
+    reason="the base layer's own size (its SPS) is checked only once a GOP takes its frames: "
+    "BaseDecoder (codec/stages/base_layer.py) should refuse a frame larger than its SEGMENT, "
+    "and VcxDecoder.gops() more waiting frames than a GOP holds",
+    strict=False,
+)
+def test_a_base_layer_larger_than_its_segment_allocates_nothing(vcx) -> None:
+    import tracemalloc
+
+    raw = split(vcx.read_bytes())
+    chunks = [c for c in raw.chunks if c[0] != ChunkType.BASE]
+    at = next(i for i, c in enumerate(chunks) if c[0] == ChunkType.SEGMENT) + 1
+    raw.chunks = chunks[:at] + [(ChunkType.BASE, _big_hevc(1024, 32))] + chunks[at:]
+    tracemalloc.start()
+    with pytest.raises(VcxError):
+        list(VcxDecoder(io.BytesIO(raw.to_bytes()), "cpu").gops())
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 8 << 20, f"{peak >> 20} MiB for 5 KB of base layer"  # 32 1024x1024 frames
 
 
 # --- 5. the right kind of error -------------------------------------------------------------
