@@ -77,6 +77,17 @@ def yuv_mse(ref: Gop, test: Gop, where: np.ndarray | None = None) -> float:
     masks = (None,) * 3 if where is None else (where, where[::2, ::2], where[::2, ::2])
     total = 0.0
     for w, r, t, m in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), masks, strict=True):
-        diff = t.astype(np.float64) - r
-        total += w * float(np.mean((diff if m is None else diff[:, m]) ** 2))
+        total += w * _mse(r, t, m)
     return total / sum(PSNR_YUV_WEIGHTS)
+
+
+def _mse(ref: np.ndarray, test: np.ndarray, where: np.ndarray | None) -> float:
+    """The mean squared difference of two uint8 arrays [T, H, W] (over the pixels ``where``),
+    in float32 with torch's pairwise sums: exact squares, ~1e-6 relative, a tenth of numpy's
+    float64 time at 720p."""
+    import torch
+
+    diff = torch.from_numpy(test).to(torch.float32) - torch.from_numpy(ref).to(torch.float32)
+    if where is not None:
+        diff = diff[:, torch.from_numpy(where)]
+    return float(diff.square_().sum()) / diff.numel() if diff.numel() else float("nan")

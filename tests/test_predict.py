@@ -141,7 +141,7 @@ def _still(frames: int = 48, width: int = 96, height: int = 64):
 
 def _encode(info, gops, **settings) -> bytes:
     buf = io.BytesIO()
-    settings = {"qp": 32, "masks": False, "device": "cpu"} | settings
+    settings = {"qp": 32, "masks": False, "device": "cpu", "flow": True} | settings
     encode_gops(gops, info, buf, EncodeConfig(**settings))
     return buf.getvalue()
 

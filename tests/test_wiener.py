@@ -165,3 +165,74 @@ def test_classes_pick_the_coefficients() -> None:
         out = apply(plane, 3, PlaneFilter(layout, coefs)).astype(int) - plane
         assert out[0, :, :3].tolist() == [[1] * 3] * 8  # flat, away from the edge
         assert not out[0, :, 4:8].any()  # at the edge: a busy class
+
+
+def _reference_apply(
+    plane: np.ndarray, radius: int, filt: PlaneFilter, luma: np.ndarray | None
+) -> np.ndarray:
+    """The filter's integer formula, in int64 numpy, pixel class by pixel class (the
+    definition FORMAT.md gives), for checking the float32 implementation bit for bit."""
+    out = np.empty_like(plane)
+    edges = (18, 45, 90, 180, 360)
+    for t in range(plane.shape[0]):
+        x = plane[t].astype(np.int64)
+        h, w = x.shape
+        p = np.pad(x, radius + 1, mode="edge")
+        r = radius + 1
+        acc = np.zeros((h, w), np.int64)
+        c = p[1:-1, 1:-1]
+        gh = np.pad(
+            np.abs(2 * c - p[1:-1, :-2] - p[1:-1, 2:])[r - 1 : r - 1 + h, r - 1 : r - 1 + w],
+            1,
+            mode="edge",
+        )
+        gv = np.pad(
+            np.abs(2 * c - p[:-2, 1:-1] - p[2:, 1:-1])[r - 1 : r - 1 + h, r - 1 : r - 1 + w],
+            1,
+            mode="edge",
+        )
+        bh = sum(gh[i : i + h, j : j + w] for i in range(3) for j in range(3))
+        bv = sum(gv[i : i + h, j : j + w] for i in range(3) for j in range(3))
+        finest = np.searchsorted(edges, bh + bv, side="right") * 3
+        finest += np.where(bh > 2 * bv, 1, np.where(bv > 2 * bh, 2, 0))
+        cls = finest // (LAYOUTS[-1] // LAYOUTS[filt.layout])
+        coefs = filt.coefs.astype(np.int64)[cls]  # [h, w, n]
+        values = [
+            p[r + dy : r + dy + h, r + dx : r + dx + w]
+            + p[r - dy : r - dy + h, r - dx : r - dx + w]
+            - 2 * x
+            for dy, dx in taps(radius)
+        ]
+        if luma is not None and filt.coefs.shape[1] > len(values) + 1:
+            y = np.pad(luma[t].astype(np.int64), 2, mode="edge")
+            rows = np.minimum(2 * np.arange(h), luma.shape[1] - 1)[:, None] + 2
+            cols = np.minimum(2 * np.arange(w), luma.shape[2] - 1)[None, :] + 2
+            values += [y[rows + dy, cols + dx] - y[rows, cols] for dy, dx in LUMA_TAPS]
+        acc = coefs[..., -1] + sum(coefs[..., k] * v for k, v in enumerate(values))
+        out[t] = np.clip(x + ((acc + 64) >> 7), 0, 255)
+    return out
+
+
+@pytest.mark.parametrize("layout", range(len(LAYOUTS)))
+def test_float32_apply_is_the_integer_formula_bit_for_bit(layout: int) -> None:
+    """Random planes with coefficients at the limit (+-2047): the float32 filter gives the
+    integer formula's pixels, chroma with luma taps and odd sizes included."""
+    rng = np.random.default_rng(layout)
+    for radius, shape, chroma in ((3, (2, 37, 53), False), (2, (2, 19, 27), True)):
+        n = n_coefs(1) if chroma else len(taps(radius)) + 1
+        for extreme in (False, True):
+            plane = rng.integers(0, 256, shape).astype(np.uint8)
+            if extreme:  # a checkerboard of 0 and 255: the largest second differences
+                plane = ((np.indices(shape).sum(0) % 2) * 255).astype(np.uint8)
+            coefs = rng.integers(-2047, 2048, (LAYOUTS[layout], n))
+            if extreme:
+                coefs = np.where(rng.random(coefs.shape) < 0.5, -2047, 2047)
+            luma = (
+                rng.integers(0, 256, (2, 2 * shape[1] - 1, 2 * shape[2] - 1)).astype(np.uint8)
+                if chroma
+                else None
+            )
+            filt = PlaneFilter(layout, coefs)
+            assert np.array_equal(
+                apply(plane, radius, filt, luma), _reference_apply(plane, radius, filt, luma)
+            )

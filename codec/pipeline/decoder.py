@@ -142,9 +142,7 @@ class VcxDecoder:
             elif isinstance(chunk, GopChunk):
                 if segment is None:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
-                params = unpack_side_info(
-                    chunk.side_info, self.header.models, self._reader.version
-                )
+                params = unpack_side_info(chunk.side_info, self.header.models, self._reader.version)
                 pending.append(_Waiting(chunk, params, segment, wiener))
                 wiener = None
                 yield from self._ready(pending, frames, samples)  # its frames may be here
@@ -270,5 +268,3 @@ def decode(
             stacklevel=2,
         )
     return DecodeStats(frames, time.perf_counter() - start)
-
-

@@ -8,14 +8,14 @@ import torch
 
 from vcodec.bitstream.container import FORMAT_VERSION, StreamHeader
 from vcodec.frames import VideoInfo
-from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.config import SPEED_WIENER_LAYOUTS, EncodeConfig
 from vcodec.stages.masks import MASK_MODELS, RECON_DTYPE, MaskStage
 from vcodec.stages.post import PostStage, post_model
 from vcodec.stages.roi import RoiStage, roi_finder
 from vcodec.stages.scale import ScaleStage
 from vcodec.stages.stage import Stage
 from vcodec.stages.temporal import PREDICT_MODEL, TemporalStage
-from vcodec.stages.wiener_stage import WienerStage
+from vcodec.stages.wiener import WienerStage
 
 
 @dataclass
@@ -61,6 +61,10 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
     # the parameter module was trained on x265/x264 base layers: on AV1, auto is s = 1
     auto = roi is None and config.base != "av1"
     scale = ScaleStage(config.scale, config.qp, info.height, info.width, device, auto)
+    wiener = None
+    if config.wiener:  # its filtered frames are read only by the mask codec's prediction
+        layouts = SPEED_WIENER_LAYOUTS[config.speed]
+        wiener = WienerStage(config.qp, FORMAT_VERSION, config.masks, layouts)
     return Plan(
         scale=scale,
         temporal=TemporalStage(
@@ -70,7 +74,7 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
             model=config.temporal and config.predict_net,
             dtype=dtype,
         ),
-        wiener=WienerStage(config.qp, FORMAT_VERSION) if config.wiener else None,
+        wiener=wiener,
         roi=roi,
         post=PostStage(device, dtype, config.post_model) if config.post else None,
         masks=MaskStage(config.qp, device, config.mask_search) if config.masks else None,

@@ -22,6 +22,7 @@ os.environ.setdefault("SVT_LOG", "1")  # SVT-AV1 prints its banner to stderr unl
 
 QpRegion = tuple[int, int, int, int, Fraction]  # x, y, w, h in pixels; qoffset / QP_RANGE
 
+
 @dataclass(frozen=True)
 class BaseCodec:
     """One legacy codec: its PyAV encoder and decoder names, and how --qp maps onto it."""

@@ -332,8 +332,6 @@ def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
     return None
 
 
-
-
 def qp_regions(roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegion]:
     """The base layer's QP offsets for its ``width`` x ``height`` frames (downscaled by
     ``scale``): the ROI rectangles, then the whole frame as background (where regions overlap,
