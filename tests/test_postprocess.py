@@ -60,9 +60,7 @@ def test_stripes_match_the_whole_frame(monkeypatch) -> None:
 def test_shipped_post_network_runs_where_it_helps(monkeypatch) -> None:
     """The encoder sends post-v1 when some GOP takes part of its correction; with none, the
     stream is laid out as a --no-post stream."""
-    monkeypatch.setattr(
-        "vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1
-    )
+    monkeypatch.setattr("vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1)
     data, with_post = run(EncodeConfig(qp=37, masks=False, post=True, device="cpu"))
     reader = VcxReader(io.BytesIO(data))
     assert reader.header.models.keys() == {POST_MODEL}
@@ -129,9 +127,7 @@ def test_scale_switches_with_late_gop_chunks(monkeypatch) -> None:
     each change starts a segment, and with post-processing every GOP chunk comes after its
     frames but before the next segment."""
     choices = iter([1, 2, 1])
-    monkeypatch.setattr(
-        "vcodec.stages.scale.ScaleStage.choose", lambda self, gop: next(choices)
-    )
+    monkeypatch.setattr("vcodec.stages.scale.ScaleStage.choose", lambda self, gop: next(choices))
     info, gops = clip(64, 48, 40)
     buf = io.BytesIO()
     encode_gops(gops, info, buf, EncodeConfig(qp=37, scale="auto", masks=False, device="cpu"))

@@ -26,6 +26,7 @@ from typer.testing import CliRunner
 from vcodec.bitstream.container import (
     DEFAULT_MAX_PIXELS,
     ChunkType,
+    Segment,
     StreamHeader,
     StreamLimits,
     VcxReader,
@@ -40,6 +41,7 @@ from vcodec.errors import (
     EXIT_OUTPUT_EXISTS,
     EXIT_USAGE,
     LimitError,
+    MalformedError,
     OutputError,
     OutputExistsError,
     TruncatedError,
@@ -279,15 +281,17 @@ def test_chunk_lengths_are_checked_against_the_file(tmp_path) -> None:
     assert peak < 8 << 20, peak  # pieces of what is there, not the 200 MB the length claims
 
 
-def _big_hevc(side: int, frames: int) -> bytes:
-    """Annex B HEVC of ``frames`` black ``side`` x ``side`` frames: a few hundred bytes."""
+def _big_hevc(side: int, frames: int, height: int | None = None) -> bytes:
+    """Annex B HEVC of ``frames`` black ``side`` x ``side`` (or x ``height``) frames: a few
+    hundred bytes."""
+    height = height or side
     buffer = io.BytesIO()
     with av.open(buffer, "w", format="hevc") as out:
         stream = out.add_stream("libx265", rate=25)
-        stream.width = stream.height = side
+        stream.width, stream.height = side, height
         stream.pix_fmt = "yuv420p"
         stream.options = {"preset": "ultrafast", "x265-params": "log-level=none"}
-        black = np.zeros((side * 3 // 2, side), np.uint8)
+        black = np.zeros((height * 3 // 2, side), np.uint8)
         for t in range(frames):
             frame = av.VideoFrame.from_ndarray(black, format="yuv420p")
             frame.pts = t
@@ -296,12 +300,6 @@ def _big_hevc(side: int, frames: int) -> bytes:
     return buffer.getvalue()
 
 
-@pytest.mark.xfail(
-    reason="the base layer's own size (its SPS) is checked only once a GOP takes its frames: "
-    "BaseDecoder (codec/stages/base_layer.py) should refuse a frame larger than its SEGMENT, "
-    "and VcxDecoder.gops() more waiting frames than a GOP holds",
-    strict=False,
-)
 def test_a_base_layer_larger_than_its_segment_allocates_nothing(vcx) -> None:
     import tracemalloc
 
@@ -315,6 +313,23 @@ def test_a_base_layer_larger_than_its_segment_allocates_nothing(vcx) -> None:
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 8 << 20, f"{peak >> 20} MiB for 5 KB of base layer"  # 32 1024x1024 frames
+
+
+def test_base_frames_far_ahead_of_their_gop_chunks_are_refused(vcx, monkeypatch) -> None:
+    """Frames of the right size but more than a look-ahead's worth before any GOP chunk: the
+    decoder stops instead of holding them (the cap here 2 GOPs, 32 frames)."""
+    from vcodec.pipeline import decoder
+
+    monkeypatch.setattr(decoder, "WAITING_PIXELS", 0)
+    monkeypatch.setattr(decoder, "WAITING_GOPS", 2)
+    assert len(list(VcxDecoder(io.BytesIO(vcx.read_bytes()), "cpu").gops())) == 2  # 18 frames
+    segment = next(c for c in VcxReader(io.BytesIO(vcx.read_bytes())) if isinstance(c, Segment))
+    raw = split(vcx.read_bytes())
+    at = next(i for i, c in enumerate(raw.chunks) if c[0] == ChunkType.SEGMENT) + 1
+    extra = (ChunkType.BASE, _big_hevc(segment.width, 40, segment.height))
+    raw.chunks = raw.chunks[:at] + [extra] + raw.chunks[at:]
+    with pytest.raises(MalformedError, match="ahead of its GOP chunks"):
+        list(VcxDecoder(io.BytesIO(raw.to_bytes()), "cpu").gops())
 
 
 # --- 5. the right kind of error -------------------------------------------------------------

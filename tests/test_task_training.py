@@ -119,9 +119,7 @@ def test_feature_loss_is_zero_on_the_original_and_has_gradients() -> None:
 
 
 def test_streams_name_the_post_model_they_were_encoded_with(monkeypatch) -> None:
-    monkeypatch.setattr(
-        "vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1
-    )
+    monkeypatch.setattr("vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1)
     info, gops = clip(64, 48, 16)
     buf = io.BytesIO()
     config = EncodeConfig(qp=40, masks=False, post=True, temporal=False, wiener=False,

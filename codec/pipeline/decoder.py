@@ -65,6 +65,12 @@ class _Waiting:
         return len(coded_frames(self.chunk.n_frames, self.params.temporal_step))
 
 
+# frames the base layer may deliver before their GOP chunk (an encoder's look-ahead flushed at
+# a segment's end): WAITING_PIXELS of them, or WAITING_GOPS GOPs where that is more
+WAITING_PIXELS = 1 << 30
+WAITING_GOPS = 4
+
+
 class VcxDecoder:
     """Reads a .vcx stream: ``info`` and ``audio`` at once, then ``gops()`` yields the video."""
 
@@ -138,7 +144,8 @@ class VcxDecoder:
                     frames += base.flush()
                 yield from self._ready(pending, frames, samples)
             if isinstance(chunk, Segment):
-                segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata)
+                size = (chunk.width, chunk.height)
+                segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata, size)
             elif isinstance(chunk, GopChunk):
                 if segment is None:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
@@ -158,6 +165,7 @@ class VcxDecoder:
                     raise MalformedError("base-layer data comes before any SEGMENT chunk")
                 with self.base_cost.timed():
                     frames += base.decode(chunk.data)
+                self._check_ahead(pending, frames)
                 yield from self._ready(pending, frames, samples)
             elif isinstance(chunk, Roi):
                 self.plan.roi.read(chunk, self.header.height, self.header.width)
@@ -168,6 +176,20 @@ class VcxDecoder:
                     f"the base layer, GOP and SAMPLES chunks disagree on the frame count "
                     f"({len(frames)} frames left over, {len(pending)} GOPs still waiting)"
                 )
+
+    def _check_ahead(self, pending: deque[_Waiting], frames: list[tuple]) -> None:
+        """MalformedError when the base layer has delivered more frames ahead of their GOP
+        chunks than an encoder's look-ahead explains (WAITING_PIXELS of them, at least
+        WAITING_GOPS GOPs): the frames a decoder holds stay bounded by the stream's limits."""
+        ahead = len(frames) - sum(w.count for w in pending)
+        limit = max(
+            WAITING_GOPS * self.header.gop_size,
+            WAITING_PIXELS // (self.header.width * self.header.height),
+        )
+        if ahead > limit:
+            raise MalformedError(
+                f"the base layer runs {ahead} frames ahead of its GOP chunks (at most {limit})"
+            )
 
     def _pure_gops(self, chunks: Iterator) -> Iterator[Gop]:
         """Pure mode: GOP chunks, each followed by its SAMPLES over the last decoded frame."""

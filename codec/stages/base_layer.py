@@ -211,10 +211,15 @@ class BaseDecoder:
     frames in display order. The codec's own parser finds the packet boundaries (Annex B
     start codes for H.264/H.265, OBU headers for AV1), so the stream stores no packet sizes."""
 
-    def __init__(self, codec: str, extradata: bytes = b"") -> None:
+    def __init__(
+        self, codec: str, extradata: bytes = b"", size: tuple[int, int] | None = None
+    ) -> None:
+        """``size`` (width, height): what every frame must be (a SEGMENT's coded size); a
+        frame of another size is MalformedError before it becomes an array."""
         name = get_codec(codec).decoder
         self._parser = av.CodecContext.create(name, "r")
         self._ctx = av.CodecContext.create(name, "r")
+        self._size = size
         if extradata:
             self._ctx.extradata = extradata
 
@@ -225,12 +230,18 @@ class BaseDecoder:
         return self._run(None)
 
     def _run(self, data: bytes | None) -> list[tuple]:
-        frames = []
+        out = []
         try:
-            for packet in self._parser.parse(data):
-                frames += self._ctx.decode(packet)
-            if data is None:
-                frames += self._ctx.decode(None)
+            for packet in [*self._parser.parse(data), *([None] if data is None else [])]:
+                for frame in self._ctx.decode(packet):
+                    self._check(frame)
+                    out.append(planes_from_frame(frame))
         except av.error.FFmpegError as exc:
             raise MalformedError(f"base layer does not decode: {exc}") from exc
-        return [planes_from_frame(f) for f in frames]
+        return out
+
+    def _check(self, frame: av.VideoFrame) -> None:
+        if self._size is not None and (frame.width, frame.height) != self._size:
+            w, h = self._size
+            size = f"{frame.width}x{frame.height}"
+            raise MalformedError(f"the base layer's frames are {size}, its SEGMENT says {w}x{h}")

@@ -38,6 +38,7 @@ from vcodec.stages.stage import GopContext, Stage
 
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
 TILE_ROWS = 384  # networks run on horizontal stripes of at most this many rows (bounded memory)
+TILE_WIDTH = 640  # ... on planes up to this wide; on wider ones, proportionally fewer rows
 TILE_HALO = 32  # rows of context above and below a stripe (more than either receptive field)
 MASK_SEARCHES = ("net", "exhaustive")
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
@@ -119,16 +120,34 @@ def selector_input(
     )
 
 
-def tiled(net: Callable[[torch.Tensor], torch.Tensor], x: torch.Tensor, scale: int) -> torch.Tensor:
-    """Run ``net`` on ``x`` ``[B, C, T, H, W]`` in row stripes; its output is H / ``scale`` high."""
-    height = x.shape[-2]
-    if height <= TILE_ROWS:
-        return net(x)
+def stripe_rows(width: int) -> int:
+    """Rows of the networks' stripes for planes ``width`` wide: TILE_ROWS up to TILE_WIDTH,
+    fewer (a multiple of TILE_HALO) on wider planes, so a stripe's activations stay within
+    those of a TILE_ROWS x TILE_WIDTH one (1080p and 4K encode and decode in bounded memory)."""
+    if width <= TILE_WIDTH:
+        return TILE_ROWS
+    return max(TILE_HALO, TILE_ROWS * TILE_WIDTH // width // TILE_HALO * TILE_HALO)
+
+
+def tiled(
+    net: Callable[[torch.Tensor], torch.Tensor],
+    inputs: Callable[[int, int], torch.Tensor],
+    height: int,
+    width: int,
+    scale: int,
+) -> torch.Tensor:
+    """Run ``net`` on its input for rows [0, ``height``) of a plane ``width`` wide in row
+    stripes (``stripe_rows``), each with TILE_HALO rows of context; ``inputs(lo, hi)`` builds
+    the input ``[B, C, T, hi - lo, W]`` of rows lo..hi, so the whole plane's input never
+    exists at once. The output is H / ``scale`` high."""
+    rows = stripe_rows(width)
+    if height <= rows:
+        return net(inputs(0, height))
     parts = []
-    for top in range(0, height, TILE_ROWS):
-        bottom = min(height, top + TILE_ROWS)
+    for top in range(0, height, rows):
+        bottom = min(height, top + rows)
         lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
-        out = net(x[..., lo:hi, :])
+        out = net(inputs(lo, hi))
         parts.append(out[..., (top - lo) // scale : (bottom - lo) // scale, :])
     return torch.cat(parts, dim=-2)
 
@@ -179,8 +198,17 @@ class MaskCodec:
     ) -> torch.Tensor:
         """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``."""
         mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
-        x = recon_input(levels * self.step, mask, group.p, self.pure, group.chroma, self.step)
-        residual = tiled(self.recon_net, x.to(self.dtype), 1) * RESIDUAL_UNIT
+        samples = levels * self.step
+
+        def inputs(lo: int, hi: int) -> torch.Tensor:
+            rows = (..., slice(lo, hi), slice(None))
+            x = recon_input(
+                samples[rows], mask[rows], group.p[rows], self.pure, group.chroma, self.step
+            )
+            return x.to(self.dtype)
+
+        h, w = group.p.shape[-2:]
+        residual = tiled(self.recon_net, inputs, h, w, 1) * RESIDUAL_UNIT
         return (group.p + residual).clamp(0, 255)
 
     # -- the encoder side ------------------------------------------------------------------
@@ -190,8 +218,13 @@ class MaskCodec:
         """Candidate index per patch ``[B, h, w]``, by the network or by exhaustive RD search."""
         if self.search == "exhaustive":
             return self.rd_costs(group).argmin(dim=1)
-        x = selector_input(group.x, group.p, self.pure, group.chroma, self.step, self.lam)
-        return tiled(self.selector, x, PATCH_H).argmax(dim=1)
+
+        def inputs(lo: int, hi: int) -> torch.Tensor:
+            x, p = group.x[..., lo:hi, :], group.p[..., lo:hi, :]
+            return selector_input(x, p, self.pure, group.chroma, self.step, self.lam)
+
+        h, w = group.p.shape[-2:]
+        return tiled(self.selector, inputs, h, w, PATCH_H).argmax(dim=1)
 
     @torch.no_grad()
     def rd_costs(self, group: PlaneGroup) -> torch.Tensor:
