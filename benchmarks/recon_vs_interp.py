@@ -71,7 +71,7 @@ def network(y: np.ndarray, mask: np.ndarray, net: torch.nn.Module) -> np.ndarray
     m = torch.from_numpy(mask).float()[None]
     with torch.no_grad():
         inp = recon_input(x - p, m, p, True, False, 1.0)
-        out = p + tiled(net, lambda lo, hi: inp[..., lo:hi, :], h, w, 1) * RESIDUAL_UNIT
+        out = p + tiled(net, lambda rows, cols: inp[..., rows, cols], h, w, 1) * RESIDUAL_UNIT
     return out.clamp(0, 255).round()[0].numpy()
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import copy
+
 import numpy as np
 import pytest
 import torch
@@ -151,3 +153,24 @@ def test_shipped_models_load_and_are_hash_checked(tmp_path, monkeypatch) -> None
             registry.load("selector-v1")
     finally:
         registry.load.cache_clear()
+
+
+def test_tiles_give_the_whole_planes_output(monkeypatch) -> None:
+    """The networks on tiles with their halo: the same output as on the whole plane (so the
+    tile size bounds memory without changing a pixel), for the reconstruction and the
+    selector, with tiles cut across both rows and columns."""
+    from vcodec.stages import masks
+
+    rng = torch.Generator().manual_seed(0)
+    x = torch.rand(1, 6, 16, 96, 136, generator=rng, dtype=torch.float64)
+    recon = copy.deepcopy(registry.load("recon-v1")).to(torch.float64)  # (shared modules)
+    selector = copy.deepcopy(registry.load("selector-v1")).to(torch.float64)
+    with torch.no_grad():
+        for net, scale in ((recon, 1), (selector, masks.PATCH_H)):
+            whole = net(x)
+            monkeypatch.setattr(masks, "TILE_ROWS", 32)
+            monkeypatch.setattr(masks, "TILE_COLS", 64)
+            tiles = masks.tiled(net, lambda rows, cols: x[..., rows, cols], 96, 136, scale)
+            monkeypatch.undo()
+            assert tiles.shape == whole.shape
+            assert torch.allclose(tiles, whole, atol=1e-9)

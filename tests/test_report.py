@@ -201,3 +201,18 @@ def test_task_points_get_a_map_panel_and_column(tmp_path: Path) -> None:
     points_table, bd_rate_table = render_tables(tasks, rows)
     assert "mAP50" in [c.header for c in points_table.columns]
     assert "vs x264 mAP@0.5" in [c.header for c in bd_rate_table.columns]
+
+
+def test_ablation_table_puts_a_stages_seconds_beside_its_bd_rate() -> None:
+    """vcx against vcx without a stage: the BD-rate, and the milliseconds a frame vcx spends
+    more (here the variant encodes at 100 fps against vcx's 50: +10 ms a frame)."""
+    points = sample_points()
+    points += [replace(p, codec="vcx-nowiener", enc_fps=100.0) for p in curve("clipA", "vcx")]
+    rows = bd_table(points, anchors=("x264", "vcx-nowiener"))
+    tables = render_tables(points, rows)
+    assert len(tables) == 3
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(tables[2])
+    text = console.export_text()
+    assert "vcx-nowiener" in text and "-30.00%" in text and "+10.0" in text
+    assert len(render_tables(sample_points(), bd_table(sample_points()))) == 2  # no variant

@@ -32,6 +32,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-nopost": {"post": False},
     "vcx-notemporal": {"temporal": False},
     "vcx-noflow": {"flow": False},
+    "vcx-flow": {"flow": True},  # the option off by default: what it would buy
     "vcx-nowiener": {"wiener": False},
     "vcx-noparams": {"scale": "1"},
     "vcx-s2": {"scale": "2"},

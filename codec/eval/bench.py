@@ -53,8 +53,8 @@ DEFAULT_QPS = (22, 27, 32, 37, 42)  # spans about 0.01-0.2 bpp on typical 360p-7
 ANCHORS = ("x264", "x265")  # every codec's BD-rates are against these (and av1 when it runs)
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
-    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-noflow", "vcx-nowiener", "vcx-noparams",
-    "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
+    "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-noflow", "vcx-flow", "vcx-nowiener",
+    "vcx-noparams", "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
 )  # fmt: skip
 DEFAULT_CODECS = ("vcx", "x264", "x265")
 

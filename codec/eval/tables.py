@@ -113,15 +113,55 @@ def _map_table(rows: Sequence[dict[str, Any]], reference: str) -> Table:
     return table
 
 
+def _ms_per_frame(curve: Sequence[BenchPoint], field: str) -> float:
+    """Milliseconds a frame over a curve's points, from their frames per second."""
+    frames = sum(p.frames for p in curve)
+    return 1000 * sum(p.frames / getattr(p, field) for p in curve) / frames
+
+
+def _ablation_table(points: Sequence[BenchPoint], bd_rows: Sequence[dict[str, Any]]) -> Table:
+    """Per clip and vcx variant that ran beside plain vcx (vcx-nowiener, vcx-flow, ...): vcx's
+    BD-rate (PSNR-YUV) against it, and what vcx spends a frame more than it, encoding and
+    decoding (the stage's seconds beside what it buys)."""
+    found = {
+        (r["clip"], r["anchor"]): r["bd_rate_pct"]
+        for r in bd_rows
+        if r["codec"] == "vcx" and r["metric"] == "psnr_yuv"
+    }
+    table = Table(title="Ablation: vcx against each variant (negative: vcx saves bits)")
+    for name in ("clip", "variant", "BD-rate", "enc ms/frame", "dec ms/frame"):
+        table.add_column(name, justify="left" if name in ("clip", "variant") else "right")
+    groups = by_clip_codec(points)
+    if len(groups) > 1:  # every clip's points together, beside the mean BD-rate
+        groups[ALL_CLIPS] = {}
+        for codecs in list(groups.values()):
+            for codec, curve in codecs.items():
+                groups[ALL_CLIPS].setdefault(codec, []).extend(curve)
+    for clip, codecs in sorted(groups.items(), key=lambda item: (item[0] == ALL_CLIPS, item[0])):
+        if "vcx" not in codecs:
+            continue
+        for codec, curve in sorted(codecs.items()):
+            if not codec.startswith("vcx-") or (clip, codec) not in found:
+                continue
+            extra = [
+                _ms_per_frame(codecs["vcx"], f) - _ms_per_frame(curve, f)
+                for f in ("enc_fps", "dec_fps")
+            ]
+            table.add_row(clip, codec, _bd_cell(found[clip, codec]), *(f"{v:+.1f}" for v in extra))
+    return table
+
+
 def render_tables(
     points: Sequence[BenchPoint],
     bd_rows: Sequence[dict[str, Any]],
     speed_map: Sequence[dict[str, Any]] = (),
     reference: str = "x265",
 ) -> list[Table]:
-    """Rich tables: every point (by clip, codec, bpp), the BD-rates (None as "n/a") and,
-    given its rows, the speed/size map."""
+    """Rich tables: every point (by clip, codec, bpp), the BD-rates (None as "n/a"), the
+    ablation of the vcx variants that ran and, given its rows, the speed/size map."""
     roi = any(p.codec.endswith("-roi") for p in points)
     shown = [m for m in SHOWN_BD_METRICS if m != "psnr_roi" or roi]
     tables = [_points_table(points), _bd_rate_table([r for r in bd_rows if r["metric"] in shown])]
+    ablation = _ablation_table(points, bd_rows)
+    tables += [ablation] if ablation.row_count else []
     return tables + ([_map_table(speed_map, reference)] if speed_map else [])

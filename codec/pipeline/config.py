@@ -38,7 +38,7 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
         "post": True,
         "temporal": True,
         "predict_net": True,
-        "flow": True,
+        "flow": False,  # (not with masks)
         "wiener": True,
     },
 }

@@ -37,8 +37,9 @@ from vcodec.stages.mask_samples import (
 from vcodec.stages.stage import GopContext, Stage
 
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
-TILE_ROWS = 384  # networks run on horizontal stripes of at most this many rows (bounded memory)
-TILE_WIDTH = 640  # ... on planes up to this wide; on wider ones, proportionally fewer rows
+# the networks run on tiles of at most TILE_ROWS x TILE_COLS (and a halo): a tile's float64
+# input and activations stay within ~1 GB at any frame size
+TILE_ROWS, TILE_COLS = 192, 384
 TILE_HALO = 32  # rows of context above and below a stripe (more than either receptive field)
 MASK_SEARCHES = ("net", "exhaustive")
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
@@ -120,36 +121,34 @@ def selector_input(
     )
 
 
-def stripe_rows(width: int) -> int:
-    """Rows of the networks' stripes for planes ``width`` wide: TILE_ROWS up to TILE_WIDTH,
-    fewer (a multiple of TILE_HALO) on wider planes, so a stripe's activations stay within
-    those of a TILE_ROWS x TILE_WIDTH one (1080p and 4K encode and decode in bounded memory)."""
-    if width <= TILE_WIDTH:
-        return TILE_ROWS
-    return max(TILE_HALO, TILE_ROWS * TILE_WIDTH // width // TILE_HALO * TILE_HALO)
-
-
 def tiled(
     net: Callable[[torch.Tensor], torch.Tensor],
-    inputs: Callable[[int, int], torch.Tensor],
+    inputs: Callable[[slice, slice], torch.Tensor],
     height: int,
     width: int,
     scale: int,
 ) -> torch.Tensor:
-    """Run ``net`` on its input for rows [0, ``height``) of a plane ``width`` wide in row
-    stripes (``stripe_rows``), each with TILE_HALO rows of context; ``inputs(lo, hi)`` builds
-    the input ``[B, C, T, hi - lo, W]`` of rows lo..hi, so the whole plane's input never
-    exists at once. The output is H / ``scale`` high."""
-    rows = stripe_rows(width)
-    if height <= rows:
-        return net(inputs(0, height))
-    parts = []
-    for top in range(0, height, rows):
-        bottom = min(height, top + rows)
+    """Run ``net`` on its input for a plane ``height`` x ``width`` in tiles of at most
+    TILE_ROWS x TILE_COLS, each with TILE_HALO pixels of context on every side (more than the
+    networks' reach, so the tiles' outputs are the whole plane's); ``inputs(rows, cols)``
+    builds the input ``[B, C, T, rows, cols]`` of one tile, so the whole plane's input never
+    exists at once and memory does not grow with the frame size. The output is H / ``scale``
+    by W / ``scale``."""
+    if height <= TILE_ROWS and width <= TILE_COLS:
+        return net(inputs(slice(0, height), slice(0, width)))
+    bands = []
+    for top in range(0, height, TILE_ROWS):
+        bottom = min(height, top + TILE_ROWS)
         lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
-        out = net(inputs(lo, hi))
-        parts.append(out[..., (top - lo) // scale : (bottom - lo) // scale, :])
-    return torch.cat(parts, dim=-2)
+        parts = []
+        for left in range(0, width, TILE_COLS):
+            right = min(width, left + TILE_COLS)
+            start, stop = max(0, left - TILE_HALO), min(width, right + TILE_HALO)
+            out = net(inputs(slice(lo, hi), slice(start, stop)))
+            rows = slice((top - lo) // scale, (bottom - lo) // scale)
+            parts.append(out[..., rows, (left - start) // scale : (right - start) // scale])
+        bands.append(torch.cat(parts, dim=-1))
+    return torch.cat(bands, dim=-2)
 
 
 class MaskCodec:
@@ -200,11 +199,9 @@ class MaskCodec:
         mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
         samples = levels * self.step
 
-        def inputs(lo: int, hi: int) -> torch.Tensor:
-            rows = (..., slice(lo, hi), slice(None))
-            x = recon_input(
-                samples[rows], mask[rows], group.p[rows], self.pure, group.chroma, self.step
-            )
+        def inputs(rows: slice, cols: slice) -> torch.Tensor:
+            at = (..., rows, cols)
+            x = recon_input(samples[at], mask[at], group.p[at], self.pure, group.chroma, self.step)
             return x.to(self.dtype)
 
         h, w = group.p.shape[-2:]
@@ -219,8 +216,8 @@ class MaskCodec:
         if self.search == "exhaustive":
             return self.rd_costs(group).argmin(dim=1)
 
-        def inputs(lo: int, hi: int) -> torch.Tensor:
-            x, p = group.x[..., lo:hi, :], group.p[..., lo:hi, :]
+        def inputs(rows: slice, cols: slice) -> torch.Tensor:
+            x, p = group.x[..., rows, cols], group.p[..., rows, cols]
             return selector_input(x, p, self.pure, group.chroma, self.step, self.lam)
 
         h, w = group.p.shape[-2:]
