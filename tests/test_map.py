@@ -209,3 +209,18 @@ def test_map_leaves_out_pooled_points() -> None:
     pooled = [replace(p, clip="POOLED") for p in pts]
     rows = map_rows(pts + pooled, bd_table(pts + pooled, ("x265",), ("psnr_yuv",)))
     assert {r["clip"] for r in rows} == {"a"}
+
+
+def test_speed_settings_pick_stage_sets_and_an_av1_base_drops_what_does_not_pay() -> None:
+    from vcodec.pipeline.config import EncodeConfig
+
+    fast, medium, slow = (EncodeConfig(speed=s).validate() for s in ("fast", "medium", "slow"))
+    assert fast.temporal and not fast.wiener and not fast.masks and not fast.flow
+    assert medium.temporal and medium.wiener and not medium.post and not medium.flow
+    assert slow.masks and slow.post and slow.predict_net and slow.wiener
+    on_av1 = EncodeConfig(base="av1").validate()
+    assert not on_av1.temporal and not on_av1.wiener  # measured: neither pays on SVT-AV1
+    assert EncodeConfig(base="av1", wiener=True).validate().wiener  # asked by name: on
+    assert EncodeConfig(base="av1", speed="slow").validate().temporal  # slow runs everything
+    with pytest.raises(InputError, match="--speed"):
+        EncodeConfig(speed="ludicrous").validate()
