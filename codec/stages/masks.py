@@ -127,15 +127,20 @@ def tiled(
     height: int,
     width: int,
     scale: int,
+    finish: Callable[[torch.Tensor, slice, slice], torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """Run ``net`` on its input for a plane ``height`` x ``width`` in tiles of at most
     TILE_ROWS x TILE_COLS, each with TILE_HALO pixels of context on every side (more than the
     networks' reach, so the tiles' outputs are the whole plane's); ``inputs(rows, cols)``
     builds the input ``[B, C, T, rows, cols]`` of one tile, so the whole plane's input never
-    exists at once and memory does not grow with the frame size. The output is H / ``scale``
-    by W / ``scale``."""
+    exists at once and memory does not grow with the frame size. ``finish(out, rows, cols)``
+    turns a tile's output (its own rows and columns of the plane, at ``scale`` 1) into what is
+    kept, so that only that is ever whole. The output is H / ``scale`` by W / ``scale``."""
+    if finish is None:
+        finish = lambda out, rows, cols: out  # noqa: E731
     if height <= TILE_ROWS and width <= TILE_COLS:
-        return net(inputs(slice(0, height), slice(0, width)))
+        whole = (slice(0, height), slice(0, width))
+        return finish(net(inputs(*whole)), *whole)
     bands = []
     for top in range(0, height, TILE_ROWS):
         bottom = min(height, top + TILE_ROWS)
@@ -146,7 +151,8 @@ def tiled(
             start, stop = max(0, left - TILE_HALO), min(width, right + TILE_HALO)
             out = net(inputs(slice(lo, hi), slice(start, stop)))
             rows = slice((top - lo) // scale, (bottom - lo) // scale)
-            parts.append(out[..., rows, (left - start) // scale : (right - start) // scale])
+            out = out[..., rows, (left - start) // scale : (right - start) // scale]
+            parts.append(finish(out, slice(top, bottom), slice(left, right)))
         bands.append(torch.cat(parts, dim=-1))
     return torch.cat(bands, dim=-2)
 
@@ -195,18 +201,27 @@ class MaskCodec:
     def reconstruct(
         self, group: PlaneGroup, index: torch.Tensor, levels: torch.Tensor
     ) -> torch.Tensor:
-        """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``."""
-        mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
-        samples = levels * self.step
+        """x-hat ``[B, T, H, W]`` from indices ``[B, h, w]`` and levels ``[B, T, H, W]``: the
+        decoded pixels (whole numbers 0..255, float32). Tile by tile, the network's residual
+        (``self.dtype``) is added to the prediction, clamped and rounded (half to even), so
+        the whole plane is never held in float64."""
+        frames = group.p.shape[1]
 
         def inputs(rows: slice, cols: slice) -> torch.Tensor:
+            patches = index[:, rows.start // PATCH_H : rows.stop // PATCH_H,
+                            cols.start // PATCH_W : cols.stop // PATCH_W]  # fmt: skip
+            mask = expand(self.candidates, patches, frames) * group.valid[rows, cols]
             at = (..., rows, cols)
-            x = recon_input(samples[at], mask[at], group.p[at], self.pure, group.chroma, self.step)
+            samples = levels[at] * self.step
+            x = recon_input(samples, mask, group.p[at], self.pure, group.chroma, self.step)
             return x.to(self.dtype)
 
+        def finish(residual: torch.Tensor, rows: slice, cols: slice) -> torch.Tensor:
+            out = group.p[..., rows, cols] + residual * RESIDUAL_UNIT
+            return out.clamp(0, 255).round().to(torch.float32)
+
         h, w = group.p.shape[-2:]
-        residual = tiled(self.recon_net, inputs, h, w, 1) * RESIDUAL_UNIT
-        return (group.p + residual).clamp(0, 255)
+        return tiled(self.recon_net, inputs, h, w, 1, finish)
 
     # -- the encoder side ------------------------------------------------------------------
 
