@@ -21,7 +21,7 @@ import time
 from pathlib import Path
 
 from vcodec.eval.sample import make_sample
-from vcodec.io import open_writer
+from vcodec.writers import open_writer
 
 BUDGET_MIB = 2048  # DESIGN §9: peak RSS under 2 GB at 1080p
 

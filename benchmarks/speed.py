@@ -48,7 +48,7 @@ def inner_seconds(printed: str, frames: int) -> float:
 
 def make_clip(path: Path, width: int, height: int, frames: int) -> None:
     from vcodec.eval.sample import make_sample
-    from vcodec.io import open_writer
+    from vcodec.writers import open_writer
 
     info, gops = make_sample(width, height, frames)
     with open_writer(path, info) as writer:
@@ -57,7 +57,8 @@ def make_clip(path: Path, width: int, height: int, frames: int) -> None:
 
 
 def copy_clip(src: Path, path: Path, frames: int) -> None:
-    from vcodec.io import open_video, open_writer
+    from vcodec.io import open_video
+    from vcodec.writers import open_writer
 
     with open_video(src) as reader, open_writer(path, reader.info) as writer:
         for gop in reader.gops(16, frames):

@@ -1,8 +1,8 @@
-"""Video files in and out: any input decoded to YUV 4:2:0 GOPs, GOPs written as y4m/mp4/mkv/PNG."""
+"""Video files in: any input decoded to YUV 4:2:0 GOPs (and its audio), and the conversions
+between PyAV frames and planes that the writers (writers.py) and base layer share."""
 
 from __future__ import annotations
 
-import contextlib
 import io
 import itertools
 from collections.abc import Iterator
@@ -28,8 +28,6 @@ from vcodec.notes import ReadLog
 DEFAULT_FPS = Fraction(25)
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 RAW_FORMATS = {".264": "h264", ".h264": "h264", ".265": "hevc", ".h265": "hevc", ".hevc": "hevc"}
-OUTPUT_FORMATS = ("y4m", "mp4", "mkv", "png")
-SUPPORTED_OUTPUTS = ".y4m, .mp4, .mkv or a directory of PNG frames"
 COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M: what RGB sources are converted with
 AVCOL_SPC_RGB = 0  # the identity matrix, meaningless for the YUV that gops() yields
 # swscale flags for colour conversions: accurate to +-1 against the exact float formulas
@@ -127,7 +125,7 @@ class VideoReader:
         try:
             container = av.open(str(self.path), format=fmt)
         except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-            raise InputError(f"Input {self.path} is not a readable video ({_why(e)}).") from e
+            raise InputError(f"Input {self.path} is not a readable video ({reason(e)}).") from e
         if not container.streams.video:
             container.close()
             raise InputError(f"Input {self.path} has no video stream.")
@@ -176,7 +174,7 @@ def _container_frames(
         except StopIteration:
             return
         except av.error.FFmpegError as e:
-            log.read_error = _why(e)
+            log.read_error = reason(e)
             return
         try:
             frames = packet.decode()
@@ -186,7 +184,7 @@ def _container_frames(
         yield from frames
 
 
-def _why(error: Exception) -> str:
+def reason(error: Exception) -> str:
     """The reason in an ffmpeg/OS error, without the path it repeats."""
     return getattr(error, "strerror", None) or str(error)
 
@@ -205,7 +203,7 @@ def _directory_frames(directory: Path) -> Iterator[av.VideoFrame]:
             with av.open(str(file)) as image:
                 yield next(image.decode(video=0))
         except (av.error.FFmpegError, OSError, StopIteration) as e:
-            raise InputError(f"Frame {file} could not be decoded as an image ({_why(e)}).") from e
+            raise InputError(f"Frame {file} could not be decoded as an image ({reason(e)}).") from e
 
 
 def _is_rgb_like(fmt: av.VideoFormat) -> bool:
@@ -298,7 +296,7 @@ def read_audio(path: str | Path, seconds: Fraction | None = None) -> bytes | Non
                 return None
             return _remux_audio(container, container.streams.audio[0], seconds)
     except (av.error.FFmpegError, OSError, UnicodeDecodeError) as e:
-        raise InputError(f"The audio of {path} could not be read ({_why(e)}).") from e
+        raise InputError(f"The audio of {path} could not be read ({reason(e)}).") from e
 
 
 def _remux_audio(
@@ -318,236 +316,6 @@ def _remux_audio(
             packet.stream = out_stream
             output.mux(packet)
     return buffer.getvalue()
-
-
-# --- writing --------------------------------------------------------------------------------
-
-
-def open_writer(
-    path: str | Path,
-    info: VideoInfo,
-    *,
-    fmt: str | None = None,
-    lossless: bool = False,
-    crf: int = 12,
-    audio: bytes | None = None,
-) -> VideoWriter:
-    """A writer for GOPs of ``info``'s size and rate; ``fmt`` wins over the path's suffix.
-
-    - ``y4m``: raw frames, bit-exact at any size (colour range kept as XCOLORRANGE).
-    - ``mp4``/``mkv``: libx264, preset medium, ``crf`` (or ``qp=0``, bit-exact, when lossless),
-      colour tags kept. H.264 cannot store odd sizes in 4:2:0, so odd-sized video is written
-      as 4:4:4 (High 4:4:4 profile) with each chroma sample repeated over its 2x2 block; the
-      reader averages it back, so lossless odd-sized files still round-trip bit-exactly. Some
-      hardware players do not play 4:4:4; write .y4m or PNGs when that matters. Matroska
-      keeps times in ms: usual rates (30000/1001, 12, 25/2) survive, exotic ones get rounded.
-    - ``png``: a directory of ``%06d.png`` RGB frames (matrix and range from ``info``).
-
-    ``audio`` (bytes from ``read_audio``) is muxed unchanged into mp4/mkv; y4m and PNG
-    directories cannot carry audio and drop it.
-    """
-    path = Path(path)
-    fmt = output_format(path, fmt)
-    if fmt == "y4m":
-        return Y4mWriter(path, info)
-    if fmt == "png":
-        return PngWriter(path, info)
-    return X264Writer(path, info, container_format=fmt, lossless=lossless, crf=crf, audio=audio)
-
-
-def output_format(path: str | Path, fmt: str | None = None) -> str:
-    """The output format: ``fmt`` when given, else from the suffix (a directory or no suffix
-    means PNG frames). Raises InputError for anything else."""
-    path = Path(path)
-    suffix = path.suffix.lower()
-    if fmt is None and suffix in (".y4m", ".mp4", ".mkv"):
-        fmt = suffix[1:]
-    elif fmt is None and (path.is_dir() or not suffix):
-        fmt = "png"
-    if fmt not in OUTPUT_FORMATS:
-        shown = f" as {fmt!r}" if fmt else ""
-        raise InputError(f"Cannot write {path}{shown}: supported outputs are {SUPPORTED_OUTPUTS}.")
-    return fmt
-
-
-class VideoWriter:
-    """Writes GOPs in order; ``close()`` (or leaving the ``with`` block) finishes the file."""
-
-    def __init__(self, path: Path, info: VideoInfo) -> None:
-        self.path, self.info = path, info
-        self.frames_written = 0
-
-    def write(self, gop: Gop) -> None:
-        size, chroma = (self.info.height, self.info.width), self.info.chroma_size
-        if gop.y.shape[1:] != size or gop.u.shape[1:] != chroma or gop.v.shape[1:] != chroma:
-            raise ValueError(f"GOP planes {gop.y.shape}, {gop.u.shape} do not fit {self.info}.")
-        for t in range(gop.n_frames):
-            self._write_frame(gop.y[t], gop.u[t], gop.v[t])
-            self.frames_written += 1
-
-    def close(self) -> None:
-        """Finish the output; calling it again does nothing."""
-
-    def __enter__(self) -> VideoWriter:
-        return self
-
-    def __exit__(self, exc_type: object, *rest: object) -> None:
-        if exc_type is None:
-            self.close()
-            return
-        with contextlib.suppress(Exception):  # the original error matters more than this one
-            self.close()
-
-    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
-        raise NotImplementedError
-
-
-class Y4mWriter(VideoWriter):
-    """YUV4MPEG2 written by hand: exact bytes, any size."""
-
-    def __init__(self, path: Path, info: VideoInfo) -> None:
-        super().__init__(path, info)
-        fps = Fraction(info.fps)
-        header = (
-            f"YUV4MPEG2 W{info.width} H{info.height} F{fps.numerator}:{fps.denominator}"
-            " Ip A1:1 C420jpeg XYSCSS=420JPEG"
-        )
-        ranges = {COLOR_RANGE_PC: " XCOLORRANGE=FULL", COLOR_RANGE_TV: " XCOLORRANGE=LIMITED"}
-        header += ranges.get(info.color_range, "")
-        self._file = _open_output(path)
-        self._file.write(header.encode("ascii") + b"\n")
-
-    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
-        self._file.write(b"FRAME\n")
-        for plane in (y, u, v):
-            self._file.write(np.ascontiguousarray(plane, np.uint8).tobytes())
-
-    def close(self) -> None:
-        self._file.close()
-
-
-def _open_output(path: Path) -> io.BufferedWriter:
-    try:
-        return open(path, "wb")
-    except OSError as e:
-        raise InputError(f"Cannot write {path} ({_why(e)}).") from e
-
-
-class PngWriter(VideoWriter):
-    """A directory of RGB PNGs, ``000000.png`` onwards."""
-
-    def __init__(self, path: Path, info: VideoInfo) -> None:
-        super().__init__(path, info)
-        try:
-            path.mkdir(parents=True, exist_ok=True)
-        except OSError as e:
-            raise InputError(f"Cannot create the frame directory {path} ({_why(e)}).") from e
-        full = info.color_range == COLOR_RANGE_PC
-        self._src_range = ColorRange.JPEG if full else ColorRange.MPEG
-        self._matrix = SWS_MATRIX.get(info.colorspace, Colorspace.ITU601)
-
-    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
-        frame = frame_from_planes(y, u, v)
-        rgb = frame.reformat(
-            format="rgb24",
-            src_colorspace=self._matrix,
-            src_color_range=self._src_range,
-            dst_color_range=ColorRange.JPEG,
-            interpolation=ACCURATE,
-        )
-        rgb.save(self.path / f"{self.frames_written:06d}.png")
-
-
-class X264Writer(VideoWriter):
-    """H.264 (libx264) in mp4 or mkv, optionally with an audio stream carried unchanged."""
-
-    def __init__(
-        self,
-        path: Path,
-        info: VideoInfo,
-        *,
-        container_format: str,
-        lossless: bool,
-        crf: int,
-        audio: bytes | None,
-    ) -> None:
-        super().__init__(path, info)
-        self._odd = bool(info.width % 2 or info.height % 2)
-        self._time_base = 1 / Fraction(info.fps)  # frame pts count frames
-        fmt = "mp4" if container_format == "mp4" else "matroska"
-        try:
-            self._out = av.open(str(path), "w", format=fmt)
-        except (av.error.FFmpegError, OSError) as e:
-            raise InputError(f"Cannot write {path} ({_why(e)}).") from e
-        self._video = self._add_video(lossless, crf)
-        self._audio_in, self._audio_out, self._audio_next = None, None, None
-        self._audio_packets: Iterator[av.Packet] = iter(())
-        if audio is not None:
-            self._add_audio(audio)
-        self._closed = False
-
-    def _add_video(self, lossless: bool, crf: int) -> av.VideoStream:
-        info = self.info
-        stream = self._out.add_stream("libx264", rate=info.fps)
-        stream.width, stream.height = info.width, info.height
-        stream.pix_fmt = "yuv444p" if self._odd else "yuv420p"
-        stream.time_base = self._time_base
-        ctx = stream.codec_context
-        ctx.color_range, ctx.colorspace = info.color_range, info.colorspace
-        ctx.color_primaries, ctx.color_trc = info.color_primaries, info.color_trc
-        quality = {"qp": "0"} if lossless else {"crf": str(crf)}
-        stream.options = {"preset": "medium", **quality, "x264-params": "log=-1"}
-        return stream
-
-    def _add_audio(self, audio: bytes) -> None:
-        try:
-            self._audio_in = av.open(io.BytesIO(audio), format="matroska")
-            template = self._audio_in.streams.audio[0]
-            self._audio_out = self._out.add_stream_from_template(template)
-        except (av.error.FFmpegError, IndexError, ValueError) as e:
-            self._release()
-            raise InputError(f"Cannot carry this audio into {self.path} ({_why(e)}).") from e
-        packets = self._audio_in.demux(template)
-        self._audio_packets = (p for p in packets if p.dts is not None)
-        self._audio_next = next(self._audio_packets, None)
-
-    def _write_frame(self, y: np.ndarray, u: np.ndarray, v: np.ndarray) -> None:
-        if self._odd:  # 4:4:4: each chroma sample over its 2x2 block, cropped to the frame
-            h, w = y.shape
-            u, v = (np.repeat(np.repeat(c, 2, 0), 2, 1)[:h, :w] for c in (u, v))
-        frame = frame_from_planes(y, u, v, self._video.pix_fmt)
-        info = self.info
-        frame.color_range, frame.colorspace = info.color_range, info.colorspace
-        frame.color_primaries, frame.color_trc = info.color_primaries, info.color_trc
-        frame.pts, frame.time_base = self.frames_written, self._time_base
-        self._mux_audio_until(self.frames_written / Fraction(info.fps))
-        self._out.mux(self._video.encode(frame))
-
-    def _mux_audio_until(self, seconds: Fraction | None) -> None:
-        """Mux the audio packets that start by ``seconds`` (all of them when None)."""
-        while self._audio_next is not None:
-            packet = self._audio_next
-            if seconds is not None and packet.dts * packet.time_base > seconds:
-                return
-            packet.stream = self._audio_out
-            self._out.mux(packet)
-            self._audio_next = next(self._audio_packets, None)
-
-    def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        try:
-            self._out.mux(self._video.encode(None))
-            self._mux_audio_until(None)
-        finally:
-            self._release()
-
-    def _release(self) -> None:
-        self._closed = True
-        for container in (self._out, self._audio_in):
-            if container is not None:
-                container.close()
 
 
 def frame_from_planes(

@@ -13,14 +13,8 @@ from conftest import SHARED_DATA, requires_data, synthetic_planes, write_test_cl
 
 from vcodec.errors import InputError
 from vcodec.frames import Gop, VideoInfo
-from vcodec.io import (
-    frame_from_planes,
-    open_video,
-    open_writer,
-    output_format,
-    planes_from_frame,
-    read_audio,
-)
+from vcodec.io import frame_from_planes, open_video, planes_from_frame, read_audio
+from vcodec.writers import open_writer, output_format
 
 
 def read_all(path: Path, **kwargs: object) -> tuple[VideoInfo, list[Gop]]:

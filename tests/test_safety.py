@@ -369,7 +369,7 @@ def test_an_unwritable_folder_is_exit_3(tmp_path, clip, vcx) -> None:
 
 
 def test_a_full_disk_is_exit_3(tmp_path, clip, vcx, monkeypatch) -> None:
-    from vcodec import io as video_io
+    from vcodec import writers as video_io
     from vcodec.pipeline import stream
 
     def full(*args: object) -> None:

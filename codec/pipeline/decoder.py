@@ -28,7 +28,6 @@ from vcodec.device import resolve_device
 from vcodec.errors import MalformedError
 from vcodec.files import atomic_output
 from vcodec.frames import Gop, VideoInfo
-from vcodec.io import open_writer, output_format
 from vcodec.models.registry import require
 from vcodec.pipeline.plan import Plan, decoder_plan
 from vcodec.pipeline.side_info import GopParams, unpack_side_info
@@ -40,6 +39,7 @@ from vcodec.stages.roi import RoiMap
 from vcodec.stages.scale import base_qp, coded_size
 from vcodec.stages.stage import Cost, GopContext
 from vcodec.stages.temporal import PREDICT_MODEL, coded_frames
+from vcodec.writers import open_writer, output_format
 
 Progress = Callable[[int], None]
 
