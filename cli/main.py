@@ -8,17 +8,16 @@ from pathlib import Path
 from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
 
 from vcodec import __version__
 from vcodec.bitstream.container import DEFAULT_MAX_PIXELS, StreamLimits
+from vcodec.cli.bench import bench
 from vcodec.cli.common import (
     Device,
     Force,
     MaxPixels,
     OneLineErrors,
-    err,
     frame_progress,
     install_signal_handlers,
     out,
@@ -351,102 +350,7 @@ def _info_table(s: dict[str, Any]) -> Table:
     return table
 
 
-@app.command()
-def bench(
-    inputs: Annotated[
-        list[Path] | None,
-        typer.Argument(help="Clips to benchmark; none: the built-in sample clip."),
-    ] = None,
-    codecs: Annotated[
-        str,
-        typer.Option(
-            help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
-            "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
-            "Wiener filters), vcx-noparams "
-            "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
-            "masks), vcx-roi "
-            "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
-            "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "
-            "(no base layer), x264, x265, av1 (SVT-AV1), x264-roi (x264 with vcx-roi's ROI maps "
-            "and QP offsets). A classical codec at another preset: x265:slow, x264:veryslow, "
-            "av1:6 (SVT-AV1 presets 0-13); a vcx codec at a --speed: vcx:fast, vcx:slow. "
-            "Plain names run at --preset and at vcx's default speed."
-        ),
-    ] = "vcx,x264,x265",
-    qps: Annotated[
-        str | None,
-        typer.Option(
-            "--qp", help="Comma-separated QP/CRF points for every codec (default: 22,27,32,37,42)."
-        ),
-    ] = None,
-    frames: Annotated[int, typer.Option(help="Frames per clip (from the start).")] = 50,
-    preset: Annotated[
-        str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
-    ] = "medium",
-    base: Annotated[
-        str,
-        typer.Option(
-            help="The vcx codecs' base layer: x265, x264 or av1 (at --preset's SVT-AV1 preset; "
-            "av1 then runs as well, at that preset). The anchors stay as named."
-        ),
-    ] = "x265",
-    out_dir: Annotated[
-        Path,
-        typer.Option(
-            "--out",
-            help="Folder for bench.json, bench.csv, rd.png, pareto.png. A folder that holds "
-            "only these is replaced by the next run; beside other files, --force.",
-        ),
-    ] = Path("bench_out"),
-    task: Annotated[
-        str | None,
-        typer.Option(
-            help="detect: detection mAP@0.5 and mAP@[.5:.95] of every point, against a MOT "
-            "sequence's gt.txt, a YOLO folder's labels or a seed-003 split's labels, else "
-            "pseudo ground truth (the detector on the uncompressed frames); track: also MOTA "
-            "and IDF1 of an IoU tracker on the detections (MOT or track_id labels, or pseudo); "
-            "segment: mIoU of an ultralytics -seg model's class maps against a seed-003 "
-            "split's masks/ PNGs, or pseudo. With several clips, POOLED points score all "
-            "their frames as one set."
-        ),
-    ] = None,
-    detector: Annotated[
-        str | None,
-        typer.Option(help="--task: onnx-nanodet:PATH (OpenCV DNN) or ultralytics:PATH|NAME."),
-    ] = None,
-    device: Device = "auto",
-    force: Force = False,
-) -> None:
-    """Rate-distortion bench of vcx against x264, x265 and SVT-AV1: tables, JSON, CSV, RD
-    plot and the speed/size map (pareto.png)."""
-    with reported_errors():
-        from vcodec.eval.bench import BenchConfig, run_bench
-
-        config = BenchConfig.from_strings(
-            codecs=codecs,
-            qps=qps,
-            frames=frames,
-            preset=preset,
-            device=device,
-            task=task,
-            detector=detector,
-            base=base,
-        )
-        total = config.work_units(len(inputs) if inputs else 1)
-        with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:
-            task = bar.add_task("benchmarking", total=total)
-
-            def progress(label: str) -> None:
-                bar.update(task, advance=1, description=label)
-                if not err.is_terminal:  # a log: one line per point instead of the bar
-                    err.print(f"{label} ({int(bar.tasks[0].completed)}/{total})")
-
-            result = run_bench(inputs or [], config, out_dir, force=force, progress=progress)
-        for table in result.tables:
-            out.print(table)
-        out.print(f"wrote {', '.join(str(p) for p in result.files)}")
-
-
+app.command()(bench)
 app.add_typer(train_app, name="train")
 
 
