@@ -37,7 +37,10 @@ def max_level(step: float) -> int:
 def quantise(residual: np.ndarray, step: float) -> np.ndarray:
     """Residual in 8-bit levels -> integer levels q (int32), |q| <= max_level(step)."""
     limit = max_level(step)
-    return np.clip(np.rint(residual / step), -limit, limit).astype(np.int32)
+    q = residual / step  # (in place from here: one temporary the size of the residual)
+    np.rint(q, out=q)
+    np.clip(q, -limit, limit, out=q)
+    return q.astype(np.int32)
 
 
 @lru_cache(maxsize=256)

@@ -39,7 +39,7 @@ from vcodec.stages.stage import GopContext, Stage
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
 # the networks run on tiles of at most TILE_ROWS x TILE_COLS (and a halo): a tile's float64
 # input and activations stay within ~1 GB at any frame size
-TILE_ROWS, TILE_COLS = 192, 384
+TILE_ROWS, TILE_COLS = 128, 256
 TILE_HALO = 32  # rows of context above and below a stripe (more than either receptive field)
 MASK_SEARCHES = ("net", "exhaustive")
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
@@ -266,17 +266,22 @@ class MaskCodec:
     def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> torch.Tensor:
         """Select, quantise and code one plane group into ``enc``; returns x-hat."""
         index = self.select(group)
-        t = group.p.shape[1]
-        mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
+        mask = self._sample_mask(group, index)
         levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+        levels *= mask  # only the masked samples are coded, and reconstructed from
         idx = index.cpu().numpy()
         enc.encode_adaptive(idx.ravel(), len(self.candidates))
         for where in self._contexts(idx, mask):
             table, _ = best_table(levels[where], self.limit)
             enc.encode(table, TABLE_INDEX)
             enc.encode_array(levels[where] + self.limit, self._table(table))
-        q = torch.from_numpy(np.where(mask, levels, 0)).to(self.device, torch.float32)
-        return self.reconstruct(group, index, q)
+        return self.reconstruct(group, index, torch.from_numpy(levels).to(self.device))
+
+    def _sample_mask(self, group: PlaneGroup, index: torch.Tensor) -> np.ndarray:
+        """bool ``[B, T, H, W]``: where samples are coded (the patches' candidates, inside
+        the picture)."""
+        mask = expand(self.candidates > 0, index, group.p.shape[1]) & (group.valid > 0)
+        return mask.cpu().numpy()
 
     def decode_group(self, group: PlaneGroup, dec: SymbolDecoder) -> torch.Tensor:
         b, t = group.p.shape[:2]
@@ -285,15 +290,14 @@ class MaskCodec:
         if idx.max(initial=0) >= len(self.candidates):
             raise MalformedError("mask index out of range")
         index = torch.from_numpy(idx.astype(np.int64)).to(self.device)
-        mask = (expand(self.candidates, index, t) * group.valid).cpu().numpy() > 0
+        mask = self._sample_mask(group, index)
         levels = np.zeros(mask.shape, dtype=np.int32)
         for where in self._contexts(idx, mask):
             table = dec.decode(TABLE_INDEX)
             if table >= len(GEOMETRIC_RATIOS):
                 raise MalformedError("sample table index out of range")
             levels[where] = dec.decode_array(int(where.sum()), self._table(table)) - self.limit
-        q = torch.from_numpy(levels).to(self.device, torch.float32)
-        return self.reconstruct(group, index, q)
+        return self.reconstruct(group, index, torch.from_numpy(levels).to(self.device))
 
     # -- whole GOPs ------------------------------------------------------------------------
 
@@ -311,8 +315,7 @@ class MaskCodec:
         for group in groups:
             out = self.encode_group(group, enc)
             outs.append(out)
-            before, after = (group.p - group.x).square(), (out - group.x).square()
-            gain += float(((before - after) * group.valid).sum())
+            gain += _sse(group.p, group.x, group.valid) - _sse(out, group.x, group.valid)
         payload = enc.finish()
         if not self.pure and gain <= self.lam * 8 * len(payload):
             off = SymbolEncoder()
@@ -345,6 +348,12 @@ class MaskCodec:
 
     def _table(self, table: int) -> FrequencyTable:
         return _frequency_table(table, self.limit)
+
+
+def _sse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> float:
+    """The squared error of a and b ``[B, T, H, W]`` over the picture (``valid``), a frame at a
+    time (no whole-GOP temporaries)."""
+    return sum(float(((a[:, t] - b[:, t]).square() * valid).sum()) for t in range(a.shape[1]))
 
 
 _TABLES: dict[tuple[int, int], FrequencyTable] = {}
