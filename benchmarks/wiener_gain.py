@@ -20,7 +20,8 @@ from vcodec.frames import GOP_SIZE, Gop, yuv_mse
 from vcodec.io import open_video
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
 from vcodec.stages.scale import coded_size, crop_gop, pad_gop
-from vcodec.stages.wiener import CHUNK_FRAMING_BYTES, WienerDecoder, WienerEncoder, apply_gop
+from vcodec.stages.wiener import CHUNK_FRAMING_BYTES, WienerEncoder, apply_gop
+from vcodec.stages.wiener_payload import WienerDecoder
 
 
 def measure(path: Path, frames: int, qp: int) -> str:

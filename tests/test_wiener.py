@@ -8,7 +8,8 @@ import pytest
 from vcodec.entropy import SymbolEncoder
 from vcodec.errors import MalformedError
 from vcodec.frames import Gop
-from vcodec.stages.wiener import (
+from vcodec.stages.wiener import WienerEncoder, apply, apply_gop
+from vcodec.stages.wiener_payload import (
     LAYOUTS,
     LUMA_TAPS,
     MODE_TABLE,
@@ -16,9 +17,6 @@ from vcodec.stages.wiener import (
     REUSE,
     PlaneFilter,
     WienerDecoder,
-    WienerEncoder,
-    apply,
-    apply_gop,
     n_coefs,
     pack,
     taps,

@@ -25,7 +25,7 @@ from vcodec.models.registry import REGISTRY, require
 from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
 from vcodec.stages.roi import RoiMap, read_roi
-from vcodec.stages.wiener import WienerDecoder
+from vcodec.stages.wiener_payload import WienerDecoder
 
 
 def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, Any]:

@@ -1,7 +1,8 @@
 """The Wiener filter (seed 004's artifact removal, in closed form): per GOP and plane, the
 encoder fits the least-squares filter from the decoded prediction to the source, one per
-class of local activity and direction, and sends its integer coefficients; the decoder
-applies them in integer arithmetic, so every machine gets the same pixels.
+class of local activity and direction, and sends its integer coefficients (coded in
+wiener_payload.py); the decoder applies them in integer arithmetic, so every machine gets the
+same pixels.
 
 A filter corrects a pixel x by the second differences of its neighbours in a diamond:
 ``x' = clip(x + ((sum_k c_k (x[p+o_k] + x[p-o_k] - 2x) + c_0 + 64) >> 7))``, with the
@@ -22,31 +23,32 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from vcodec.bitstream.container import FORMAT_VERSION, Wiener
-from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder, base_lambda
-from vcodec.errors import MalformedError
+from vcodec.bitstream.container import Wiener
+from vcodec.entropy import base_lambda
 from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
 from vcodec.stages.stage import GopContext, Stage
+from vcodec.stages.wiener_payload import (
+    COEF_LIMIT,
+    LAYOUTS,
+    LUMA_TAPS,
+    OFF,
+    PRECISION_BITS,
+    RADII,
+    REUSE,
+    PlaneFilter,
+    WienerDecoder,
+    coded_against,
+    coef_bits,
+    n_coefs,
+    pack,
+    taps,
+)
 
-PRECISION_BITS = 7  # coefficients in units of 2^-7
-RADII = (3, 2, 2)  # diamond radius of the Y, U and V filters: 12 and 6 tap pairs
-# a chroma filter's luma taps: offsets (dy, dx) from the co-located luma pixel (2i, 2j)
-LUMA_TAPS = (
-    (0, -1), (0, 1), (-1, 0), (1, 0), (1, -1), (1, 1), (-1, -1), (-1, 1), (2, 0), (0, 2),
-    (-2, 0), (0, -2),
-)  # fmt: skip
 LUMA_PAD = 2  # the largest |offset| of LUMA_TAPS
-CROSS_COMPONENT_VERSION = 6  # the first format version whose chroma filters have luma taps
 # class boundaries on a pixel's activity: the 3x3 box sum of |2x - left - right| +
 # |2x - up - down|
 ACTIVITY_EDGES = (18, 45, 90, 180, 360)
 DIRECTIONS = 3  # none, horizontal (gradient across columns twice that across rows), vertical
-LAYOUTS = (1, 6, 18)  # classes of a filter: one; by activity; by activity and direction
-OFF, REUSE = 0, 1  # plane modes; 2 + i: a new filter under LAYOUTS[i]
-MODE_TABLE = FrequencyTable.uniform(2 + len(LAYOUTS))
-COEF_LIMIT = 2047  # |c| at most this (16 levels of offset)
-# a coded value's zigzag z takes bucket bit_length(z): 0..13 (differences reach 2 COEF_LIMIT)
-BUCKETS = 14
 MIN_CLASS_PIXELS = 64  # a class with fewer pixels per coefficient gets no filter (zeros)
 RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them solvable
 # the encoder's normal equations sample every 2nd or 4th row and column (_stride), at a phase
@@ -57,31 +59,6 @@ CHUNK_FRAMING_BYTES = 7  # a WIENER chunk's type, length, GOP index and CRC32
 WEIGHT_RANGE = (0.25, 4.0)  # the bounds of a chroma plane's SSE worth (plane_weights)
 _ACTIVITY_EDGES = torch.tensor(ACTIVITY_EDGES, dtype=torch.float32)
 ALL = (slice(None), slice(None))  # every pixel of a frame
-
-
-def taps(radius: int) -> list[tuple[int, int]]:
-    """One offset (dy, dx) of each +- pair of the diamond |dy| + |dx| <= radius."""
-    return [
-        (dy, dx)
-        for dy in range(0, radius + 1)
-        for dx in range(-radius, radius + 1)
-        if 0 < abs(dy) + abs(dx) <= radius and (dy > 0 or dx > 0)
-    ]
-
-
-@dataclass(frozen=True)
-class PlaneFilter:
-    """One plane's filter: ``coefs`` int [classes, taps + 1] (the last column is c_0) in
-    1/128, the classes those of LAYOUTS[``layout``]."""
-
-    layout: int
-    coefs: np.ndarray
-
-
-def n_coefs(index: int, cross_component: bool = True) -> int:
-    """Coefficients of one class of plane ``index``'s filter: taps, luma taps, offset."""
-    luma = len(LUMA_TAPS) if index and cross_component else 0
-    return len(taps(RADII[index])) + luma + 1
 
 
 def _frame_tensor(plane: np.ndarray) -> torch.Tensor:
@@ -313,46 +290,6 @@ def _coefficient_sets(index: int) -> list[np.ndarray]:
     return sets
 
 
-def _write_coefs(enc: SymbolEncoder, coefs: np.ndarray) -> None:
-    """Zigzag values (0, -1, 1, -2 -> 0, 1, 2, 3) by bucket (their bit length, adaptive) and,
-    within it, the bits below the leading one (uniform)."""
-    z = np.where(coefs >= 0, 2 * coefs, -2 * coefs - 1).ravel()
-    buckets = np.array([int(v).bit_length() for v in z], np.int32)
-    enc.encode_adaptive(buckets, BUCKETS)
-    for v, bucket in zip(z, buckets, strict=True):
-        if bucket > 1:
-            enc.encode(int(v) - (1 << (bucket - 1)), FrequencyTable.uniform(1 << (bucket - 1)))
-
-
-def _predicted(last: PlaneFilter | None, layout: int, shape: tuple[int, int]) -> np.ndarray:
-    """What a new filter's coefficients are coded against: the plane's last filter where it
-    has the same layout, else zeros."""
-    if last is not None and last.layout == layout:
-        return last.coefs
-    return np.zeros(shape, np.int64)
-
-
-def _read_coefs(dec: SymbolDecoder, shape: tuple[int, int], predicted: np.ndarray) -> np.ndarray:
-    buckets = dec.decode_adaptive(shape[0] * shape[1], BUCKETS)
-    z = np.zeros(len(buckets), np.int64)
-    for i, bucket in enumerate(buckets):
-        if bucket == 1:
-            z[i] = 1
-        elif bucket > 1:
-            low = dec.decode(FrequencyTable.uniform(1 << (bucket - 1)))
-            z[i] = (1 << (bucket - 1)) + low
-    coefs = np.where(z % 2 == 0, z // 2, -(z + 1) // 2).reshape(shape) + predicted
-    if np.abs(coefs).max(initial=0) > COEF_LIMIT:
-        raise MalformedError("Wiener filter: a coefficient out of range")
-    return coefs
-
-
-def _coef_bits(coefs: np.ndarray) -> int:
-    enc = SymbolEncoder()
-    _write_coefs(enc, coefs)
-    return 8 * len(enc.finish())
-
-
 class WienerEncoder:
     """Fits and chooses each GOP's filters; remembers each plane's last sent filter (REUSE).
     With ``output`` False (no later stage reads the filtered frames) it does not filter them:
@@ -401,7 +338,7 @@ class WienerEncoder:
         for layout, used in itertools.product(range(self.layouts), _coefficient_sets(index)):
             coefs = _solve(stats.merged(layout), used)
             if coefs.any():
-                bits = _coef_bits(coefs - _predicted(self.last[index], layout, coefs.shape))
+                bits = coef_bits(coefs - coded_against(self.last[index], layout, coefs.shape))
                 candidates.append((2 + layout, PlaneFilter(layout, coefs), bits))
         best = (base, OFF, None)
         for mode, filt, bits in candidates:
@@ -422,52 +359,6 @@ def plane_weights(sse: list[float]) -> list[float]:
         worth = weight / PSNR_YUV_WEIGHTS[0] * sse[0] / plane if plane > 0 and sse[0] > 0 else 1
         out.append(min(high, max(low, worth)))
     return out
-
-
-def pack(
-    planes: list[tuple[int, PlaneFilter | None]], last: list[PlaneFilter | None] | None = None
-) -> bytes:
-    """The payload of three planes' (mode, filter): a new filter's mode (2 + layout) is
-    followed by its coefficients less those ``_predicted`` from the plane's ``last`` filter."""
-    enc = SymbolEncoder()
-    for (mode, filt), previous in zip(planes, last or [None] * 3, strict=True):
-        enc.encode(mode, MODE_TABLE)
-        if mode >= 2:
-            if filt is None or mode != 2 + filt.layout:
-                raise ValueError(f"mode {mode} needs a filter of layout {mode - 2}")
-            _write_coefs(enc, filt.coefs - _predicted(previous, filt.layout, filt.coefs.shape))
-    return enc.finish()
-
-
-class WienerDecoder:
-    """Reads GOP payloads in stream order (REUSE refers to the plane's last sent filter) of a
-    stream of ``format_version`` (chroma filters have luma taps from CROSS_COMPONENT_VERSION)."""
-
-    def __init__(self, format_version: int = FORMAT_VERSION) -> None:
-        self.last: list[PlaneFilter | None] = [None, None, None]
-        self.cross_component = format_version >= CROSS_COMPONENT_VERSION
-
-    def read(self, data: bytes) -> list[PlaneFilter | None]:
-        """The filters of one GOP's three planes (None: off)."""
-        dec = SymbolDecoder(data)
-        out: list[PlaneFilter | None] = []
-        for index in range(3):
-            mode = dec.decode(MODE_TABLE)
-            if mode == OFF:
-                out.append(None)
-                continue
-            if mode == REUSE:
-                if self.last[index] is None:
-                    raise MalformedError("Wiener filter: REUSE before any filter was sent")
-                out.append(self.last[index])
-                continue
-            layout = mode - 2
-            shape = (LAYOUTS[layout], n_coefs(index, self.cross_component))
-            predicted = _predicted(self.last[index], layout, shape)
-            filt = PlaneFilter(layout, _read_coefs(dec, shape, predicted))
-            self.last[index] = filt
-            out.append(filt)
-        return out
 
 
 def _luma_inputs(gop: Gop) -> list[np.ndarray | None]:
