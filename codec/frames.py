@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
+import torch
 
 PSNR_YUV_WEIGHTS = (6.0, 1.0, 1.0)  # Y, U, V weights of PSNR-YUV = (6 Y + U + V) / 8
 GOP_SIZE = 16  # frames per GOP (the mask codec's patch depth)
@@ -85,8 +86,6 @@ def _mse(ref: np.ndarray, test: np.ndarray, where: np.ndarray | None) -> float:
     """The mean squared difference of two uint8 arrays [T, H, W] (over the pixels ``where``),
     in float32 with torch's pairwise sums: exact squares, ~1e-6 relative, a tenth of numpy's
     float64 time at 720p."""
-    import torch
-
     diff = torch.from_numpy(test).to(torch.float32) - torch.from_numpy(ref).to(torch.float32)
     if where is not None:
         diff = diff[:, torch.from_numpy(where)]
