@@ -78,8 +78,10 @@ def encode(
     speed: Annotated[
         str,
         typer.Option(
-            help="Stage set: fast (scale + temporal), medium (+ Wiener filters), slow (+ post "
-            "network and mask samples). A stage asked for by name overrides it."
+            help="Stage set: fast (scale + temporal), medium (+ Wiener filters, one class), "
+            "slow (+ their 6 and 18 classes, post network, predict-v1 and mask samples). On "
+            "--base av1, temporal and Wiener are off but at slow. A stage asked for by name "
+            "overrides it."
         ),
     ] = "medium",
     masks: Annotated[
@@ -152,7 +154,7 @@ def encode(
         bool | None,
         typer.Option(
             help="With --temporal: moving GOPs may drop frames too, interpolated along the "
-            "optical flow (not with mask samples) (default: as --speed says)."
+            "optical flow (not with mask samples) (default: off at every --speed)."
         ),
     ] = None,
     stats: Annotated[
