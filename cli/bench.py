@@ -31,7 +31,7 @@ def bench(
             "av1:6 (SVT-AV1 presets 0-13); a vcx codec at a --speed: vcx:fast, vcx:slow. "
             "Plain names run at --preset and at vcx's default speed."
         ),
-    ] = "vcx,x264,x265",
+    ] = "vcx,x264,x265,av1",
     qps: Annotated[
         str | None,
         typer.Option(

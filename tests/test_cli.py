@@ -81,8 +81,8 @@ def test_tiny_bench(tmp_path, clip_factory) -> None:
     result = vcodec(*args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "bench.json").read_text())
-    assert {p["codec"] for p in report["points"]} == {"vcx", "x264", "x265"}
-    assert len(report["points"]) == 12 and (out / "rd.png").stat().st_size > 1000
+    assert {p["codec"] for p in report["points"]} == {"vcx", "x264", "x265", "av1"}
+    assert len(report["points"]) == 16 and (out / "rd.png").stat().st_size > 1000
     assert all(p["bytes"] > 0 and 15 < p["psnr_yuv"] < 60 for p in report["points"])
     assert "x265" in report["settings"]["anchors"]["x265"]["version"]
     assert "BD" in result.stdout or "bd" in result.stdout.lower()

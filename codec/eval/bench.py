@@ -56,7 +56,7 @@ ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-noflow", "vcx-flow", "vcx-nowiener",
     "vcx-noparams", "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
 )  # fmt: skip
-DEFAULT_CODECS = ("vcx", "x264", "x265")
+DEFAULT_CODECS = ("vcx", "x264", "x265", "av1")  # av1: SVT-AV1, the codec vcx must beat (DESIGN §5)
 
 
 @dataclass(frozen=True)
