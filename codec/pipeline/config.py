@@ -50,9 +50,9 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
 # costs more), the Wiener filters -0.09 % for twice the encode time (AV1 restores its own).
 BASE_STAGES_OFF = {"av1": ("temporal", "wiener")}
 
-# The Wiener filter's class layouts the encoder tries at each --speed (LAYOUTS[:n]): one class
-# decodes in ~8 ms a 720p frame, the 6 and 18 classes of activity and direction in 22-31 ms
-# (a per-pixel coefficient lookup) for about twice the gain (README)
+# The Wiener filter's class layouts the encoder tries at each --speed (LAYOUTS[:n]): at 720p one
+# class takes ~8 ms a luma frame to apply, 6 and 18 classes 22-31 ms (a per-pixel coefficient
+# lookup); 6 at medium went over the budgets (README, Speed settings)
 SPEED_WIENER_LAYOUTS = {"fast": 1, "medium": 1, "slow": 3}
 
 

@@ -284,7 +284,7 @@ class MaskCodec:
         return mask.cpu().numpy()
 
     def decode_group(self, group: PlaneGroup, dec: SymbolDecoder) -> torch.Tensor:
-        b, t = group.p.shape[:2]
+        b = group.p.shape[0]
         h, w = group.grid
         idx = dec.decode_adaptive(b * h * w, len(self.candidates)).reshape(b, h, w)
         if idx.max(initial=0) >= len(self.candidates):

@@ -116,9 +116,7 @@ def _classes(
     right| + |2x - up - down|, second differences edge-replicated at the frame's border) by
     ACTIVITY_EDGES, times DIRECTIONS, plus the direction (horizontal where the box's
     horizontal part is more than twice the vertical one, vertical the other way, else none);
-    the coarser layouts are the finest's // (18 / classes)."""
-    if LAYOUTS[layout] == 1:
-        return torch.zeros((h, w), dtype=torch.int64)[sel]
+    the coarser layouts are the finest's (_layout_classes). Layout 0 (one class) needs none."""
     r = (p.shape[0] - h) // 2
     c = p[r : r + h, r : r + w]
     gh = (2 * c - p[r : r + h, r - 1 : r - 1 + w] - p[r : r + h, r + 1 : r + 1 + w]).abs_()
@@ -130,10 +128,10 @@ def _classes(
     activity *= DIRECTIONS
     activity += box_h > 2 * box_v
     activity += 2 * (box_v > 2 * box_h)
-    return activity // (LAYOUTS[-1] // LAYOUTS[layout])
+    return _layout_classes(activity, layout)
 
 
-def _layout_classes(finest: np.ndarray, layout: int) -> np.ndarray:
+def _layout_classes(finest: np.ndarray | torch.Tensor, layout: int) -> np.ndarray | torch.Tensor:
     """The classes of LAYOUTS[layout] from the finest ones (3a + d: // 3 gives a, // 18 0)."""
     return finest // (LAYOUTS[-1] // LAYOUTS[layout])
 
@@ -382,7 +380,8 @@ class WienerStage(Stage):
     encoder's decoded prediction to the source, sent in a WIENER chunk (before the GOP chunk)
     where they save more than their bits, applied last by the decoder in integer arithmetic.
     ``output``: whether a later stage reads the encoder's filtered frames; ``layouts``: the
-    encoder tries LAYOUTS[:layouts] (one class decodes at a third of the 18 classes' cost)."""
+    encoder tries LAYOUTS[:layouts] (at 720p one class takes ~8 ms a luma frame to apply, 18
+    classes ~31 ms)."""
 
     name, chunk = "wiener", Wiener
 
