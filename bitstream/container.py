@@ -23,6 +23,7 @@ from vcodec.bitstream.header import MODEL_ID_BYTES as MODEL_ID_BYTES
 from vcodec.bitstream.header import MODES as MODES
 from vcodec.bitstream.header import PIX_FMTS as PIX_FMTS
 from vcodec.bitstream.header import READABLE_VERSIONS as READABLE_VERSIONS
+from vcodec.bitstream.header import TASKS as TASKS
 from vcodec.bitstream.header import StreamHeader as StreamHeader
 from vcodec.bitstream.header import StreamLimits as StreamLimits
 from vcodec.bitstream.header import encode_header as encode_header

@@ -28,6 +28,8 @@ MAX_METADATA_BYTES = 1 << 16  # 64 KiB
 MODEL_ID_BYTES = 4  # a model id's bytes from SHORT_ID_VERSION (the whole sha256, 32, before)
 SHORT_ID_VERSION = 6
 MODES = ("hybrid", "pure")
+# what the stream was coded for (`vcodec encode --task`); the index is the task byte
+TASKS = ("none", "detect", "segment", "track")
 PIX_FMTS = ("yuv420p",)
 BASE_CODECS = ("x265", "x264", "av1")  # the base-layer codecs a stream may name
 MAX_NOTES = 16  # notes in the metadata (what the encoder changed or found in its input)
@@ -61,6 +63,9 @@ class StreamHeader:
     # what the encoder changed or found in its input (a truncated input, a converted pixel
     # format, a variable frame rate made constant): shown by `vcodec info`
     notes: tuple[str, ...] = ()
+    # the machine task the encoder tuned the stream for (TASKS): shown by `vcodec info`; the
+    # decoder does not need it
+    task: str = "none"
 
     def validate(self) -> StreamHeader:
         checks = [
@@ -71,6 +76,7 @@ class StreamHeader:
             (self.pix_fmt in PIX_FMTS, "pixel format"),
             (self.base_codec in BASE_CODECS, "base codec"),
             (len(self.notes) <= MAX_NOTES, "note count"),
+            (self.task in TASKS, "task"),
             (all(len(n.encode()) <= MAX_NOTE_BYTES for n in self.notes), "note length"),
             (0 <= self.qp <= 63, "qp"),
             (all(0 <= c <= 255 for c in self._colour()), "colour description"),
@@ -128,10 +134,12 @@ def encode_header(header: StreamHeader) -> bytes:
     for name, model_id in sorted(h.models.items()):
         w.text(name).blob(bytes.fromhex(model_id))
     w.text(h.encoder)
-    if h.notes:  # an optional field after the encoder's: readers before it skip it
-        w.varint(len(h.notes))
+    if h.notes or h.task != "none":  # optional fields after the encoder's: readers before
+        w.varint(len(h.notes))  # them skip them
         for note in h.notes:
             w.text(note)
+    if h.task != "none":
+        w.u8(TASKS.index(h.task))
     body = w.getvalue()
     head = MAGIC + bytes([FORMAT_VERSION]) + ByteWriter().varint(len(body)).getvalue() + body
     return head + zlib.crc32(head).to_bytes(4, "little")
@@ -176,6 +184,9 @@ def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
         raise MalformedError(f"metadata: a model id is not {id_bytes} bytes")
     encoder = r.text()
     notes = tuple(r.text() for _ in range(_note_count(r))) if r.remaining else ()
+    task = r.u8() if r.remaining else 0
+    if task >= len(TASKS):
+        raise MalformedError(f"metadata: unknown task {task}")
     # bytes after the known fields: a later revision of version 1 may add them; ignore
     return StreamHeader(
         width,
@@ -191,6 +202,7 @@ def _parse_metadata(body: bytes, format_version: int) -> StreamHeader:
         models,
         encoder,
         notes,
+        TASKS[task],
     ).validate()
 
 

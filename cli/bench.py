@@ -23,7 +23,8 @@ def bench(
             "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
             "Wiener filters), vcx-noflow / vcx-flow (--no-flow / --flow), vcx-noparams "
             "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
-            "masks), vcx-roi "
+            "masks), vcx-task "
+            "(vcodec encode --task: --task's, else detect, with the maps' detector), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
             "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "
             "(no base layer), x264, x265, av1 (SVT-AV1), x264-roi (x264 with vcx-roi's ROI maps "
@@ -71,7 +72,17 @@ def bench(
     ] = None,
     detector: Annotated[
         str | None,
-        typer.Option(help="--task: onnx-nanodet:PATH (OpenCV DNN) or ultralytics:PATH|NAME."),
+        typer.Option(
+            help="--task: the judge, onnx-nanodet:PATH (OpenCV DNN) or ultralytics:PATH|NAME."
+        ),
+    ] = None,
+    map_detector: Annotated[
+        str | None,
+        typer.Option(
+            help="--task: the detector whose boxes are the ROI maps of vcx-task, vcx-roi and "
+            "x264-roi (default: --detector). Another than the judge shows whether a codec "
+            "tuned to one detector helps another."
+        ),
     ] = None,
     device: Device = "auto",
     force: Force = False,
@@ -90,6 +101,7 @@ def bench(
             task=task,
             detector=detector,
             base=base,
+            map_detector=map_detector,
         )
         total = config.work_units(len(inputs) if inputs else 1)
         with Progress(console=err, transient=True, disable=not err.is_terminal) as bar:

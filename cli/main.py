@@ -137,12 +137,42 @@ def encode(
         ),
     ] = None,
     background_scale: Annotated[
-        int,
+        int | None,
         typer.Option(
-            help="With --roi: low-pass the background as a down- and up-scale by 2 or 4 "
-            "would, before the base layer codes it (1: leave it sharp)."
+            help="With --roi or --task: low-pass the background as a down- and up-scale by 2 "
+            "or 4 would, before the base layer codes it (1: leave it sharp) (default: 4, or "
+            "--task's choice)."
         ),
-    ] = 4,
+    ] = None,
+    roi_qp_offset: Annotated[
+        int | None,
+        typer.Option(
+            help="With --roi or --task: the base layer's QP steps inside the regions of "
+            "interest (default: -4, or --task's choice)."
+        ),
+    ] = None,
+    background_qp_offset: Annotated[
+        int | None,
+        typer.Option(
+            help="With --roi or --task: the base layer's QP steps outside them (default: +6, "
+            "or --task's choice)."
+        ),
+    ] = None,
+    task: Annotated[
+        str,
+        typer.Option(
+            help="Code for a machine task: detect, segment or track. Regions of interest come "
+            "from --detector (else motion), with the background settings measured for the "
+            "task; the task is stored in the stream (vcodec info shows it). none: for people."
+        ),
+    ] = "none",
+    detector: Annotated[
+        str | None,
+        typer.Option(
+            help="With --task: the detector whose boxes (or masks) are the regions of "
+            "interest: onnx-nanodet:PATH (a NanoDet .onnx) or ultralytics:PATH|NAME."
+        ),
+    ] = None,
     predict_net: Annotated[
         bool | None,
         typer.Option(
@@ -178,6 +208,8 @@ def encode(
             mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
             post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
+            roi_qp_offset=roi_qp_offset, background_qp_offset=background_qp_offset, task=task,
+            detector=detector,
         ).validate()  # fmt: skip
         with open_video(src) as reader:
             total = reader.info.frame_count
@@ -308,6 +340,7 @@ def _info_table(s: dict[str, Any]) -> Table:
             if h["mode"] == "pure"
             else f"hybrid, base {h['base_codec']}, qp {h['qp']}",
         ),
+        ("task", h["task"]),
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
             "post strength",

@@ -275,11 +275,11 @@ def test_future_metadata_version_and_bad_metadata() -> None:
 
 
 def test_trailing_metadata_bytes_are_ignored() -> None:
-    """A later revision of metadata version 1 may append fields after the notes (the one
-    optional field so far, after the encoder's); this reader skips them."""
-    notes = ByteWriter().varint(1).text("input note").getvalue()
+    """A later revision of metadata version 1 may append fields after the task (the optional
+    fields so far: the notes, then the task); this reader skips them."""
+    notes = ByteWriter().varint(1).text("input note").u8(1).getvalue()
     reader = VcxReader(io.BytesIO(_header_with(_metadata_body() + notes + b"later")))
-    assert reader.header == replace(HEADER, notes=("input note",))
+    assert reader.header == replace(HEADER, notes=("input note",), task="detect")
 
 
 def _raw_chunk(ctype: int, payload: bytes) -> bytes:
@@ -342,6 +342,24 @@ def test_notes_follow_the_encoder_field() -> None:
     assert VcxReader(io.BytesIO(encode_header(header))).header == header
     with pytest.raises(MalformedError, match="note count"):
         encode_header(replace(HEADER, notes=("x",) * 17))
+
+
+# ... 00 the empty encoder text, 00 notes, 01 the task (detect); CRC32
+GOLDEN_HEADER_TASK = "564358071601403019010002020200100004783236352000000001579aa22b"
+
+
+def test_task_follows_the_notes() -> None:
+    """The task is the byte after the notes, which are written (a count of 0) to reach it; a
+    stream without one ends as before, and an unknown task is damage."""
+    header = replace(HEADER, task="detect")
+    assert encode_header(header).hex() == GOLDEN_HEADER_TASK
+    assert VcxReader(io.BytesIO(encode_header(header))).header == header
+    both = replace(HEADER, notes=("grey",), task="track")
+    assert VcxReader(io.BytesIO(encode_header(both))).header == both
+    assert encode_header(HEADER) == encode_header(replace(HEADER, task="none"))
+    unknown = ByteWriter().varint(0).u8(9).getvalue()
+    with pytest.raises(MalformedError, match="unknown task 9"):
+        VcxReader(io.BytesIO(_header_with(_metadata_body() + unknown)))
 
 
 def test_segments_name_the_header_codec_and_fit_its_frames() -> None:

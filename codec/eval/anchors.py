@@ -41,6 +41,8 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-roi-sharp": {"roi": "motion", "background_scale": 1},
     "vcx-roi-task": {"roi": "motion", "post_model": "post-task-v1"},
     "vcx-pure": {"mode": "pure"},
+    # --task (the bench's, else detect) with the maps' detector: what `vcodec encode --task` makes
+    "vcx-task": {"task": "detect"},
 }
 CLASSICAL = ("x264", "x265", "av1")  # each at any of its presets: x265:slow, av1:6
 # x264 with the same ROI maps and QP offsets as vcx-roi (ffmpeg's ROI side data, as `addroi`)

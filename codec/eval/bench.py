@@ -45,7 +45,7 @@ from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
 from vcodec.stages.base_layer import BASE_CODECS, PRESETS, svt_preset
-from vcodec.stages.roi import roi_finder
+from vcodec.stages.roi import detector_roi, roi_finder
 
 __all__ = ["BenchConfig", "BenchResult", "Clip", "bench_point", "load_clip", "run_bench"]
 
@@ -72,6 +72,8 @@ class BenchConfig:
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
     base: str = "x265"  # the vcx codecs' base layer (the anchors stay what they are named)
+    # the detector of the ROI maps (vcx-task, vcx-roi, x264-roi) when it is not the judge's
+    map_detector: str | None = None
 
     @classmethod
     def from_strings(
@@ -85,6 +87,7 @@ class BenchConfig:
         task: str | None = None,
         detector: str | None = None,
         base: str = "x265",
+        map_detector: str | None = None,
     ) -> BenchConfig:
         """The config, or InputError naming the first bad option. With --base av1 and a vcx
         codec, ``av1`` (SVT-AV1 at vcx's base preset) runs too: vcx's gain is against it."""
@@ -113,7 +116,11 @@ class BenchConfig:
         if task == "segment" and not detector.startswith("ultralytics:"):
             raise InputError("--task segment needs --detector ultralytics:PATH (a -seg model)")
         config = cls(tuple(unique(n.name for n in names)), points, frames, preset, device)
+        if map_detector and not task:
+            raise InputError("--map-detector goes with --task (the judge is --detector)")
+        detector_roi(map_detector)  # a malformed one is refused now, not after the anchors
         config = replace(config, task=task, detector=detector, base=base)
+        config = replace(config, map_detector=map_detector)
         for name in names:  # a vcx codec the encoder would refuse (vcx-roi on --base av1)
             if name.vcx:
                 vcx_config(config, name, points[0]).validate()
@@ -122,14 +129,9 @@ class BenchConfig:
     @property
     def roi(self) -> tuple[str, str | None]:
         """(source, model) of the ROI maps: vcx-roi's and x264-roi's, and where every codec's
-        ROI-PSNR is measured. The task's detector when there is one (task-aware ROI), else the
-        motion finder (no weights), on the source frames."""
-        kind, _, model = (self.detector or "").partition(":")
-        if self.task and kind == "onnx-nanodet":
-            return "nanodet", model
-        if self.task and kind == "ultralytics":
-            return "yolo", model
-        return "motion", None
+        ROI-PSNR is measured. With --task, --map-detector's or else the judge's (task-aware
+        ROI), else the motion finder (no weights), on the source frames."""
+        return detector_roi(self.map_detector or self.detector if self.task else None)
 
     @property
     def anchors(self) -> tuple[str, ...]:
@@ -290,6 +292,9 @@ def vcx_config(config: BenchConfig, name: CodecName, qp: int) -> EncodeConfig:
     if "roi" in variant:
         source, model = config.roi
         variant = {**variant, "roi": source, "roi_model": model}
+    if "task" in variant:
+        detector = (config.map_detector or config.detector) if config.task else None
+        variant = {**variant, "task": config.task or variant["task"], "detector": detector}
     return EncodeConfig(
         qp=qp,
         base=config.base,
@@ -325,6 +330,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
     return {
         "task": config.task,
         "detector": detector.name if detector else None,
+        "map_detector": config.map_detector or config.detector,
         "vcodec": __version__,
         "codecs": list(config.codecs),
         "qps": list(config.qps),

@@ -4,13 +4,20 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from vcodec.bitstream.container import MODES
+from vcodec.bitstream.container import MODES, TASKS
 from vcodec.device import resolve_device
 from vcodec.errors import InputError
 from vcodec.stages.base_layer import PRESETS, get_codec
 from vcodec.stages.masks import MASK_SEARCHES
 from vcodec.stages.post import POST_MODEL, POST_MODELS
-from vcodec.stages.roi import BACKGROUND_SCALES, ROI_SOURCES
+from vcodec.stages.roi import (
+    BACKGROUND_QP_OFFSET,
+    BACKGROUND_SCALES,
+    QP_RANGE,
+    ROI_QP_OFFSET,
+    ROI_SOURCES,
+    detector_roi,
+)
 from vcodec.stages.scale import SCALES
 
 SPEEDS = ("fast", "medium", "slow")  # --speed: which stages run when not asked by name
@@ -56,6 +63,21 @@ BASE_STAGES_OFF = {"av1": ("temporal", "wiener")}
 SPEED_WIENER_LAYOUTS = {"fast": 1, "medium": 1, "slow": 3}
 
 
+# What --task sets (seed 003: fewer bits for the same task accuracy), besides the ROI finder
+# (from --detector, else motion): each field is the task's unless asked by name. Chosen by
+# leaving one clip out (benchmarks/task_generalise.py, models/README.md *Task-aware coding*).
+TASK_SETTINGS: dict[str, dict] = {
+    "detect": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
+    "segment": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
+    "track": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
+}
+ROI_DEFAULTS = {  # with --roi and no --task
+    "background_scale": 4,
+    "roi_qp_offset": ROI_QP_OFFSET,
+    "background_qp_offset": BACKGROUND_QP_OFFSET,
+}
+
+
 @dataclass(frozen=True)
 class EncodeConfig:
     """Encoder settings; the CLI's options map one to one onto these fields."""
@@ -89,7 +111,13 @@ class EncodeConfig:
     roi_model: str | None = None  # --roi yolo / nanodet: the detector's weights
     # with --roi: the background is low-passed as a down- and up-scale by this factor would
     # leave it, before the base layer (seed 002's ROI downsampler; 1: left as it is)
-    background_scale: int = 4
+    background_scale: int | None = None  # None: --task's choice, else ROI_DEFAULTS
+    roi_qp_offset: int | None = None  # with --roi: the base layer's QP steps inside the ROI
+    background_qp_offset: int | None = None  # ... and outside it
+    # none, detect, segment, track: the machine task the stream is for (stored in the header);
+    # it turns on the ROI stage with --detector's boxes (else motion) and TASK_SETTINGS
+    task: str = "none"
+    detector: str | None = None  # with --task: onnx-nanodet:PATH or ultralytics:PATH|NAME
 
     def resolved(self) -> EncodeConfig:
         """This config with every stage switch left to --speed filled in from SPEED_STAGES (and
@@ -99,7 +127,24 @@ class EncodeConfig:
         chosen = dict(SPEED_STAGES[self.speed])
         if self.speed != "slow":
             chosen |= {name: False for name in BASE_STAGES_OFF.get(self.base, ())}
-        return replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
+        config = replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
+        return config._with_task()
+
+    def _with_task(self) -> EncodeConfig:
+        """--task's ROI finder and TASK_SETTINGS, and the ROI stage's defaults, filled in."""
+        if self.task not in TASKS:
+            raise InputError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
+        if self.task == "none":
+            if self.detector:
+                raise InputError("--detector goes with --task (--roi takes --roi-model)")
+            settings = ROI_DEFAULTS
+        else:
+            if self.roi != "none":
+                raise InputError("--task picks its ROI finder itself (--detector): leave out --roi")
+            source, model = detector_roi(self.detector)
+            settings = ROI_DEFAULTS | TASK_SETTINGS[self.task]
+            self = replace(self, roi=source, roi_model=model)
+        return replace(self, **{k: v for k, v in settings.items() if getattr(self, k) is None})
 
     def validate(self) -> EncodeConfig:
         """The resolved config, or InputError naming the first option out of range."""
@@ -120,11 +165,20 @@ class EncodeConfig:
         if self.roi not in ROI_SOURCES:
             raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
         if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
-            raise InputError("--roi steers the base layer's QP: it needs --base x264 or x265")
+            what = "--task" if self.task != "none" else "--roi"
+            raise InputError(f"{what} steers the base layer's QP: it needs --base x264 or x265")
         if self.roi in ("yolo", "nanodet") and not self.roi_model:
             raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
         if self.post_model not in POST_MODELS:
             raise InputError(f"--post-model must be one of {', '.join(POST_MODELS)}")
+        for option, offset in (
+            ("--roi-qp-offset", self.roi_qp_offset),
+            ("--background-qp-offset", self.background_qp_offset),
+        ):
+            if not -QP_RANGE <= offset <= QP_RANGE:
+                raise InputError(
+                    f"{option} must be between -{QP_RANGE} and {QP_RANGE}, got {offset}"
+                )
         if self.background_scale not in BACKGROUND_SCALES:
             raise InputError(
                 f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"

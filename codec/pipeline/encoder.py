@@ -34,7 +34,6 @@ from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import finish_stream, start_stream, without_models
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
 from vcodec.stages.masks import MASK_MODELS, MaskCodec, held_prediction
-from vcodec.stages.roi import qp_regions
 from vcodec.stages.scale import base_qp, coded_size
 from vcodec.stages.stage import Cost, GopContext
 from vcodec.stages.temporal import coded_frames
@@ -212,7 +211,7 @@ class _HybridEncoder:
                     source = coded
             regions = None
             if ctx.roi is not None:
-                regions = qp_regions(ctx.roi, scale, coded.width, coded.height)
+                regions = self.plan.roi.qp_regions(ctx.roi, scale, coded.width, coded.height)
             self.waiting.append((source, ctx))
             with self.base_cost.timed():
                 packets = self.base.encode(coded, regions)
@@ -297,4 +296,5 @@ def _header(info: VideoInfo, config: EncodeConfig, models: list[str]) -> StreamH
         qp=config.qp,
         models={name: REGISTRY[name].model_id for name in models},
         encoder=f"vcodec {__version__}",
+        task=config.task,
     )

@@ -55,8 +55,9 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
     dtype = RECON_DTYPE if config.masks else torch.float32  # the samples' prediction rounds alike
     roi = None
     if config.roi != "none":
+        finder = roi_finder(config.roi, config.roi_model, str(device))
         roi = RoiStage(
-            roi_finder(config.roi, config.roi_model, str(device)), config.background_scale
+            finder, config.background_scale, config.roi_qp_offset, config.background_qp_offset
         )
     # the parameter module was trained on x265/x264 base layers: on AV1, auto is s = 1
     auto = roi is None and config.base != "av1"

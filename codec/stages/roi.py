@@ -30,6 +30,7 @@ from vcodec.stages.stage import GopContext, Stage
 
 # --roi; the index is the ROI chunk's source byte
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
+DETECTOR_ROI = {"onnx-nanodet": "nanodet", "ultralytics": "yolo"}  # --detector KIND -> source
 ROI_BLOCK = 16  # pixels of the source frame per map cell (ffmpeg's ROI grid, x264's macroblock)
 # Base-layer QP offsets (x264/x265 QP steps) of ROI and background blocks (-4/+6 gave more
 # ROI-PSNR at the same rate than -6/+10 or -3/+12 on bikes; models/README.md)
@@ -319,6 +320,19 @@ def _sampled(gop: Gop) -> list[int]:
     return np.linspace(0, gop.n_frames - 1, min(DETECT_FRAMES, gop.n_frames)).round().astype(int)
 
 
+def detector_roi(spec: str | None) -> tuple[str, str | None]:
+    """(--roi source, --roi-model) of a ``--detector KIND:PATH``: NanoDet's boxes or an
+    ultralytics model's masks and boxes; the motion finder (no weights) without one."""
+    if not spec:
+        return "motion", None
+    kind, _, model = spec.partition(":")
+    if kind not in DETECTOR_ROI or not model:
+        raise InputError(
+            f"--detector must be onnx-nanodet:PATH or ultralytics:PATH|NAME, got {spec!r}"
+        )
+    return DETECTOR_ROI[kind], model
+
+
 def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
     """The finder for --roi (None for "none")."""
     if source not in ROI_SOURCES:
@@ -332,15 +346,22 @@ def roi_finder(source: str, model: str | None = None, device: str = "cpu"):
     return None
 
 
-def qp_regions(roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegion]:
-    """The base layer's QP offsets for its ``width`` x ``height`` frames (downscaled by
-    ``scale``): the ROI rectangles, then the whole frame as background (where regions overlap,
-    the first one listed wins)."""
+def qp_regions(
+    roi: RoiMap,
+    scale: int,
+    width: int,
+    height: int,
+    roi_offset: int = ROI_QP_OFFSET,
+    background_offset: int = BACKGROUND_QP_OFFSET,
+) -> list[QpRegion]:
+    """The base layer's QP offsets (QP steps) for its ``width`` x ``height`` frames
+    (downscaled by ``scale``): the ROI rectangles, then the whole frame as background (where
+    regions overlap, the first one listed wins)."""
     if roi.cells.all():
         return []  # all of the frame is of interest: no offsets
-    roi_offset = Fraction(ROI_QP_OFFSET, QP_RANGE)
-    regions = [(*box, roi_offset) for box in roi.regions(scale)]
-    return regions + [(0, 0, width, height, Fraction(BACKGROUND_QP_OFFSET, QP_RANGE))]
+    inside = Fraction(roi_offset, QP_RANGE)
+    regions = [(*box, inside) for box in roi.regions(scale)]
+    return regions + [(0, 0, width, height, Fraction(background_offset, QP_RANGE))]
 
 
 def soften_background(gop: Gop, roi: RoiMap, factor: int) -> Gop:
@@ -373,9 +394,16 @@ class RoiStage(Stage):
 
     name, seed, chunk = "roi", "002", Roi
 
-    def __init__(self, finder, background_scale: int) -> None:
+    def __init__(
+        self,
+        finder,
+        background_scale: int,
+        roi_offset: int = ROI_QP_OFFSET,
+        background_offset: int = BACKGROUND_QP_OFFSET,
+    ) -> None:
         super().__init__()
         self.finder, self.background_scale = finder, background_scale
+        self.offsets = roi_offset, background_offset  # the base layer's QP steps in / out
         self.last: RoiMap | None = None  # the previous GOP's map: the next one's context
         self.maps: list[RoiMap] = []  # decoder: the maps read so far, in GOP order
 
@@ -389,6 +417,10 @@ class RoiStage(Stage):
             chunk = roi_chunk(ctx.index, ctx.roi, self.last)
         self.last, self._used = ctx.roi, True
         return prediction, chunk
+
+    def qp_regions(self, roi: RoiMap, scale: int, width: int, height: int) -> list[QpRegion]:
+        """This stage's QP offsets for the base layer's ``width`` x ``height`` frames."""
+        return qp_regions(roi, scale, width, height, *self.offsets)
 
     def read(self, chunk: Roi, height: int, width: int) -> RoiMap:
         """Decoder: the map of the stream's next ROI chunk (the pixels do not depend on it)."""
