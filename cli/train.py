@@ -175,6 +175,13 @@ def post(
         "x265"
     ),
     init: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The network: post-v1 (PostNet, ~5,200 multiply-adds a luma pixel) or post-v2 "
+            "(LitePostNet, ~440: inside the decode budget)."
+        ),
+    ] = "post-v1",
     steps: Steps = 20000,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 1e-3,
     task_detector: Annotated[
@@ -197,7 +204,7 @@ def post(
     """
     with reported_errors():
         from vcodec.errors import InputError
-        from vcodec.models.postprocess import PostNet
+        from vcodec.models.postprocess import LitePostNet, PostNet
         from vcodec.train.common import load_weights, save_weights
         from vcodec.train.post import (
             PostDataConfig,
@@ -220,7 +227,10 @@ def post(
             out_path, force, device, data, cache, kind=PostExamples,
             build=lambda d, progress: build_post_examples(d, config, progress),
         )  # fmt: skip
-        start = load_weights(init, PostNet) if init else None
+        nets = {"post-v1": PostNet, "post-v2": LitePostNet}
+        if model not in nets:
+            raise InputError(f"--model must be one of {', '.join(nets)}, got {model!r}")
+        start = load_weights(init, nets[model]) if init else nets[model]()
         train = PostTrainConfig(steps=steps, lr=lr, task_weight=task_weight if feature_loss else 0)
         bar, tick = _step_bar("post", steps)
         with bar:

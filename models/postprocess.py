@@ -51,22 +51,82 @@ class PostNet(nn.Module):
     def forward(
         self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        b, n, h, w = y.shape
-        r = LUMA_UNSHUFFLE
-        fold = [
-            F.pixel_unshuffle(p.reshape(b * n, 1, *p.shape[-2:]), s)
-            for p, s in ((y, r), (u, r // 2), (v, r // 2))
-        ]
-        x = torch.cat(fold, dim=1).reshape(b, n * FRAME_CHANNELS, h // r, w // r)
-        x = (x - 128.0) / PIXEL_UNIT
+        x = _fold(y, u, v)
+        b = x.shape[0]
         mod = self.film(cond.to(x.dtype)).reshape(b, 2 * self.blocks, 2, self.channels, 1, 1)
         f = F.leaky_relu(self.head(x), 0.1)
         for i in range(0, 2 * self.blocks, 2):  # residual blocks: conv, FiLM, act, conv, FiLM
             g = F.leaky_relu(self.body[i](f) * (1 + mod[:, i, 0]) + mod[:, i, 1], 0.1)
             f = f + self.body[i + 1](g) * (1 + mod[:, i + 1, 0]) + mod[:, i + 1, 1]
-        out = self.tail(f) * PIXEL_UNIT  # [B, 24, h/4, w/4], 8-bit levels
-        mid = NEIGHBOURS // 2
-        cy = F.pixel_shuffle(out[:, : r * r], r)[:, 0]
-        cu = F.pixel_shuffle(out[:, r * r : r * r + 4], r // 2)[:, 0]
-        cv = F.pixel_shuffle(out[:, r * r + 4 :], r // 2)[:, 0]
-        return y[:, mid] + cy, u[:, mid] + cu, v[:, mid] + cv
+        return _unfold(self.tail(f) * PIXEL_UNIT, y, u, v)
+
+
+class LitePostNet(nn.Module):
+    """``post-v2``: PostNet's interface (``forward(y, u, v, cond)``, the same shapes) inside
+    DESIGN §9's decode budget of ~500 multiply-adds per luma pixel (``multiply_adds``).
+
+    At a quarter of luma resolution like PostNet, but with no full 3x3 convolution: a 1x1 head
+    over the three frames' folded channels, ``blocks`` residual blocks of a depthwise 3x3 (the
+    spatial context) and a 1x1 (the mixing), each FiLM-conditioned on QP and scale, and a 1x1
+    tail back to the middle frame's 24 channels. The correction starts at zero.
+    """
+
+    def __init__(self, channels: int = 32, blocks: int = 3) -> None:
+        super().__init__()
+        self.channels, self.blocks = channels, blocks
+        self.head = nn.Conv2d(NEIGHBOURS * FRAME_CHANNELS, channels, 1)
+        self.spatial = nn.ModuleList(
+            nn.Conv2d(channels, channels, 3, padding=1, groups=channels) for _ in range(blocks)
+        )
+        self.mix = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(blocks))
+        self.film = nn.Sequential(
+            nn.Linear(CONDITIONS, channels),
+            nn.LeakyReLU(0.1),
+            nn.Linear(channels, 2 * blocks * channels),
+        )
+        self.tail = nn.Conv2d(channels, FRAME_CHANNELS, 1)
+        nn.init.zeros_(self.tail.weight)
+        nn.init.zeros_(self.tail.bias)
+
+    def forward(
+        self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        x = _fold(y, u, v)
+        b = x.shape[0]
+        mod = self.film(cond.to(x.dtype)).reshape(b, self.blocks, 2, self.channels, 1, 1)
+        f = F.leaky_relu(self.head(x), 0.1)
+        for i in range(self.blocks):
+            g = F.leaky_relu(self.spatial[i](f) * (1 + mod[:, i, 0]) + mod[:, i, 1], 0.1)
+            f = f + self.mix[i](g)
+        return _unfold(self.tail(f) * PIXEL_UNIT, y, u, v)
+
+
+def _fold(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    """Three frames' planes (PostNet's inputs) as one [B, 3 * 24, H/4, W/4] tensor, centred
+    on 128 and in PIXEL_UNIT steps."""
+    b, n, h, w = y.shape
+    r = LUMA_UNSHUFFLE
+    fold = [
+        F.pixel_unshuffle(p.reshape(b * n, 1, *p.shape[-2:]), s)
+        for p, s in ((y, r), (u, r // 2), (v, r // 2))
+    ]
+    x = torch.cat(fold, dim=1).reshape(b, n * FRAME_CHANNELS, h // r, w // r)
+    return (x - 128.0) / PIXEL_UNIT
+
+
+def _unfold(
+    out: torch.Tensor, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The middle frame plus the correction ``out`` ([B, 24, H/4, W/4], 8-bit levels)."""
+    r, mid = LUMA_UNSHUFFLE, NEIGHBOURS // 2
+    cy = F.pixel_shuffle(out[:, : r * r], r)[:, 0]
+    cu = F.pixel_shuffle(out[:, r * r : r * r + 4], r // 2)[:, 0]
+    cv = F.pixel_shuffle(out[:, r * r + 4 :], r // 2)[:, 0]
+    return y[:, mid] + cy, u[:, mid] + cu, v[:, mid] + cv
+
+
+def multiply_adds(net: nn.Module) -> float:
+    """The network's multiply-adds per luma pixel: every convolution's weights once per
+    position of its (quarter-resolution) grid, i.e. divided by LUMA_UNSHUFFLE^2."""
+    total = sum(m.weight.numel() for m in net.modules() if isinstance(m, nn.Conv2d))
+    return total / LUMA_UNSHUFFLE**2

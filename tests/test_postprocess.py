@@ -13,7 +13,7 @@ from vcodec.bitstream.container import VcxReader
 from vcodec.cli.main import app
 from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop
-from vcodec.models.postprocess import PostNet
+from vcodec.models.postprocess import LitePostNet, PostNet, multiply_adds
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
@@ -43,6 +43,15 @@ def test_untrained_network_is_the_identity() -> None:
     for a, b in zip(gop.planes(), out.planes(), strict=True):
         np.testing.assert_array_equal(a, b)
     assert out.start == gop.start
+
+
+def test_post_v2_fits_the_decode_budget() -> None:
+    """DESIGN §9: ~500 multiply-adds a luma pixel; PostNet's interface; the identity untrained."""
+    assert multiply_adds(LitePostNet()) <= 500 < multiply_adds(PostNet())
+    gop = random_gop(3, 37, 23)
+    out = PostProcessor(torch.device("cpu"), net=LitePostNet())(gop, 30, 2)
+    for a, b in zip(gop.planes(), out.planes(), strict=True):
+        np.testing.assert_array_equal(a, b)
 
 
 def test_stripes_match_the_whole_frame(monkeypatch) -> None:
@@ -110,6 +119,11 @@ def test_train_post_command(tmp_path, clip_factory) -> None:
     r = runner.invoke(app, [*args, "--init", str(out), "--force"])  # fine-tunes from the cache
     assert r.exit_code == 0, r.output
     PostNet().load_state_dict(torch.load(out, weights_only=True))
+    r = runner.invoke(app, [*args, "--model", "post-v2", "--force"])
+    assert r.exit_code == 0, r.output
+    LitePostNet().load_state_dict(torch.load(out, weights_only=True))
+    r = runner.invoke(app, [*args, "--model", "post-v9", "--force"])
+    assert r.exit_code == 3 and "--model must be one of" in r.output
 
 
 def test_best_strength_and_blend() -> None:

@@ -139,9 +139,9 @@ class EncodeConfig:
                 raise InputError("--detector goes with --task (--roi takes --roi-model)")
             settings = ROI_DEFAULTS
         else:
-            if self.roi != "none":
-                raise InputError("--task picks its ROI finder itself (--detector): leave out --roi")
             source, model = detector_roi(self.detector)
+            if self.roi != "none" and (self.roi, self.roi_model) != (source, model):
+                raise InputError("--task picks its ROI finder itself (--detector): leave out --roi")
             settings = ROI_DEFAULTS | TASK_SETTINGS[self.task]
             self = replace(self, roi=source, roi_model=model)
         return replace(self, **{k: v for k, v in settings.items() if getattr(self, k) is None})

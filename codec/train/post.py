@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from torch import nn
 
 from vcodec.frames import GOP_SIZE, PSNR_YUV_WEIGHTS, Gop
 from vcodec.io import open_video
@@ -133,18 +134,18 @@ def train_post(
     examples: PostExamples,
     config: PostTrainConfig = PostTrainConfig(),
     *,
-    init: PostNet | None = None,
+    init: nn.Module | None = None,
     device: torch.device = CPU,
     progress: Callable[[int, float], None] | None = None,
     window: Callable[[torch.Tensor], torch.Tensor] | None = None,
     task_loss: Callable[[tuple, tuple], torch.Tensor] | None = None,
-) -> PostNet:
-    """Train (or fine-tune ``init``) to minimise PSNR-YUV-weighted MSE, plus
-    ``config.task_weight`` times ``task_loss(out, target)`` where given (both (y, u, v)
-    batches); progress gets the step and the batch's gain in MSE over the network's middle
-    input frame (levels^2). ``window``: what becomes of each plane's [B, 3, H, W] frames
-    before the network (the frame predictor's training replaces the middle one,
-    train/predict.py)."""
+) -> nn.Module:
+    """Train (or fine-tune) ``init``, a PostNet or a LitePostNet (a fresh PostNet without it),
+    to minimise PSNR-YUV-weighted MSE, plus ``config.task_weight`` times ``task_loss(out,
+    target)`` where given (both (y, u, v) batches); progress gets the step and the batch's
+    gain in MSE over the network's middle input frame (levels^2). ``window``: what becomes of
+    each plane's [B, 3, H, W] frames before the network (the frame predictor's training
+    replaces the middle one, train/predict.py)."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net = (init or PostNet()).to(device).train()
