@@ -26,6 +26,8 @@ import pickle
 from dataclasses import asdict, replace
 from pathlib import Path
 
+import numpy as np
+
 from vcodec.eval import anchors as anchors_module
 from vcodec.eval.anchors import VCX_VARIANTS
 from vcodec.eval.bench import BenchConfig, bench_point
@@ -34,7 +36,7 @@ from vcodec.eval.report import bd_rate, pool
 from vcodec.eval.scoring import Truth, ground_truth, pooled
 from vcodec.frames import GOP_SIZE
 from vcodec.io import open_video
-from vcodec.models.detectors import load_detector
+from vcodec.models.detectors import Detections, load_detector
 from vcodec.stages.roi import detector_roi, roi_finder
 
 DATA = Path(__file__).resolve().parents[2] / "shared" / "data"
@@ -63,6 +65,7 @@ CANDIDATES = {
     "task-b4-r0-o6": (4, 0, 6),
 }
 HALF_RATE_Q = 23
+TRAFFIC = (0, 1, 2, 3, 5, 7)  # COCO person, bicycle, car, motorcycle, bus, truck
 
 
 def load_window(name: str, file: str, start: int) -> Clip:
@@ -100,6 +103,24 @@ def pooled_curve(results, clips, codec_of, truths) -> list:
     return curve
 
 
+def only(classes: tuple[int, ...] | None, found: list[Detections]) -> list[Detections]:
+    """Each frame's detections of ``classes`` (all where None)."""
+    if classes is None:
+        return found
+    return [d.take(np.isin(d.classes, classes)) for d in found]
+
+
+def restricted(results: dict, truths: dict, classes) -> tuple[dict, dict]:
+    """The points' detections and the truth, both cut to ``classes``."""
+    out = {
+        key: (point, replace(task, evidence=only(classes, task.evidence)))
+        for key, (point, task) in results.items()
+    }
+    return out, {
+        name: Truth(boxes=only(classes, t.boxes), layout=t.layout) for name, t in truths.items()
+    }
+
+
 def bd(anchor: list, test: list) -> float | None:
     return bd_rate(anchor, test, "map50")
 
@@ -125,6 +146,12 @@ def main() -> None:
         "--maps", default=None, help="NanoDet-m size of the ROI maps (default: the judge)"
     )
     parser.add_argument("--candidates", default=",".join(CANDIDATES))
+    parser.add_argument(
+        "--classes",
+        choices=("all", "traffic"),
+        default="all",
+        help="score every COCO class the judge finds, or only people and vehicles (TRAFFIC)",
+    )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     judge_spec = f"onnx-nanodet:{str(NANODET).format(args.judge)}"
@@ -149,12 +176,14 @@ def main() -> None:
     truths = {c.name: c.truth for c in clips}
     tag = f"j{args.judge}m{args.maps or args.judge}"
     results = run_points(clips, ANCHORS + tuple(candidates), config, judge, args.cache, tag)
+    results, truths = restricted(results, truths, TRAFFIC if args.classes == "traffic" else None)
 
     def curve(codec_of: dict, subset) -> list:
         return pooled_curve(results, subset, codec_of, truths)
 
     same = lambda codec: {c.name: codec for c in clips}  # noqa: E731
-    print(f"\njudge NanoDet-m {args.judge}, maps NanoDet-m {args.maps or args.judge}; "
+    print(f"\njudge NanoDet-m {args.judge}, maps NanoDet-m {args.maps or args.judge}, "
+          f"classes {args.classes}; "
           f"pooled mAP@0.5 BD-rate against x264 (all windows, in-sample)")  # fmt: skip
     for name in candidates:
         print(f"  {name:12s} {fmt(bd(curve(same('x264'), clips), curve(same(name), clips)))}")
@@ -169,8 +198,8 @@ def main() -> None:
     print("\nleft-out: the fold's choice on its left-out window, mAP@0.5 BD-rate against")
     print(f"  {'window':10s} {'chosen':12s} " + " ".join(f"{a:>10s}" for a in ANCHORS))
     for clip in clips:
-        test = [results[clip.name, chosen[clip.name], q][0] for q in QPS]
-        cells = [fmt(bd([results[clip.name, a, q][0] for q in QPS], test)) for a in ANCHORS]
+        test = curve(same(chosen[clip.name]), [clip])
+        cells = [fmt(bd(curve(same(a), [clip]), test)) for a in ANCHORS]
         print(f"  {clip.name:10s} {chosen[clip.name]:12s} " + " ".join(f"{c:>10s}" for c in cells))
     left_out = curve(chosen, clips)
     cells = [fmt(bd(curve(same(a), clips), left_out)) for a in ANCHORS]
@@ -189,7 +218,7 @@ def main() -> None:
         fps = sum(p.frames for p in pts) / sum(p.frames / p.enc_fps for p in pts)
         cells = "  ".join(f"q{p.q}:{p.kbps:.0f}/{p.map50:.1f}" for p in pts)
         print(f"  {name:10s} {cells}   {fps:.1f} fps")
-    (args.cache / "summary.json").write_text(
+    (args.cache / f"summary-{tag}-{args.classes}.json").write_text(
         json.dumps({"chosen": chosen, "left_out": [asdict(p) for p in left_out]}, indent=1)
     )
 

@@ -125,7 +125,7 @@ class BaseEncoder:
         with offsets (seen on dance: a GOP without regions, then one with)."""
         if self.roi and not regions:
             regions = [(0, 0, gop.width, gop.height, Fraction(0))]
-        graph = _roi_graph(regions, gop.width, gop.height) if regions else None
+        graph = _roi_graph(regions, gop.width, gop.height, self._ctx.time_base) if regions else None
         packets: list[bytes] = []
         for t in range(gop.n_frames):
             frame = frame_from_planes(gop.y[t], gop.u[t], gop.v[t])
@@ -191,11 +191,16 @@ def _sei_number(data: bytes, pos: int) -> tuple[int, int]:
     return value + data[pos], pos + 1
 
 
-def _roi_graph(regions: list[QpRegion], width: int, height: int) -> av.filter.Graph:
+def _roi_graph(
+    regions: list[QpRegion], width: int, height: int, time_base: Fraction
+) -> av.filter.Graph:
     """A filter graph that attaches the regions to each frame as ffmpeg ROI side data (one
-    ``addroi`` per region), which libx264 and libx265 turn into per-block QP offsets."""
+    ``addroi`` per region), which libx264 and libx265 turn into per-block QP offsets. Its
+    frames come out in the encoder's ``time_base``: in another one PyAV rescales their
+    timestamps, and libx264's rate control gives frames that seem to last longer more bits
+    (a time base of 1 s made x264 streams 7x larger at zero offsets)."""
     graph = av.filter.Graph()
-    node = graph.add_buffer(width=width, height=height, format="yuv420p", time_base=Fraction(1))
+    node = graph.add_buffer(width=width, height=height, format="yuv420p", time_base=time_base)
     for x, y, w, h, offset in regions:
         roi = graph.add("addroi", f"x={x}:y={y}:w={w}:h={h}:qoffset={offset}")
         node.link_to(roi)
