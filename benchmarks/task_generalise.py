@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+from collections import Counter
 import pickle
 from dataclasses import asdict, replace
 from pathlib import Path
@@ -66,6 +67,7 @@ CANDIDATES = {
 }
 HALF_RATE_Q = 23
 TRAFFIC = (0, 1, 2, 3, 5, 7)  # COCO person, bicycle, car, motorcycle, bus, truck
+MIN_BOXES = 20  # a class is scored when the truth holds at least this many of its boxes
 
 
 def load_window(name: str, file: str, start: int) -> Clip:
@@ -101,6 +103,16 @@ def pooled_curve(results, clips, codec_of, truths) -> list:
         point = pool([replace(p, codec="pooled") for p, _ in pairs], **fields)
         curve.append(point)
     return curve
+
+
+def scored_classes(truths: dict, allowed: tuple[int, ...] | None) -> tuple[int, ...]:
+    """The classes (of ``allowed``, all where None) with at least MIN_BOXES truth boxes over
+    every window: mAP is the mean over classes, and a class of one box moves it by 1/n of
+    its range when that box is found or missed."""
+    counts = Counter(int(c) for t in truths.values() for d in t.boxes for c in d.classes)
+    return tuple(
+        sorted(c for c, n in counts.items() if n >= MIN_BOXES and (allowed is None or c in allowed))
+    )
 
 
 def only(classes: tuple[int, ...] | None, found: list[Detections]) -> list[Detections]:
@@ -149,8 +161,9 @@ def main() -> None:
     parser.add_argument(
         "--classes",
         choices=("all", "traffic"),
-        default="all",
-        help="score every COCO class the judge finds, or only people and vehicles (TRAFFIC)",
+        default="traffic",
+        help="score people and vehicles (TRAFFIC) or every COCO class the judge finds; in "
+        "both, only the classes with MIN_BOXES truth boxes",
     )
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
@@ -176,7 +189,9 @@ def main() -> None:
     truths = {c.name: c.truth for c in clips}
     tag = f"j{args.judge}m{args.maps or args.judge}"
     results = run_points(clips, ANCHORS + tuple(candidates), config, judge, args.cache, tag)
-    results, truths = restricted(results, truths, TRAFFIC if args.classes == "traffic" else None)
+    classes = scored_classes(truths, TRAFFIC if args.classes == "traffic" else None)
+    print(f"scored classes (at least {MIN_BOXES} truth boxes over all windows): {classes}")
+    results, truths = restricted(results, truths, classes)
 
     def curve(codec_of: dict, subset) -> list:
         return pooled_curve(results, subset, codec_of, truths)

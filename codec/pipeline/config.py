@@ -64,12 +64,15 @@ SPEED_WIENER_LAYOUTS = {"fast": 1, "medium": 1, "slow": 3}
 
 
 # What --task sets (seed 003: fewer bits for the same task accuracy), besides the ROI finder
-# (from --detector, else motion): each field is the task's unless asked by name. Chosen by
-# leaving one clip out (benchmarks/task_generalise.py, models/README.md *Task-aware coding*).
+# (from --detector, else motion): each field is the task's unless asked by name. detect's was
+# chosen by leaving one clip out (benchmarks/task_generalise.py, models/README.md *Task-aware
+# coding*): the ROI at the stream's QP, the background 10 steps above it and low-passed by 4.
+# segment and track take detect's until they are measured.
+TASK_DETECT = {"background_scale": 4, "roi_qp_offset": 0, "background_qp_offset": 10}
 TASK_SETTINGS: dict[str, dict] = {
-    "detect": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
-    "segment": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
-    "track": {"background_scale": 4, "roi_qp_offset": -4, "background_qp_offset": 6},
+    "detect": TASK_DETECT,
+    "segment": TASK_DETECT,
+    "track": TASK_DETECT,
 }
 ROI_DEFAULTS = {  # with --roi and no --task
     "background_scale": 4,
