@@ -6,7 +6,8 @@ frames; its boxes at score >= PSEUDO_MIN_SCORE are the truth (as VCM's common te
 for unlabelled video). Every codec point is decoded and judged on all its frames. Anchors:
 x264, x265, av1 (SVT-AV1 at medium's preset) and x264-roi (x264 with the same ROI maps and
 vcx-roi's QP offsets). The candidates are `vcodec encode --task detect` with each of
-CANDIDATES' settings (five fixed before any run, two added after bikes' first points). Fold k: the candidate with the best pooled mAP@0.5
+CANDIDATES' settings (five fixed before any run, two added after bikes' first points).
+Fold k: the candidate with the best pooled mAP@0.5
 BD-rate against x264 on the other windows is chosen, then scored on window k alone; the
 left-out codec pools every window's points under its own fold's choice.
 
@@ -22,8 +23,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
-from collections import Counter
 import pickle
+from collections import Counter
 from dataclasses import asdict, replace
 from pathlib import Path
 
