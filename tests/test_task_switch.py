@@ -6,8 +6,8 @@ from __future__ import annotations
 import json
 
 import pytest
+from test_cli import one_line_error, vcodec
 
-from tests.test_cli import one_line_error, vcodec
 from vcodec.errors import EXIT_BAD_INPUT, InputError
 from vcodec.eval.anchors import parse_codec
 from vcodec.eval.bench import BenchConfig, vcx_config
