@@ -39,14 +39,8 @@ class PostNet(nn.Module):
         self.body = nn.ModuleList(
             nn.Conv2d(channels, channels, 3, padding=1) for _ in range(2 * blocks)
         )
-        self.film = nn.Sequential(
-            nn.Linear(CONDITIONS, channels),
-            nn.LeakyReLU(0.1),
-            nn.Linear(channels, 4 * blocks * channels),
-        )
-        self.tail = nn.Conv2d(channels, FRAME_CHANNELS, 3, padding=1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        self.film = _film(channels, 4 * blocks * channels)
+        self.tail = _zero_conv(channels, 3)
 
     def forward(
         self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
@@ -79,14 +73,8 @@ class LitePostNet(nn.Module):
             nn.Conv2d(channels, channels, 3, padding=1, groups=channels) for _ in range(blocks)
         )
         self.mix = nn.ModuleList(nn.Conv2d(channels, channels, 1) for _ in range(blocks))
-        self.film = nn.Sequential(
-            nn.Linear(CONDITIONS, channels),
-            nn.LeakyReLU(0.1),
-            nn.Linear(channels, 2 * blocks * channels),
-        )
-        self.tail = nn.Conv2d(channels, FRAME_CHANNELS, 1)
-        nn.init.zeros_(self.tail.weight)
-        nn.init.zeros_(self.tail.bias)
+        self.film = _film(channels, 2 * blocks * channels)
+        self.tail = _zero_conv(channels, 1)
 
     def forward(
         self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
@@ -99,6 +87,22 @@ class LitePostNet(nn.Module):
             g = F.leaky_relu(self.spatial[i](f) * (1 + mod[:, i, 0]) + mod[:, i, 1], 0.1)
             f = f + self.mix[i](g)
         return _unfold(self.tail(f) * PIXEL_UNIT, y, u, v)
+
+
+def _film(channels: int, outputs: int) -> nn.Sequential:
+    """The condition -> every block's FiLM scales and shifts ([B, outputs])."""
+    return nn.Sequential(
+        nn.Linear(CONDITIONS, channels), nn.LeakyReLU(0.1), nn.Linear(channels, outputs)
+    )
+
+
+def _zero_conv(channels: int, kernel: int) -> nn.Conv2d:
+    """The tail back to one frame's FRAME_CHANNELS, zero at first: the network starts as the
+    identity."""
+    conv = nn.Conv2d(channels, FRAME_CHANNELS, kernel, padding=kernel // 2)
+    nn.init.zeros_(conv.weight)
+    nn.init.zeros_(conv.bias)
+    return conv
 
 
 def _fold(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
