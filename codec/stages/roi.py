@@ -374,8 +374,13 @@ def soften_background(gop: Gop, roi: RoiMap, factor: int) -> Gop:
     if factor <= 1 or not roi.cells.any() or roi.cells.all():
         return gop
     keep = torch.from_numpy(roi.pixels(gop.height, gop.width).astype(np.float32))[None, None]
-    keep = F.max_pool2d(keep, 2 * ROI_BLOCK + 1, 1, ROI_BLOCK)  # ROI grown by the ramp ...
-    keep = F.avg_pool2d(keep, 2 * ROI_BLOCK + 1, 1, ROI_BLOCK, count_include_pad=False)  # ...
+    side, pad = 2 * ROI_BLOCK + 1, ROI_BLOCK
+    # the ROI grown by the ramp, then the ramp: a square max and a square mean (over the pixels
+    # inside the frame), each as a column then a row pass (the same values, 30x less work)
+    for kernel, padding in (((side, 1), (pad, 0)), ((1, side), (0, pad))):
+        keep = F.max_pool2d(keep, kernel, 1, padding)
+    for kernel, padding in (((side, 1), (pad, 0)), ((1, side), (0, pad))):
+        keep = F.avg_pool2d(keep, kernel, 1, padding, count_include_pad=False)
     planes = []
     for i, plane in enumerate(gop.planes()):
         x = torch.from_numpy(plane).float()[:, None]
