@@ -29,6 +29,7 @@ from dataclasses import asdict, replace
 from pathlib import Path
 
 import numpy as np
+from task_acceptance import map_at
 
 from vcodec.eval import anchors as anchors_module
 from vcodec.eval.anchors import VCX_VARIANTS
@@ -138,15 +139,6 @@ def bd(anchor: list, test: list) -> float | None:
     return bd_rate(anchor, test, "map50")
 
 
-def map_at(points: list, kbps: float) -> float | None:
-    curve = sorted((p.kbps, p.map50) for p in points if p.map50 is not None)
-    for (r0, m0), (r1, m1) in zip(curve, curve[1:], strict=False):
-        if r0 <= kbps <= r1:
-            t = 0.0 if r1 == r0 else math.log(kbps / r0) / math.log(r1 / r0)
-            return m0 + t * (m1 - m0)
-    return None
-
-
 def fmt(value: float | None) -> str:
     return "n/a" if value is None else f"{value:+.1f} %"
 
@@ -222,7 +214,7 @@ def main() -> None:
     print(f"  {'POOLED':10s} {'(per fold)':12s} " + " ".join(f"{c:>10s}" for c in cells))
     x264 = curve(same("x264"), clips)
     at23 = next(p for p in x264 if p.q == HALF_RATE_Q)
-    half = map_at(left_out, at23.kbps / 2)
+    half = map_at([asdict(p) for p in left_out], at23.kbps / 2)
     print(
         f"\nx264 CRF {HALF_RATE_Q}: {at23.kbps:.1f} kbps, mAP@0.5 {at23.map50:.1f}; vcx-task "
         f"(left-out) at {at23.kbps / 2:.1f} kbps: "

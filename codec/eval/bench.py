@@ -119,8 +119,7 @@ class BenchConfig:
         if map_detector and not task:
             raise InputError("--map-detector goes with --task (the judge is --detector)")
         detector_roi(map_detector)  # a malformed one is refused now, not after the anchors
-        config = replace(config, task=task, detector=detector, base=base)
-        config = replace(config, map_detector=map_detector)
+        config = replace(config, task=task, detector=detector, base=base, map_detector=map_detector)
         for name in names:  # a vcx codec the encoder would refuse (vcx-roi on --base av1)
             if name.vcx:
                 vcx_config(config, name, points[0]).validate()
