@@ -205,7 +205,7 @@ def post(
     with reported_errors():
         from vcodec.errors import InputError
         from vcodec.models.postprocess import LitePostNet, PostNet
-        from vcodec.train.common import load_weights, save_weights
+        from vcodec.train.common import Checkpoint, load_weights, save_weights
         from vcodec.train.post import (
             PostDataConfig,
             PostExamples,
@@ -232,11 +232,15 @@ def post(
             raise InputError(f"--model must be one of {', '.join(nets)}, got {model!r}")
         start = load_weights(init, nets[model]) if init else nets[model]()
         train = PostTrainConfig(steps=steps, lr=lr, task_weight=task_weight if feature_loss else 0)
+        # a killed run resumes from OUT.ckpt (saved every 2,000 steps) when rerun as it was
+        key = {"model": model, "steps": steps, "lr": lr, "task_weight": train.task_weight,
+               "init": str(init)}  # fmt: skip
+        checkpoint = Checkpoint(out_path.with_name(out_path.name + ".ckpt"), key)
         bar, tick = _step_bar("post", steps)
         with bar:
             net = train_post(
                 examples, train, init=start, device=dev, progress=tick,
-                task_loss=feature_loss.to(dev) if feature_loss else None,
+                task_loss=feature_loss.to(dev) if feature_loss else None, checkpoint=checkpoint,
             )  # fmt: skip
         _report("post-processing network", out_path, save_weights(net, out_path, force=force))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import io
 
 import numpy as np
+import pytest
 import torch
 from test_mask_stream import clip, run
 from typer.testing import CliRunner
@@ -17,6 +18,9 @@ from vcodec.models.postprocess import LitePostNet, PostNet, multiply_adds
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
+from vcodec.errors import InputError
+from vcodec.train.common import Checkpoint
+from vcodec.train.post import PostExamples, PostTrainConfig, train_post
 from vcodec.stages import post as postprocess
 from vcodec.stages.post import POST_MODEL, POST_STRENGTHS, PostProcessor, best_strength, blend
 
@@ -124,6 +128,50 @@ def test_train_post_command(tmp_path, clip_factory) -> None:
     LitePostNet().load_state_dict(torch.load(out, weights_only=True))
     r = runner.invoke(app, [*args, "--model", "post-v9", "--force"])
     assert r.exit_code == 3 and "--model must be one of" in r.output
+
+
+def test_killed_training_resumes_from_its_checkpoint(tmp_path) -> None:
+    """A run killed after its checkpoint and rerun ends with the weights of an unbroken run."""
+    rng = np.random.default_rng(3)
+    n, s = 8, 16
+    examples = PostExamples(
+        *(rng.integers(0, 256, shape, dtype=np.uint8) for shape in [
+            (n, 3, s, s), (n, 3, s // 2, s // 2), (n, 3, s // 2, s // 2),
+            (n, s, s), (n, s // 2, s // 2), (n, s // 2, s // 2)]),
+        np.full(n, 32), np.ones(n, dtype=np.int64),
+    )  # fmt: skip
+    config = PostTrainConfig(steps=6, batch=2)
+
+    def fresh() -> LitePostNet:
+        torch.manual_seed(1)
+        return LitePostNet()
+
+    whole = train_post(examples, config, init=fresh())
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_5(step: int, gain: float) -> None:
+        if step == 5:
+            raise Killed
+
+    ckpt = tmp_path / "post.pt.ckpt"
+    try:
+        train_post(examples, config, init=fresh(), progress=kill_at_5,
+                   checkpoint=Checkpoint(ckpt, {"run": 1}, every=2))  # fmt: skip
+    except Killed:
+        pass
+    assert ckpt.exists()
+    with pytest.raises(InputError, match="another run"):
+        train_post(examples, config, init=fresh(), checkpoint=Checkpoint(ckpt, {"run": 2}))
+    seen = []
+    resumed = train_post(
+        examples, config, init=fresh(), progress=lambda step, gain: seen.append(step),
+        checkpoint=Checkpoint(ckpt, {"run": 1}, every=2),
+    )  # fmt: skip
+    assert seen == [5, 6] and not ckpt.exists()  # from the checkpoint after step 4
+    for a, b in zip(whole.state_dict().values(), resumed.state_dict().values(), strict=True):
+        assert torch.equal(a, b)
 
 
 def test_best_strength_and_blend() -> None:

@@ -59,3 +59,47 @@ def load_weights(path: str | Path, factory: Callable[[], torch.nn.Module] | None
     module = factory()
     module.load_state_dict(state)
     return module.eval()
+
+
+class Checkpoint:
+    """A training run's state (network, optimiser, schedule, random generators, step) saved to
+    ``path`` every ``every`` steps, so that a killed run resumes where it stopped; ``key`` (the
+    run's settings) must match to resume. The file goes once the run ends."""
+
+    def __init__(self, path: str | Path | None, key: dict, every: int = 2000):
+        self.path = None if path is None else Path(path)
+        self.key, self.every = key, every
+
+    def resume(self, net, opt, sched, rng) -> int:
+        """The step to start from (0 without a checkpoint), with the saved state loaded."""
+        if self.path is None or not self.path.exists():
+            return 0
+        state = torch.load(self.path, map_location="cpu", weights_only=False)
+        if state["key"] != self.key:
+            raise InputError(
+                f"{self.path}: a checkpoint of another run ({state['key']}); remove it to start over"
+            )
+        net.load_state_dict(state["net"])
+        opt.load_state_dict(state["opt"])
+        sched.load_state_dict(state["sched"])
+        rng.bit_generator.state = state["rng"]
+        torch.set_rng_state(state["torch_rng"])
+        return state["step"]
+
+    def save(self, step: int, net, opt, sched, rng) -> None:
+        """Save after ``step`` steps when it is due (atomically: a kill keeps the last one)."""
+        if self.path is None or step % self.every:
+            return
+        state = {
+            "key": self.key, "step": step, "net": net.state_dict(), "opt": opt.state_dict(),
+            "sched": sched.state_dict(), "rng": rng.bit_generator.state,
+            "torch_rng": torch.get_rng_state(),
+        }  # fmt: skip
+        buf = io.BytesIO()
+        torch.save(state, buf)
+        with atomic_output(self.path, force=True) as tmp:
+            tmp.write_bytes(buf.getvalue())
+
+    def done(self) -> None:
+        if self.path is not None:
+            self.path.unlink(missing_ok=True)

@@ -14,6 +14,7 @@ from vcodec.frames import GOP_SIZE, PSNR_YUV_WEIGHTS, Gop
 from vcodec.io import open_video
 from vcodec.models.postprocess import NEIGHBOURS, PostNet, condition
 from vcodec.stages.scale import base_qp
+from vcodec.train.common import Checkpoint
 from vcodec.train.data import CPU, ArraySet, base_layer, find_clips
 
 
@@ -139,20 +140,22 @@ def train_post(
     progress: Callable[[int, float], None] | None = None,
     window: Callable[[torch.Tensor], torch.Tensor] | None = None,
     task_loss: Callable[[tuple, tuple], torch.Tensor] | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> nn.Module:
     """Train (or fine-tune) ``init``, a PostNet or a LitePostNet (a fresh PostNet without it),
     to minimise PSNR-YUV-weighted MSE, plus ``config.task_weight`` times ``task_loss(out,
     target)`` where given (both (y, u, v) batches); progress gets the step and the batch's
     gain in MSE over the network's middle input frame (levels^2). ``window``: what becomes of
     each plane's [B, 3, H, W] frames before the network (the frame predictor's training
-    replaces the middle one, train/predict.py)."""
+    replaces the middle one, train/predict.py). ``checkpoint``: resume from it and save to it."""
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net = (init or PostNet()).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     mid = NEIGHBOURS // 2
-    for step in range(config.steps):
+    checkpoint = checkpoint or Checkpoint(None, {})
+    for step in range(checkpoint.resume(net, opt, sched, rng), config.steps):
         py, pu, pv, xy, xu, xv, cond = _batch(
             examples, rng.integers(0, len(examples), config.batch), rng, device
         )
@@ -171,4 +174,6 @@ def train_post(
             with torch.no_grad():
                 before = weighted_mse((py[:, mid], pu[:, mid], pv[:, mid]), (xy, xu, xv))
             progress(step + 1, (before - mse).item())
+        checkpoint.save(step + 1, net, opt, sched, rng)
+    checkpoint.done()
     return net.eval()
