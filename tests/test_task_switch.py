@@ -21,8 +21,9 @@ def test_task_sets_the_roi_stage_and_its_settings() -> None:
         assert getattr(config, field) == value
     config = EncodeConfig(task="track", detector="onnx-nanodet:m.onnx").validate()
     assert (config.roi, config.roi_model) == ("nanodet", "m.onnx")
-    config = EncodeConfig(task="detect", background_qp_offset=3).validate()  # asked by name
-    assert config.background_qp_offset == 3
+    assert config.temporal is False and EncodeConfig().validate().temporal is True
+    config = EncodeConfig(task="detect", background_qp_offset=3, temporal=True).validate()
+    assert config.background_qp_offset == 3 and config.temporal is True  # asked by name
     plain = EncodeConfig(roi="motion").validate()
     assert all(getattr(plain, k) == v for k, v in ROI_DEFAULTS.items())
     assert EncodeConfig().validate().roi == "none"
