@@ -2,9 +2,11 @@
 
 For held-out clips, codes the first frames with vcodec's own base layer (masks off) at each
 --qp and scale, then reports PSNR-YUV and PSNR-Y of the bicubic-upscaled base layer before and
-after `post-v1`, with the bits per pixel of the stream and the network's speed.
+after the post-processing network (--model, post-v1 unless named), with the bits per pixel of
+the stream and the network's speed.
 
     python benchmarks/post_gain.py [CLIP ...] [--frames 32] [--qps 22,27,32,37,42,47]
+        [--model post-v2]
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from vcodec.eval.metrics import psnr, psnr_yuv
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
-from vcodec.stages.post import PostProcessor
+from vcodec.stages.post import POST_MODEL, POST_MODELS, PostProcessor
 from vcodec.stages.scale import base_qp
 
 
@@ -40,8 +42,9 @@ def main() -> None:
     ap.add_argument("clips", nargs="*", type=Path)
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qps", default="22,27,32,37,42,47")
+    ap.add_argument("--model", default=POST_MODEL, choices=POST_MODELS)
     args = ap.parse_args()
-    post = PostProcessor(torch.device("cpu"))
+    post = PostProcessor(torch.device("cpu"), name=args.model)
     print("clip                        qp  s   bpp     YUV before  after   gain   Y gain  post fps")
     for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
         clip = load_clip(path, args.frames)
