@@ -212,8 +212,9 @@ class TemporalStage(Stage):
         return 1, False
 
     def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, dict]:
-        with self.timed():
-            self.base_error = yuv_mse(coded_part(source, ctx.step), prediction)
+        if self.drop:  # the next GOP's yardstick (_mode); 40 ms a 1080p frame
+            with self.timed():
+                self.base_error = yuv_mse(coded_part(source, ctx.step), prediction)
         self._used |= ctx.step > 1
         mode = {"step": ctx.step, "flow": ctx.extra["flow"]}
         return self._fill(prediction, ctx.step, mode["flow"], ctx), mode
