@@ -20,7 +20,8 @@ def bench(
         str,
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
-            "post-processing network), vcx-notemporal (no temporal scaling), vcx-nowiener (no "
+            "post-processing network), vcx-post / vcx-post2 (--post with post-v1 / post-v2), "
+            "vcx-notemporal (no temporal scaling), vcx-nowiener (no "
             "Wiener filters), vcx-noflow / vcx-flow (--no-flow / --flow), vcx-noparams "
             "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
             "masks), vcx-task "

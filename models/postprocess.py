@@ -79,6 +79,13 @@ class LitePostNet(nn.Module):
     def forward(
         self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return _unfold(self.tail(self.features(y, u, v, cond)) * PIXEL_UNIT, y, u, v)
+
+    def features(
+        self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
+    ) -> torch.Tensor:
+        """What the 1x1 tail reads: ``[B, channels, H/4, W/4]`` (a per-stream refit of the
+        tail is a least-squares problem in these: benchmarks/post_refit.py)."""
         x = _fold(y, u, v)
         b = x.shape[0]
         mod = self.film(cond.to(x.dtype)).reshape(b, self.blocks, 2, self.channels, 1, 1)
@@ -86,7 +93,7 @@ class LitePostNet(nn.Module):
         for i in range(self.blocks):
             g = F.leaky_relu(self.spatial[i](f) * (1 + mod[:, i, 0]) + mod[:, i, 1], 0.1)
             f = f + self.mix[i](g)
-        return _unfold(self.tail(f) * PIXEL_UNIT, y, u, v)
+        return f
 
 
 def _film(channels: int, outputs: int) -> nn.Sequential:

@@ -17,7 +17,7 @@ from torch import nn
 from vcodec.bitstream.container import MODEL_ID_BYTES
 from vcodec.errors import UnknownModelError
 from vcodec.models.params import ParamNet
-from vcodec.models.postprocess import PostNet
+from vcodec.models.postprocess import LitePostNet, PostNet
 from vcodec.models.reconstruction import ReconstructionNet
 from vcodec.models.selector import MaskSelector
 
@@ -71,6 +71,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "post-v1.pt",
             "9ceb5558917463c0dc86dfbb95f0904bacb3fb931c405b258399aa73cc1d45eb",
             PostNet,
+        ),
+        ModelSpec(
+            "post-v2",
+            "post-v2.pt",
+            "70dc09a6a612d4f9f1a148b8a26ccf7e1fb306af04fbe6f4662f1cce47ad73f4",
+            LitePostNet,
         ),
         ModelSpec(
             "post-task-v1",

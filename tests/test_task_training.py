@@ -118,15 +118,16 @@ def test_feature_loss_is_zero_on_the_original_and_has_gradients() -> None:
     assert weighted_mse(target, target).item() == 0
 
 
-def test_streams_name_the_post_model_they_were_encoded_with(monkeypatch) -> None:
+@pytest.mark.parametrize("name", ["post-task-v1", "post-v2"])
+def test_streams_name_the_post_model_they_were_encoded_with(monkeypatch, name: str) -> None:
     monkeypatch.setattr("vcodec.stages.post.best_strength", lambda *a: len(POST_STRENGTHS) - 1)
     info, gops = clip(64, 48, 16)
     buf = io.BytesIO()
     config = EncodeConfig(qp=40, masks=False, post=True, temporal=False, wiener=False,
-                          post_model="post-task-v1", device="cpu")  # fmt: skip
+                          post_model=name, device="cpu")  # fmt: skip
     encode_gops(gops, info, buf, config)
     models = VcxReader(io.BytesIO(buf.getvalue())).header.models
-    assert post_model(models) == "post-task-v1" and POST_MODEL not in models
+    assert post_model(models) == name and POST_MODEL not in models
     buf.seek(0)
     assert sum(g.n_frames for g in VcxDecoder(buf, "cpu").gops()) == 16
     with pytest.raises(InputError, match="--post-model"):

@@ -30,6 +30,8 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx": {},
     "vcx-nomask": {"masks": False},
     "vcx-nopost": {"post": False},
+    "vcx-post": {"post": True},  # post-v1, off by default at medium: what it would buy
+    "vcx-post2": {"post": True, "post_model": "post-v2"},
     "vcx-notemporal": {"temporal": False},
     "vcx-noflow": {"flow": False},
     "vcx-flow": {"flow": True},  # the option off by default: what it would buy

@@ -20,8 +20,9 @@ from vcodec.stages.stage import GopContext, Stage
 POST_STRENGTHS = (0.0, 0.25, 0.5, 0.75, 1.0)
 POST_MODEL = "post-v1"  # the default post-processing network (its registry name)
 # every network the stage can run, the one a stream's header names: post-task-v1 is post-v1
-# fine-tuned with a detector-feature loss (task-driven training, seed 003)
-POST_MODELS = (POST_MODEL, "post-task-v1")
+# fine-tuned with a detector-feature loss (task-driven training, seed 003); post-v2 is the small
+# LitePostNet (~440 multiply-adds a luma pixel against post-v1's ~5,200)
+POST_MODELS = (POST_MODEL, "post-task-v1", "post-v2")
 FRAMES_PER_PASS = 4  # frames through the network at once (bounded memory)
 TILE_ROWS = 256  # luma rows per stripe (a multiple of 4)
 TILE_HALO = RECEPTIVE_RADIUS  # luma rows of context above and below a stripe: the whole reach

@@ -1,0 +1,201 @@
+"""What a content-adaptive post network could buy (issue 18): post-v2's 1x1 tail refitted per
+GOP on the stream's own frames, its quantised update priced as side information.
+
+The tail is linear in the features it reads (``LitePostNet.features``), so the encoder's best
+tail for a GOP is a least-squares fit (the overfitted-filter idea of Cool-chic, in closed
+form). For the held-out clips coded by vcodec's own base layer (masks, post, Wiener and
+temporal scaling off, --scale 1), per GOP, each of:
+
+- base: the decoded base layer;
+- post-v2: the shipped network;
+- refit: the network with its tail replaced by the GOP's fit (ridge least squares of the
+  folded residual on the 32 features and a bias), the update from the shipped tail quantised
+  to UPDATE_STEP and its bits counted as signed exp-Golomb codes;
+
+then the encoder's Wiener filter (one class) on top, as in the codec. Per clip and QP: the
+stream's bytes, the Wiener and update bytes, PSNR-YUV, and the rate change that is worth
+at the clip's own slope (the base layer's ln-rate per dB between neighbouring QPs) plus the
+side information: an estimate of the BD-rate effect, not a bench.
+
+    python benchmarks/post_refit.py [CLIP ...] [--frames 32] [--qps 22,27,32,37,42] [--always]
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from recon_vs_interp import HELD_OUT
+from shared_clips import SHARED_CLIPS
+
+from vcodec.entropy import base_lambda
+from vcodec.eval.bench import load_clip
+from vcodec.eval.metrics import psnr, psnr_yuv
+from vcodec.frames import Gop, yuv_mse
+from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, PIXEL_UNIT, condition
+from vcodec.models.registry import load
+from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_gops
+from vcodec.stages.post import PostProcessor
+from vcodec.stages.wiener import WienerEncoder
+
+UPDATE_STEP = 1 / 128  # the tail update's quantiser step (network units)
+RIDGE = 1e-3  # x the mean diagonal of the normal matrix
+BATCH = 4  # frames through the network at once
+
+
+def quality(ref: list[Gop], test: list[Gop]) -> float:
+    pairs = list(zip(ref, test, strict=True))
+    per = [np.concatenate([psnr(getattr(r, p), getattr(t, p)) for r, t in pairs]) for p in "yuv"]
+    return float(psnr_yuv(*per).mean())
+
+
+def _planes(gop: Gop) -> list[torch.Tensor]:
+    """The GOP's planes as float tensors, edge-padded to a multiple of 4 (luma)."""
+    r = LUMA_UNSHUFFLE
+    hp, wp = -(-gop.height // r) * r, -(-gop.width // r) * r
+    out = []
+    for p, k in zip(gop.planes(), (1, 2, 2), strict=True):
+        x = torch.from_numpy(p).float()[:, None]
+        pad = (0, wp // k - x.shape[-1], 0, hp // k - x.shape[-2])
+        out.append(F.pad(x, pad, "replicate")[:, 0])
+    return out
+
+
+def _fold(planes: list[torch.Tensor]) -> torch.Tensor:
+    """[T, 24, H/4, W/4] of one frame per t (luma 4x4, chroma 2x2 folded)."""
+    r = LUMA_UNSHUFFLE
+    y, u, v = (
+        F.pixel_unshuffle(p[:, None], s) for p, s in zip(planes, (r, r // 2, r // 2), strict=True)
+    )
+    return torch.cat([y, u, v], 1)
+
+
+def _unfold(folded: torch.Tensor, like: Gop) -> list[np.ndarray]:
+    r, ry = LUMA_UNSHUFFLE, LUMA_UNSHUFFLE**2
+    parts = (folded[:, :ry], folded[:, ry : ry + 4], folded[:, ry + 4 :])
+    out = []
+    for part, s, p in zip(parts, (r, r // 2, r // 2), like.planes(), strict=True):
+        full = F.pixel_shuffle(part, s)[:, 0, : p.shape[1], : p.shape[2]]
+        out.append(full.numpy())
+    return out
+
+
+def features(net, gop: Gop, qp: int) -> torch.Tensor:
+    """[T, 33, H/4, W/4]: the tail's inputs for every frame of the GOP, and a constant 1."""
+    y, u, v = _planes(gop)
+    n = gop.n_frames
+    order = torch.arange(n)
+    window = torch.stack([(order + k).clamp(0, n - 1) for k in (-1, 0, 1)][:NEIGHBOURS], 1)
+    cond = condition(qp, 1)[None]
+    parts = []
+    with torch.no_grad():
+        for first in range(0, n, BATCH):
+            idx = window[first : first + BATCH]
+            f = net.features(y[idx], u[idx], v[idx], cond.expand(len(idx), -1))
+            parts.append(torch.cat([f, torch.ones_like(f[:, :1])], 1))
+    return torch.cat(parts).double()
+
+
+def exp_golomb_bits(q: np.ndarray) -> int:
+    z = np.where(q > 0, 2 * q - 1, -2 * q)
+    return int(np.sum(2 * np.floor(np.log2(z + 1)) + 1))
+
+
+def refit(net, source: Gop, base: Gop, qp: int) -> tuple[Gop, int]:
+    """The GOP through post-v2 with its tail refitted on ``source``; the update's bytes."""
+    f = features(net, base, qp)
+    a = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
+    target = (_fold(_planes(source)) - _fold(_planes(base))).double() / PIXEL_UNIT
+    r = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
+    ata, atr = a.T @ a, a.T @ r
+    ata += RIDGE * ata.diagonal().mean() * torch.eye(len(ata), dtype=ata.dtype)
+    fitted = torch.linalg.solve(ata, atr)  # [33, 24]
+    w = net.tail.weight.detach()[:, :, 0, 0].double()  # [24, 32]
+    shipped = torch.cat([w.T, net.tail.bias.detach().double()[None]])  # [33, 24]
+    q = torch.round((fitted - shipped) / UPDATE_STEP)
+    tail = shipped + q * UPDATE_STEP
+    corr = torch.einsum("tchw,cd->tdhw", f, tail).float() * PIXEL_UNIT
+    planes = [
+        np.clip(np.round(p + c), 0, 255).astype(np.uint8)
+        for p, c in zip(base.planes(), _unfold(corr, base), strict=True)
+    ]
+    nbytes = math.ceil(exp_golomb_bits(q.numpy().astype(np.int64)) / 8)
+    return Gop(*planes, base.start), nbytes
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("clips", nargs="*", type=Path)
+    ap.add_argument("--frames", type=int, default=32)
+    ap.add_argument("--qps", default="22,27,32,37,42")
+    ap.add_argument("--always", action="store_true", help="take every refit (its upper bound)")
+    args = ap.parse_args()
+    torch.set_grad_enabled(False)
+    net = load("post-v2").float().eval()
+    post = PostProcessor(torch.device("cpu"), name="post-v2")
+    qps = [int(q) for q in args.qps.split(",")]
+    print("clip         qp  kbytes  wiener B  update B   PSNR-YUV base  +wiener  post-v2+w  refit+w"
+          "  rate: post-v2  refit")  # fmt: skip
+    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+        clip = load_clip(path, args.frames)
+        rows = []
+        for qp in qps:
+            buf = io.BytesIO()
+            config = EncodeConfig(
+                qp=qp, scale="1", masks=False, post=False, wiener=False, temporal=False
+            )
+            encode_gops(iter(clip.gops), clip.info, buf, config)
+            size = len(buf.getvalue())
+            buf.seek(0)
+            base = list(VcxDecoder(buf, "cpu").gops())
+            lam = base_lambda(qp)
+            out = {"wiener": [], "post": [], "refit": []}
+            side = {"wiener": 0, "post": 0, "refit": 0}  # bytes: Wiener payloads + updates
+            updates = 0
+            wieners = {k: WienerEncoder(qp, layouts=1) for k in out}
+            for src, b in zip(clip.gops, base, strict=True):
+                generic = post(b, qp, 1)
+                adapted, update = refit(net, src, b, qp)
+                pixels = src.y.size  # yuv_mse is per luma-weighted pixel
+                # the refit is sent only where it pays: D + lambda R against the generic net
+                gain = (yuv_mse(src, generic) - yuv_mse(src, adapted)) * pixels
+                if gain <= lam * 8 * update and not args.always:
+                    adapted, update = generic, 0
+                updates += update
+                for key, g, extra in (("wiener", b, 0), ("post", generic, 0),
+                                      ("refit", adapted, update)):  # fmt: skip
+                    payload, filtered = wieners[key].encode_gop(src, g)
+                    side[key] += extra + (len(payload) if payload else 0)
+                    out[key].append(filtered)
+            rows.append(
+                (
+                    qp,
+                    size,
+                    side,
+                    updates,
+                    quality(clip.gops, base),
+                    {k: quality(clip.gops, v) for k, v in out.items()},
+                )  # fmt: skip
+            )
+        for i, (qp, size, side, updates, q0, q) in enumerate(rows):
+            j = i + 1 if i + 1 < len(rows) else i - 1  # the neighbouring QP for the slope
+            slope = math.log(rows[j][1] / size) / (rows[j][4] - q0)  # ln rate per dB
+            est = {}
+            for key in ("post", "refit"):
+                dq = q[key] - q["wiener"]
+                extra = (side[key] - side["wiener"]) / size
+                est[key] = 100 * (math.exp(-slope * dq) * (1 + extra) - 1)
+            print(f"{path.name[:12]:12} {qp:3} {size / 1000:7.1f} {side['wiener']:9} "
+                  f"{updates:9} {q0:14.2f} {q['wiener']:8.2f} {q['post']:10.2f} "
+                  f"{q['refit']:8.2f} {est['post']:+13.2f}% {est['refit']:+6.2f}%")  # fmt: skip
+
+
+if __name__ == "__main__":
+    main()
