@@ -93,7 +93,11 @@ def measure(path: str, frames: int) -> dict:
     for s in SCALES:
         h, w = 2 * round(height / s / 2), 2 * round(width / s / 2)
         sizes = ((h, w), (h // 2, w // 2), (h // 2, w // 2))
-        small = source if s == 1 else [resize(p, *hw, True) for p, hw in zip(source, sizes)]
+        small = (
+            source
+            if s == 1
+            else [resize(p, *hw, True) for p, hw in zip(source, sizes, strict=True)]
+        )
         for qp in QPS:
             n, out = coded(small, fps, max(0, qp - OFFSET[s]))
             if s != 1:

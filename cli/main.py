@@ -79,15 +79,15 @@ def encode(
         str,
         typer.Option(
             help="Stage set: fast (scale + temporal), medium (+ Wiener filters, one class), "
-            "slow (+ their 6 and 18 classes, post network, predict-v1 and mask samples). On "
-            "--base av1, temporal and Wiener are off but at slow. A stage asked for by name "
-            "overrides it."
+            "slow (+ their 6 and 18 classes). On --base av1, temporal and Wiener are off but at "
+            "slow. A stage asked for by name overrides it (--masks, --post, --predict-net: no "
+            "speed runs them, they buy nothing measurable)."
         ),
     ] = "medium",
     masks: Annotated[
         bool | None,
         typer.Option(
-            help="Hybrid: code mask samples over the base layer (default: as --speed says)."
+            help="Hybrid: code mask samples over the base layer (default: off at every --speed)."
         ),
     ] = None,
     mask_search: Annotated[
@@ -97,14 +97,15 @@ def encode(
         bool | None,
         typer.Option(
             help="Hybrid: the decoder cleans the base layer with the post-processing net "
-            "(default: as --speed says)."
+            "(default: off at every --speed)."
         ),
     ] = None,
     post_model: Annotated[
         str,
         typer.Option(
-            help="The post-processing net: post-v1 (trained for PSNR) or post-task-v1 (fine-tuned "
-            "for a detector's features: task-aware coding)."
+            help="The post-processing net: post-v1 (trained for PSNR), post-v2 (the same task in "
+            "~440 multiply-adds a pixel against ~5,200) or post-task-v1 (post-v1 fine-tuned for a "
+            "detector's features: task-aware coding)."
         ),
     ] = "post-v1",
     temporal: Annotated[
@@ -177,7 +178,7 @@ def encode(
         bool | None,
         typer.Option(
             help="With --temporal: the decoder refines dropped frames with the predict-v1 "
-            "network, not only their neighbours' mean (default: as --speed says)."
+            "network, not only their neighbours' mean (default: off at every --speed)."
         ),
     ] = None,
     flow: Annotated[

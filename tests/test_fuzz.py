@@ -35,7 +35,12 @@ WIDTH, HEIGHT = 64, 48
 # (audio, segment, base layer, Wiener filters, GOPs, ROI maps) and a pure one (mask samples,
 # whose reconstruction network makes each decode ~0.2 s)
 STREAMS = {
-    "hybrid": (EncodeConfig(speed="slow", qp=24, roi="motion", device="cpu"), 300),
+    "hybrid": (
+        EncodeConfig(
+            speed="slow", qp=24, roi="motion", masks=True, post=True, predict_net=True, device="cpu"
+        ),
+        300,
+    ),
     "pure": (EncodeConfig(mode="pure", device="cpu"), 100),
 }
 # the fuzzed decoder's limits: a mutated header may ask for at most 4x the real frame size

@@ -12,17 +12,17 @@ from typer.testing import CliRunner
 
 from vcodec.bitstream.container import VcxReader
 from vcodec.cli.main import app
+from vcodec.errors import InputError
 from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop
 from vcodec.models.postprocess import LitePostNet, PostNet, multiply_adds
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
-from vcodec.errors import InputError
-from vcodec.train.common import Checkpoint
-from vcodec.train.post import PostExamples, PostTrainConfig, train_post
 from vcodec.stages import post as postprocess
 from vcodec.stages.post import POST_MODEL, POST_STRENGTHS, PostProcessor, best_strength, blend
+from vcodec.train.common import Checkpoint
+from vcodec.train.post import PostExamples, PostTrainConfig, train_post
 
 
 def random_gop(frames: int, height: int, width: int) -> Gop:

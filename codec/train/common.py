@@ -77,7 +77,8 @@ class Checkpoint:
         state = torch.load(self.path, map_location="cpu", weights_only=False)
         if state["key"] != self.key:
             raise InputError(
-                f"{self.path}: a checkpoint of another run ({state['key']}); remove it to start over"
+                f"{self.path}: a checkpoint of another run ({state['key']}); "
+                "remove it to start over"
             )
         net.load_state_dict(state["net"])
         opt.load_state_dict(state["opt"])
