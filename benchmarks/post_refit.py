@@ -18,6 +18,7 @@ at the clip's own slope (the base layer's ln-rate per dB between neighbouring QP
 side information: an estimate of the BD-rate effect, not a bench.
 
     python benchmarks/post_refit.py [CLIP ...] [--frames 32] [--qps 22,27,32,37,42] [--always]
+        [--per-stream]
 """
 
 from __future__ import annotations
@@ -108,26 +109,36 @@ def exp_golomb_bits(q: np.ndarray) -> int:
     return int(np.sum(2 * np.floor(np.log2(z + 1)) + 1))
 
 
-def refit(net, source: Gop, base: Gop, qp: int) -> tuple[Gop, int]:
-    """The GOP through post-v2 with its tail refitted on ``source``; the update's bytes."""
+def normal_equations(net, source: Gop, base: Gop, qp: int) -> tuple[torch.Tensor, ...]:
+    """(A^T A, A^T R) of the GOP: the tail's inputs A against the folded residual R."""
     f = features(net, base, qp)
     a = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
     target = (_fold(_planes(source)) - _fold(_planes(base))).double() / PIXEL_UNIT
     r = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
-    ata, atr = a.T @ a, a.T @ r
-    ata += RIDGE * ata.diagonal().mean() * torch.eye(len(ata), dtype=ata.dtype)
-    fitted = torch.linalg.solve(ata, atr)  # [33, 24]
+    return a.T @ a, a.T @ r
+
+
+def quantised_tail(net, ata: torch.Tensor, atr: torch.Tensor) -> tuple[torch.Tensor, int]:
+    """The least-squares tail [33, 24] as the decoder would rebuild it (the shipped tail plus
+    the quantised update), and the update's bytes."""
+    ata = ata + RIDGE * ata.diagonal().mean() * torch.eye(len(ata), dtype=ata.dtype)
+    fitted = torch.linalg.solve(ata, atr)
     w = net.tail.weight.detach()[:, :, 0, 0].double()  # [24, 32]
-    shipped = torch.cat([w.T, net.tail.bias.detach().double()[None]])  # [33, 24]
+    shipped = torch.cat([w.T, net.tail.bias.detach().double()[None]])
     q = torch.round((fitted - shipped) / UPDATE_STEP)
-    tail = shipped + q * UPDATE_STEP
+    nbytes = math.ceil(exp_golomb_bits(q.numpy().astype(np.int64)) / 8)
+    return shipped + q * UPDATE_STEP, nbytes
+
+
+def with_tail(net, base: Gop, qp: int, tail: torch.Tensor) -> Gop:
+    """The GOP through post-v2 with ``tail`` in place of its own."""
+    f = features(net, base, qp)
     corr = torch.einsum("tchw,cd->tdhw", f, tail).float() * PIXEL_UNIT
     planes = [
         np.clip(np.round(p + c), 0, 255).astype(np.uint8)
         for p, c in zip(base.planes(), _unfold(corr, base), strict=True)
     ]
-    nbytes = math.ceil(exp_golomb_bits(q.numpy().astype(np.int64)) / 8)
-    return Gop(*planes, base.start), nbytes
+    return Gop(*planes, base.start)
 
 
 def main() -> None:
@@ -136,6 +147,7 @@ def main() -> None:
     ap.add_argument("--frames", type=int, default=32)
     ap.add_argument("--qps", default="22,27,32,37,42")
     ap.add_argument("--always", action="store_true", help="take every refit (its upper bound)")
+    ap.add_argument("--per-stream", action="store_true", help="one fit for the whole clip")
     args = ap.parse_args()
     torch.set_grad_enabled(False)
     net = load("post-v2").float().eval()
@@ -160,9 +172,23 @@ def main() -> None:
             side = {"wiener": 0, "post": 0, "refit": 0}  # bytes: Wiener payloads + updates
             updates = 0
             wieners = {k: WienerEncoder(qp, layouts=1) for k in out}
-            for src, b in zip(clip.gops, base, strict=True):
+            stream_tail = None
+            if args.per_stream:  # one fit for the whole clip, sent once (an oracle: the
+                # encoder would have to see the whole clip first)
+                sums = [
+                    normal_equations(net, src, b, qp)
+                    for src, b in zip(clip.gops, base, strict=True)
+                ]
+                stream_tail, stream_bytes = quantised_tail(
+                    net, sum(e[0] for e in sums), sum(e[1] for e in sums)
+                )
+            for k, (src, b) in enumerate(zip(clip.gops, base, strict=True)):
                 generic = post(b, qp, 1)
-                adapted, update = refit(net, src, b, qp)
+                if stream_tail is None:
+                    tail, update = quantised_tail(net, *normal_equations(net, src, b, qp))
+                else:
+                    tail, update = stream_tail, stream_bytes if k == 0 else 0
+                adapted = with_tail(net, b, qp, tail)
                 pixels = src.y.size  # yuv_mse is per luma-weighted pixel
                 # the refit is sent only where it pays: D + lambda R against the generic net
                 gain = (yuv_mse(src, generic) - yuv_mse(src, adapted)) * pixels
