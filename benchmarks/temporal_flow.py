@@ -4,8 +4,8 @@ neighbours (their mean, and their interpolation along OpenCV's DIS optical flow 
 preset, temporal.flow_midpoints) against the base layer's own error at each QP (vcodec's base
 layer at --scale 1, Wiener filters and temporal scaling off), all PSNR-YUV-weighted MSE. A GOP
 drops its odd frames when the prediction's error is within TEMPORAL_MARGIN (half) of the base
-layer's error on the last decoded GOP, or of expected_base_error before any is decoded (the
-encoder decides about three GOPs ahead of its first decoded one).
+layer's error on the last decoded GOP, or of expected_base_error's guess before any is decoded
+(the encoder decides about three GOPs ahead of its first decoded one).
 
     python benchmarks/temporal_flow.py [CLIP ...] [--frames 48] [--qps 32,42]
 """
@@ -65,8 +65,9 @@ def main() -> None:
             buf.seek(0)
             decoded = VcxDecoder(buf, "cpu").gops()
             errors = [yuv_mse(s, d) for s, d in zip(clip.gops, decoded, strict=True)]
-            guess = temporal.expected_base_error(base_qp(qp, 1))
-            print(f"  {f'base layer, qp {qp}':24} {fmt(errors)}   (the guess: {guess:.1f})")
+            guesses = [temporal.expected_base_error(g, base_qp(qp, 1), 1) for g in clip.gops]
+            print(f"  {f'base layer, qp {qp}':24} {fmt(errors)}")
+            print(f"  {'  its guess':24} {fmt(guesses)}")
 
 
 if __name__ == "__main__":

@@ -29,8 +29,10 @@ from vcodec.stages.temporal import (
     FramePredictor,
     coded_frames,
     coded_part,
+    expected_base_error,
     midpoints,
     prediction_error,
+    quietest_base_error,
 )
 
 
@@ -176,6 +178,22 @@ def test_moving_content_keeps_every_frame_and_no_trace_of_the_stage() -> None:
     data = _encode(info, gops, post=False)
     assert VcxReader(io.BytesIO(data)).header.models == {}
     assert [g.n_frames for g in VcxDecoder(io.BytesIO(data), "cpu").gops()] == [16, 16, 8]
+
+
+def test_the_guess_of_the_base_layer_error_follows_content_qp_and_scale() -> None:
+    """Before it has decoded a GOP the encoder guesses the base layer's error from the content:
+    more texture, a higher QP or a smaller scale, more error; a flat GOP the least x265 reached
+    on a static scene."""
+    rng = np.random.default_rng(3)
+    y = np.broadcast_to(rng.integers(0, 256, (1, 64, 96), dtype=np.uint8), (16, 64, 96))
+    textured = Gop(
+        y.copy(), np.full((16, 32, 48), 128, np.uint8), np.full((16, 32, 48), 128, np.uint8)
+    )
+    flat = Gop(np.full_like(textured.y, 90), textured.u, textured.v)
+    guess = expected_base_error
+    assert guess(flat, 32, 1) == quietest_base_error(32) < guess(textured, 32, 1)
+    assert guess(textured, 27, 1) < guess(textured, 32, 1) < guess(textured, 37, 1)
+    assert guess(textured, 32, 1) < guess(textured, 32, 2)
 
 
 def test_train_predict_command(tmp_path, clip_factory) -> None:

@@ -19,6 +19,7 @@ import torch
 from vcodec.frames import Gop, yuv_mse
 from vcodec.models.registry import load
 from vcodec.stages.post import PostProcessor
+from vcodec.stages.scale import gop_features
 from vcodec.stages.stage import GopContext, Stage
 
 # Temporal scaling: a GOP at step 2 codes its even frames and its last in the base layer; the
@@ -29,14 +30,36 @@ PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when
 # share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the
 # dropped frames then cost about what coding them would, and their bits are saved.
 TEMPORAL_MARGIN = 0.5
+# log2 of the base layer's yuv_mse on a GOP, linear in base_error_inputs: fitted on the
+# training clips' GOPs at qp 22-47 and scales 1 and 2, lowered to the residuals' 10th percentile
+# (benchmarks/base_error_fit.py: above the truth on 0.7 % of the held-out GOPs, half the truth
+# at the median, where quietest_base_error alone is a fourteenth of it)
+BASE_ERROR_FIT = (-8.876, 7.138, 2.206, -3.086, 14.710)
 FLOW_PRESET = cv2.DISOPTICAL_FLOW_PRESET_ULTRAFAST  # OpenCV's DIS flow: 4-7 ms a frame at 640x360
 
 
-def expected_base_error(base_qp: int) -> float:
-    """A low guess of the base layer's yuv_mse at ``base_qp``, for GOPs the encoder must decide
-    before it has decoded any (x265's look-ahead holds back about three GOPs): the least that
-    x265 medium reached on the held-out clips (intel_car: 0.96, 2.07, 5.08 at qp 27, 37, 47)."""
+def expected_base_error(gop: Gop, base_qp: int, scale: int) -> float:
+    """A low guess of the base layer's yuv_mse on ``gop`` at ``base_qp`` and ``scale``, for
+    GOPs the encoder must decide before it has decoded any (x265's look-ahead holds back about
+    three GOPs, so on a short clip that is every GOP): the larger of two low guesses,
+    BASE_ERROR_FIT's fit of the content and quietest_base_error."""
+    fit = 2.0 ** (base_error_inputs(gop, base_qp, scale) @ np.asarray(BASE_ERROR_FIT))
+    return max(float(fit), quietest_base_error(base_qp))
+
+
+def quietest_base_error(base_qp: int) -> float:
+    """The least yuv_mse x265 medium reached at ``base_qp`` on the held-out clips (intel_car, a
+    static parking lot: 0.96, 2.07, 5.08 at qp 27, 37, 47), below which no content guess goes:
+    the fit's quantile undershoots such a scene, and its GOPs would then keep frames they
+    dropped with this guess alone (intel_car -24.3 % against x265 instead of -28.6 %)."""
     return 0.9 * 2.0 ** ((base_qp - 27) / 8.5)
+
+
+def base_error_inputs(gop: Gop, base_qp: int, scale: int) -> np.ndarray:
+    """What BASE_ERROR_FIT weighs: [1, base QP / 51, scale - 1, the detail a 2x down- and
+    up-scaling loses, texture] (the last two: the parameter module's log features)."""
+    features = gop_features(gop, base_qp).numpy().astype(np.float64)
+    return np.array([1.0, base_qp / 51, scale - 1, features[1], features[3]])
 
 
 def coded_frames(n_frames: int, step: int) -> list[int]:
@@ -200,7 +223,7 @@ class TemporalStage(Stage):
             return 1, False
         error = self.base_error
         if error is None:
-            error = expected_base_error(ctx.base_qp)
+            error = expected_base_error(gop, ctx.base_qp, ctx.scale)
         roi, where = ctx.roi, None
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
