@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 import numpy as np
-import torch
 
 PSNR_YUV_WEIGHTS = (6.0, 1.0, 1.0)  # Y, U, V weights of PSNR-YUV = (6 Y + U + V) / 8
 GOP_SIZE = 16  # frames per GOP (the mask codec's patch depth)
@@ -71,22 +70,29 @@ class Gop:
         return cls(y, u, v, start)
 
 
-def yuv_mse(ref: Gop, test: Gop, where: np.ndarray | None = None) -> float:
+def yuv_mse(
+    ref: Gop, test: Gop, where: np.ndarray | None = None, frames: list[int] | None = None
+) -> float:
     """The mean squared error of two GOPs (or the same frames of two), the planes weighted as
     in PSNR-YUV: (6 MSE-Y + MSE-U + MSE-V) / 8; ``where``: only over these pixels (a bool
-    [H, W] luma mask; chroma takes every other row and column of it)."""
+    [H, W] luma mask; chroma takes every other row and column of it); ``frames``: ``ref``'s
+    frames that ``test``'s are, in order (no copy of them is made)."""
     masks = (None,) * 3 if where is None else (where, where[::2, ::2], where[::2, ::2])
     total = 0.0
     for w, r, t, m in zip(PSNR_YUV_WEIGHTS, ref.planes(), test.planes(), masks, strict=True):
-        total += w * _mse(r, t, m)
+        total += w * _mse([r[i] for i in frames] if frames is not None else r, t, m)
     return total / sum(PSNR_YUV_WEIGHTS)
 
 
-def _mse(ref: np.ndarray, test: np.ndarray, where: np.ndarray | None) -> float:
-    """The mean squared difference of two uint8 arrays [T, H, W] (over the pixels ``where``),
-    in float32 with torch's pairwise sums: exact squares, ~1e-6 relative, a tenth of numpy's
-    float64 time at 720p."""
-    diff = torch.from_numpy(test).to(torch.float32) - torch.from_numpy(ref).to(torch.float32)
-    if where is not None:
-        diff = diff[:, torch.from_numpy(where)]
-    return float(diff.square_().sum()) / diff.numel() if diff.numel() else float("nan")
+def _mse(ref: np.ndarray | list, test: np.ndarray, where: np.ndarray | None) -> float:
+    """The mean squared difference of two uint8 arrays [T, H, W] (``ref`` may be a list of
+    frames) over the pixels ``where``, exact: a frame at a time, integer squares summed in
+    int64 (5x faster at 1080p than float32 over the whole array, and no BLAS call, whose
+    spinning threads slowed the encoder's other work)."""
+    total = 0
+    for r, t in zip(ref, test, strict=True):
+        diff = np.subtract(t, r, dtype=np.int32)
+        np.square(diff, out=diff)
+        total += int(diff.sum(dtype=np.int64, where=where if where is not None else True))
+    count = len(ref) * (ref[0].size if where is None else int(where.sum())) if len(ref) else 0
+    return total / count if count else float("nan")

@@ -80,7 +80,7 @@ def midpoints(gop: Gop, step: int) -> Gop:
     planes = [p.copy() for p in gop.planes()]
     for t in dropped_frames(gop.n_frames, step):
         for p in planes:
-            p[t] = (p[t - 1].astype(np.uint16) + p[t + 1] + 1) // 2
+            p[t] = _mean(p[t - 1], p[t + 1])
     return Gop(*planes, start=gop.start)
 
 
@@ -129,8 +129,15 @@ def prediction_error(
     dropped = dropped_frames(gop.n_frames, step)
     if not dropped:
         return 0.0
-    guess = flow_midpoints(gop, step) if flow else midpoints(gop, step)
-    return yuv_mse(_select(gop, dropped), _select(guess, dropped), where)
+    if flow:
+        return yuv_mse(gop, _select(flow_midpoints(gop, step), dropped), where, dropped)
+    guess = Gop(*(np.stack([_mean(p[t - 1], p[t + 1]) for t in dropped]) for p in gop.planes()))
+    return yuv_mse(gop, guess, where, dropped)
+
+
+def _mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The rounded mean of two uint8 frames."""
+    return ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
 
 
 def coded_part(gop: Gop, step: int) -> Gop:
@@ -235,9 +242,10 @@ class TemporalStage(Stage):
         return 1, False
 
     def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, dict]:
-        if self.drop:  # the next GOP's yardstick (_mode); 40 ms a 1080p frame
+        if self.drop:  # the next GOP's yardstick (_mode)
             with self.timed():
-                self.base_error = yuv_mse(coded_part(source, ctx.step), prediction)
+                coded = coded_frames(source.n_frames, ctx.step)
+                self.base_error = yuv_mse(source, prediction, frames=coded)
         self._used |= ctx.step > 1
         mode = {"step": ctx.step, "flow": ctx.extra["flow"]}
         return self._fill(prediction, ctx.step, mode["flow"], ctx), mode
