@@ -16,7 +16,7 @@ from vcodec.eval.metrics import (
     msssim_y,
     psnr,
 )
-from vcodec.frames import Gop
+from vcodec.frames import Gop, yuv_mse
 
 
 def textured(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:
@@ -37,6 +37,30 @@ def make_gop(y: np.ndarray) -> Gop:
     t, h, w = y.shape
     u = np.full((t, (h + 1) // 2, (w + 1) // 2), 128, np.uint8)
     return Gop(y=y, u=u, v=u.copy())
+
+
+def test_yuv_mse_is_exact_over_pixels_and_frames() -> None:
+    """PSNR-YUV-weighted MSE in exact integers: over a mask of pixels (chroma takes every other
+    row and column of it) and over chosen frames of the reference, no copy made."""
+    rng = np.random.default_rng(5)
+    planes = [rng.integers(0, 256, (5, h, w), dtype=np.uint8) for h, w in ((8, 12), (4, 6), (4, 6))]
+    other = [rng.integers(0, 256, p.shape, dtype=np.uint8) for p in planes]
+    a, b = Gop(*planes), Gop(*other)
+
+    def mse(x, y):
+        return float(((x.astype(np.float64) - y) ** 2).mean())
+
+    assert yuv_mse(a, b) == (6 * mse(a.y, b.y) + mse(a.u, b.u) + mse(a.v, b.v)) / 8
+    where = rng.random((8, 12)) < 0.4
+    c = where[::2, ::2]
+    expect = 6 * mse(a.y[:, where], b.y[:, where]) + mse(a.u[:, c], b.u[:, c])
+    assert yuv_mse(a, b, where) == (expect + mse(a.v[:, c], b.v[:, c])) / 8
+    frames = [1, 3, 4]
+    part = Gop(b.y[frames], b.u[frames], b.v[frames])
+    assert yuv_mse(a, part, frames=frames) == yuv_mse(
+        Gop(a.y[frames], a.u[frames], a.v[frames]), part
+    )
+    assert yuv_mse(a, a) == 0.0
 
 
 def test_psnr_of_a_known_mse() -> None:
