@@ -24,6 +24,7 @@ side information: an estimate of the BD-rate effect, not a bench.
 from __future__ import annotations
 
 import argparse
+import copy
 import io
 import math
 from pathlib import Path
@@ -31,19 +32,19 @@ from pathlib import Path
 import numpy as np
 import torch
 import torch.nn.functional as F
+from post_gain import quality
 from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS
 
 from vcodec.entropy import base_lambda
 from vcodec.eval.bench import load_clip
-from vcodec.eval.metrics import psnr, psnr_yuv
 from vcodec.frames import Gop, yuv_mse
-from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, PIXEL_UNIT, condition
+from vcodec.models.postprocess import LUMA_UNSHUFFLE, condition, fold
 from vcodec.models.registry import load
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
-from vcodec.stages.post import PostProcessor
+from vcodec.stages.post import PostProcessor, neighbour_window
 from vcodec.stages.wiener import WienerEncoder
 
 UPDATE_STEP = 1 / 128  # the tail update's quantiser step (network units)
@@ -51,14 +52,8 @@ RIDGE = 1e-3  # x the mean diagonal of the normal matrix
 BATCH = 4  # frames through the network at once
 
 
-def quality(ref: list[Gop], test: list[Gop]) -> float:
-    pairs = list(zip(ref, test, strict=True))
-    per = [np.concatenate([psnr(getattr(r, p), getattr(t, p)) for r, t in pairs]) for p in "yuv"]
-    return float(psnr_yuv(*per).mean())
-
-
 def _planes(gop: Gop) -> list[torch.Tensor]:
-    """The GOP's planes as float tensors, edge-padded to a multiple of 4 (luma)."""
+    """The GOP's planes as float tensors [T, H, W], edge-padded to a multiple of 4 (luma)."""
     r = LUMA_UNSHUFFLE
     hp, wp = -(-gop.height // r) * r, -(-gop.width // r) * r
     out = []
@@ -69,38 +64,15 @@ def _planes(gop: Gop) -> list[torch.Tensor]:
     return out
 
 
-def _fold(planes: list[torch.Tensor]) -> torch.Tensor:
-    """[T, 24, H/4, W/4] of one frame per t (luma 4x4, chroma 2x2 folded)."""
-    r = LUMA_UNSHUFFLE
-    y, u, v = (
-        F.pixel_unshuffle(p[:, None], s) for p, s in zip(planes, (r, r // 2, r // 2), strict=True)
-    )
-    return torch.cat([y, u, v], 1)
-
-
-def _unfold(folded: torch.Tensor, like: Gop) -> list[np.ndarray]:
-    r, ry = LUMA_UNSHUFFLE, LUMA_UNSHUFFLE**2
-    parts = (folded[:, :ry], folded[:, ry : ry + 4], folded[:, ry + 4 :])
-    out = []
-    for part, s, p in zip(parts, (r, r // 2, r // 2), like.planes(), strict=True):
-        full = F.pixel_shuffle(part, s)[:, 0, : p.shape[1], : p.shape[2]]
-        out.append(full.numpy())
-    return out
-
-
 def features(net, gop: Gop, qp: int) -> torch.Tensor:
     """[T, 33, H/4, W/4]: the tail's inputs for every frame of the GOP, and a constant 1."""
     y, u, v = _planes(gop)
-    n = gop.n_frames
-    order = torch.arange(n)
-    window = torch.stack([(order + k).clamp(0, n - 1) for k in (-1, 0, 1)][:NEIGHBOURS], 1)
-    cond = condition(qp, 1)[None]
+    window, cond = neighbour_window(gop.n_frames), condition(qp, 1)[None]
     parts = []
-    with torch.no_grad():
-        for first in range(0, n, BATCH):
-            idx = window[first : first + BATCH]
-            f = net.features(y[idx], u[idx], v[idx], cond.expand(len(idx), -1))
-            parts.append(torch.cat([f, torch.ones_like(f[:, :1])], 1))
+    for first in range(0, gop.n_frames, BATCH):
+        idx = window[first : first + BATCH]
+        f = net.features(y[idx], u[idx], v[idx], cond.expand(len(idx), -1))
+        parts.append(torch.cat([f, torch.ones_like(f[:, :1])], 1))
     return torch.cat(parts).double()
 
 
@@ -110,10 +82,12 @@ def exp_golomb_bits(q: np.ndarray) -> int:
 
 
 def normal_equations(net, source: Gop, base: Gop, qp: int) -> tuple[torch.Tensor, ...]:
-    """(A^T A, A^T R) of the GOP: the tail's inputs A against the folded residual R."""
+    """(A^T A, A^T R) of the GOP: the tail's inputs A against the folded residual R (in the
+    network's units: ``fold`` centres and scales both frames alike)."""
     f = features(net, base, qp)
     a = f.permute(0, 2, 3, 1).reshape(-1, f.shape[1])
-    target = (_fold(_planes(source)) - _fold(_planes(base))).double() / PIXEL_UNIT
+    src, dec = ([p[:, None] for p in _planes(g)] for g in (source, base))
+    target = (fold(*src) - fold(*dec)).double()
     r = target.permute(0, 2, 3, 1).reshape(-1, target.shape[1])
     return a.T @ a, a.T @ r
 
@@ -131,14 +105,12 @@ def quantised_tail(net, ata: torch.Tensor, atr: torch.Tensor) -> tuple[torch.Ten
 
 
 def with_tail(net, base: Gop, qp: int, tail: torch.Tensor) -> Gop:
-    """The GOP through post-v2 with ``tail`` in place of its own."""
-    f = features(net, base, qp)
-    corr = torch.einsum("tchw,cd->tdhw", f, tail).float() * PIXEL_UNIT
-    planes = [
-        np.clip(np.round(p + c), 0, 255).astype(np.uint8)
-        for p, c in zip(base.planes(), _unfold(corr, base), strict=True)
-    ]
-    return Gop(*planes, base.start)
+    """The GOP through post-v2 (the codec's PostProcessor) with ``tail`` [33, 24] in place of
+    its own 1x1 tail."""
+    adapted = copy.deepcopy(net)
+    adapted.tail.weight.copy_(tail[:-1].T[:, :, None, None])
+    adapted.tail.bias.copy_(tail[-1])
+    return PostProcessor(torch.device("cpu"), net=adapted)(base, qp, 1)
 
 
 def main() -> None:
@@ -206,8 +178,8 @@ def main() -> None:
                     size,
                     side,
                     updates,
-                    quality(clip.gops, base),
-                    {k: quality(clip.gops, v) for k, v in out.items()},
+                    quality(clip.gops, base)[0],
+                    {k: quality(clip.gops, v)[0] for k, v in out.items()},
                 )  # fmt: skip
             )
         for i, (qp, size, side, updates, q0, q) in enumerate(rows):

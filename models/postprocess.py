@@ -45,7 +45,7 @@ class PostNet(nn.Module):
     def forward(
         self, y: torch.Tensor, u: torch.Tensor, v: torch.Tensor, cond: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        x = _fold(y, u, v)
+        x = fold(y, u, v)
         b = x.shape[0]
         mod = self.film(cond.to(x.dtype)).reshape(b, 2 * self.blocks, 2, self.channels, 1, 1)
         f = F.leaky_relu(self.head(x), 0.1)
@@ -86,7 +86,7 @@ class LitePostNet(nn.Module):
     ) -> torch.Tensor:
         """What the 1x1 tail reads: ``[B, channels, H/4, W/4]`` (a per-stream refit of the
         tail is a least-squares problem in these: benchmarks/post_refit.py)."""
-        x = _fold(y, u, v)
+        x = fold(y, u, v)
         b = x.shape[0]
         mod = self.film(cond.to(x.dtype)).reshape(b, self.blocks, 2, self.channels, 1, 1)
         f = F.leaky_relu(self.head(x), 0.1)
@@ -112,7 +112,7 @@ def _zero_conv(channels: int, kernel: int) -> nn.Conv2d:
     return conv
 
 
-def _fold(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+def fold(y: torch.Tensor, u: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Three frames' planes (PostNet's inputs) as one [B, 3 * 24, H/4, W/4] tensor, centred
     on 128 and in PIXEL_UNIT steps."""
     b, n, h, w = y.shape

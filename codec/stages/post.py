@@ -60,11 +60,7 @@ class PostProcessor:
             )
         ]
         cond = condition(base_qp, scale).to(self.device, self.dtype)
-        n = gop.n_frames
-        order = torch.arange(n)
-        window = torch.stack(
-            [(order + k).clamp(0, n - 1) for k in range(-(NEIGHBOURS // 2), NEIGHBOURS // 2 + 1)], 1
-        )
+        window = neighbour_window(gop.n_frames)
         if frames is not None:
             window = window[frames]
         out = [[], [], []]
@@ -93,6 +89,14 @@ class PostProcessor:
             a, b = top - lo, bottom - lo
             parts.append((res[0][:, a:b], res[1][:, a // 2 : b // 2], res[2][:, a // 2 : b // 2]))
         return [torch.cat(p, dim=1) for p in zip(*parts, strict=True)]
+
+
+def neighbour_window(n: int) -> torch.Tensor:
+    """[n, NEIGHBOURS]: the frames the network sees for each frame of an ``n``-frame GOP (the
+    previous, itself, the next; edge-replicated at the GOP's ends, as the decoder does)."""
+    order = torch.arange(n)
+    half = NEIGHBOURS // 2
+    return torch.stack([(order + k).clamp(0, n - 1) for k in range(-half, half + 1)], 1)
 
 
 def post_model(models: dict[str, str]) -> str | None:
