@@ -66,14 +66,18 @@ def copy_clip(src: Path, path: Path, frames: int) -> None:
 
 
 def base_only(clip: Path, frames: int, qp: int, base: str, preset: str) -> None:
-    """The base layer alone on ``clip``: read, encode, flush (what vcx's base layer does)."""
+    """The base layer alone on ``clip``: read, encode, flush (what vcx's base layer does, with
+    its default --tune)."""
     from vcodec.io import open_video
+    from vcodec.pipeline.config import EncodeConfig
     from vcodec.stages.base_layer import BaseEncoder
+
+    tune = EncodeConfig(base=base, preset=preset).validate().tune
 
     start = time.perf_counter()
     with open_video(clip) as reader:
         info = reader.info
-        encoder = BaseEncoder(base, info.width, info.height, info.fps, qp, preset)
+        encoder = BaseEncoder(base, info.width, info.height, info.fps, qp, preset, tune=tune)
         size, n = 0, 0
         for gop in reader.gops(16, frames):
             size += sum(map(len, encoder.encode(gop)))

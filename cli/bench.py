@@ -21,19 +21,20 @@ def bench(
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-post / vcx-post2 (--post with post-v1 / post-v2), "
-            "vcx-notemporal (no temporal scaling), vcx-nowiener (no "
-            "Wiener filters), vcx-noflow / vcx-flow (--no-flow / --flow), vcx-noparams "
+            "vcx-notemporal (no temporal scaling), vcx-nowiener (no Wiener filters), "
+            "vcx-notune (--tune none), vcx-noflow / vcx-flow (--no-flow / --flow), vcx-noparams "
             "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
             "masks), vcx-task "
             "(vcodec encode --task: --task's, else detect, with the maps' detector), vcx-roi "
             "(--roi motion, or the --task detector's objects), vcx-roi-sharp (vcx-roi, background "
             "not low-passed), vcx-roi-task (vcx-roi with --post-model post-task-v1), vcx-pure "
             "(no base layer), x264, x265, av1 (SVT-AV1), x264-roi (x264 with vcx-roi's ROI maps "
-            "and QP offsets). A classical codec at another preset: x265:slow, x264:veryslow, "
+            "and QP offsets), x264-psnr / x265-psnr (--tune psnr: vcx's base layer alone). "
+            "A classical codec at another preset: x265:slow, x264:veryslow, "
             "av1:6 (SVT-AV1 presets 0-13); a vcx codec at a --speed: vcx:fast, vcx:slow. "
             "Plain names run at --preset and at vcx's default speed."
         ),
-    ] = "vcx,x264,x265,av1",
+    ] = "vcx,x264,x265,x265-psnr,av1",
     qps: Annotated[
         str | None,
         typer.Option(

@@ -71,6 +71,14 @@ def encode(
         ),
     ] = "auto",
     preset: Annotated[str, typer.Option(help="Base-layer encoder preset.")] = "medium",
+    tune: Annotated[
+        str | None,
+        typer.Option(
+            help="Base-layer tuning: psnr (x264/x265's --tune psnr: no psycho-visual "
+            "optimisation; SVT-AV1 aims at PSNR already) or none (the encoder's defaults). "
+            "Default: psnr, none with --roi or --task."
+        ),
+    ] = None,
     frames: Annotated[int | None, typer.Option(help="Encode only the first N frames.")] = None,
     mode: Annotated[
         str, typer.Option(help="hybrid: base layer + mask samples; pure: mask samples alone.")
@@ -205,7 +213,7 @@ def encode(
         from vcodec.pipeline.encoder import encode as run_encode
 
         config = EncodeConfig(
-            qp=qp, base=base, scale=scale, preset=preset, frames=frames, device=device,
+            qp=qp, base=base, scale=scale, preset=preset, tune=tune, frames=frames, device=device,
             mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
             post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,

@@ -81,10 +81,11 @@ def test_tiny_bench(tmp_path, clip_factory) -> None:
     result = vcodec(*args)
     assert result.exit_code == 0, result.output
     report = json.loads((out / "bench.json").read_text())
-    assert {p["codec"] for p in report["points"]} == {"vcx", "x264", "x265", "av1"}
-    assert len(report["points"]) == 16 and (out / "rd.png").stat().st_size > 1000
+    assert {p["codec"] for p in report["points"]} == {"vcx", "x264", "x265", "x265-psnr", "av1"}
+    assert len(report["points"]) == 20 and (out / "rd.png").stat().st_size > 1000
     assert all(p["bytes"] > 0 and 15 < p["psnr_yuv"] < 60 for p in report["points"])
     assert "x265" in report["settings"]["anchors"]["x265"]["version"]
+    assert report["settings"]["anchors"]["x265-psnr"]["tune"] == "psnr"
     assert "BD" in result.stdout or "bd" in result.stdout.lower()
     # a second run replaces its own outputs (tests/test_map.py: and refuses beside other files)
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from dataclasses import replace
 from fractions import Fraction
 
@@ -17,7 +18,13 @@ from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder, decode
 from vcodec.pipeline.encoder import encode, encode_gops
 from vcodec.pipeline.info import describe
-from vcodec.stages.base_layer import BaseDecoder, BaseEncoder, drop_encoder_info
+from vcodec.stages.base_layer import (
+    BASE_CODECS,
+    TUNES,
+    BaseDecoder,
+    BaseEncoder,
+    drop_encoder_info,
+)
 
 
 def read_all(path):
@@ -110,6 +117,35 @@ def test_base_layer_drops_the_encoders_self_description(tmp_path, clip_factory, 
     assert np.array_equal(pictures[True], pictures[False])
     plain = BaseEncoder(codec, 64, 64, info.fps, 32, "medium")  # info=False: the default
     assert b"options" not in b"".join(plain.encode(gops[0]) + plain.flush())
+
+
+@pytest.mark.parametrize(
+    ("codec", "defaults", "tuned"),
+    [("x264", b"psy=1", b"psy=0"), ("x265", b"psy-rd=2.00", b"psy-rd=0.00")],
+)
+def test_tune_psnr_reaches_the_encoder(tmp_path, clip_factory, codec, defaults, tuned) -> None:
+    """--tune psnr turns the encoder's psycho-visual optimisation off (its own SEI says so),
+    and keeps adaptive quantisation on at zero strength, where the ROI offsets still act."""
+    info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 4))
+    options = {}
+    for tune in TUNES:
+        encoder = BaseEncoder(codec, 64, 64, info.fps, 32, "medium", info=True, tune=tune)
+        options[tune] = b"".join(encoder.encode(gops[0]) + encoder.flush())
+    assert defaults in options["none"] and tuned not in options["none"]
+    assert tuned in options["psnr"] and defaults not in options["psnr"]
+    assert re.search(rb"aq(-mode)?=[12]", options["psnr"])
+    assert "tune" not in BASE_CODECS["av1"].options(32, "medium", tune="psnr")
+
+
+def test_tune_defaults_to_psnr_but_not_under_roi() -> None:
+    """PSNR tuning by default; --roi and --task keep the encoder's defaults (their settings were
+    measured there); asked by name, it is kept; anything else is refused."""
+    assert EncodeConfig().validate().tune == "psnr"
+    assert EncodeConfig(roi="motion").validate().tune == "none"
+    assert EncodeConfig(roi="motion", tune="psnr").validate().tune == "psnr"
+    assert EncodeConfig(tune="none").validate().tune == "none"
+    with pytest.raises(VcxError, match="--tune"):
+        EncodeConfig(tune="grain").validate()
 
 
 def test_only_user_data_sei_is_dropped() -> None:

@@ -36,6 +36,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-noflow": {"flow": False},
     "vcx-flow": {"flow": True},  # the option off by default: what it would buy
     "vcx-nowiener": {"wiener": False},
+    "vcx-notune": {"tune": "none"},  # the base encoder's defaults instead of --tune psnr
     "vcx-noparams": {"scale": "1"},
     "vcx-s2": {"scale": "2"},
     "vcx-exhaustive": {"mask_search": "exhaustive"},
@@ -49,7 +50,9 @@ VCX_VARIANTS: dict[str, dict] = {
 CLASSICAL = ("x264", "x265", "av1")  # each at any of its presets: x265:slow, av1:6
 # x264 with the same ROI maps and QP offsets as vcx-roi (ffmpeg's ROI side data, as `addroi`)
 ROI_ANCHORS = ("x264-roi",)
-FAMILIES = (*VCX_VARIANTS, *CLASSICAL, *ROI_ANCHORS)
+# x264/x265 with --tune psnr, as vcx's base layer runs them: the tuning's own share of vcx's gain
+TUNED_ANCHORS = ("x264-psnr", "x265-psnr")
+FAMILIES = (*VCX_VARIANTS, *CLASSICAL, *ROI_ANCHORS, *TUNED_ANCHORS)
 # the preset names x264 and x265 take (SVT-AV1's are the numbers of SVT_PRESET_RANGE)
 X26X_PRESETS = (
     "ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower",
@@ -84,6 +87,11 @@ class CodecName:
         return self.setting or DEFAULT_SPEED
 
 
+def base_of(family: str) -> str:
+    """The classical codec under an anchor's name: x264 for x264-roi, x265 for x265-psnr."""
+    return family.removesuffix("-roi").removesuffix("-psnr")
+
+
 def parse_codec(text: str, bench_preset: str) -> CodecName:
     """``text`` as a CodecName, with the bench's default setting dropped (`x265:medium` under
     --preset medium is `x265`, `av1:8` is `av1`, `vcx:medium` is `vcx`), or InputError."""
@@ -115,9 +123,9 @@ def run_anchor(clip, codec: CodecName, qp: int, bench_preset: str):
     is the packets' bytes: AV1's sequence header included (stream_bytes)."""
     h, w = coded_size(clip.info.height, clip.info.width, 1)
     roi = codec.family in ROI_ANCHORS
-    base = codec.family.removesuffix("-roi")
+    base, tune = base_of(codec.family), "psnr" if codec.family in TUNED_ANCHORS else "none"
     start = time.perf_counter()
-    encoder = BaseEncoder(base, w, h, clip.info.fps, qp, codec.preset(bench_preset), roi)
+    encoder = BaseEncoder(base, w, h, clip.info.fps, qp, codec.preset(bench_preset), roi, tune=tune)
     packets = [
         p
         for index, gop in enumerate(clip.gops)
@@ -172,11 +180,12 @@ def stream_bytes(codec: str, packets: list[bytes], extradata: bytes = b"") -> in
 
 def anchor_settings(codec: CodecName, bench_preset: str) -> dict:
     """How bench.json describes a classical anchor."""
-    base = codec.family.removesuffix("-roi")
+    base = base_of(codec.family)
     return {
         "encoder": BASE_CODECS[base].encoder,
         "version": encoder_version(base),
         "preset": codec.preset(bench_preset),
+        "tune": "psnr" if codec.family in TUNED_ANCHORS else "encoder default",
         "rate_control": "crf = qp" if base != "av1" else "crf = round(qp * 63 / 51)",
         "gop": "encoder default",
     }

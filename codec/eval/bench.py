@@ -16,6 +16,7 @@ from vcodec.errors import InputError
 from vcodec.eval.anchors import (
     MAP_REFERENCE,
     ROI_ANCHORS,
+    TUNED_ANCHORS,
     VCX_VARIANTS,
     CodecName,
     anchor_settings,
@@ -54,9 +55,11 @@ ANCHORS = ("x264", "x265")  # every codec's BD-rates are against these (and av1 
 # vcx with one stage off or changed: also anchors, so that the table shows what each buys
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-noflow", "vcx-flow", "vcx-nowiener",
-    "vcx-noparams", "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp", "vcx-roi-task",
+    "vcx-notune", "vcx-noparams", "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp",
+    "vcx-roi-task",
 )  # fmt: skip
-DEFAULT_CODECS = ("vcx", "x264", "x265", "av1")  # av1: SVT-AV1, the codec vcx must beat (DESIGN §5)
+# av1: SVT-AV1, the codec vcx must beat (DESIGN §5); x265-psnr: vcx's base layer alone
+DEFAULT_CODECS = ("vcx", "x264", "x265", "x265-psnr", "av1")
 
 
 @dataclass(frozen=True)
@@ -135,8 +138,8 @@ class BenchConfig:
     @property
     def anchors(self) -> tuple[str, ...]:
         """The codecs every other gets a BD-rate against: x264, x265, av1 (at the bench's
-        preset), and the ROI anchors and ablations that run."""
-        extra = [c for c in ("av1", *ROI_ANCHORS, *ABLATIONS) if c in self.codecs]
+        preset), and the tuned and ROI anchors and ablations that run."""
+        extra = [c for c in ("av1", *TUNED_ANCHORS, *ROI_ANCHORS, *ABLATIONS) if c in self.codecs]
         return (*ANCHORS, *extra)
 
     def name(self, codec: str) -> CodecName:

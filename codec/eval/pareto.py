@@ -10,7 +10,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
-from vcodec.eval.anchors import MAP_REFERENCE, VCX_VARIANTS
+from vcodec.eval.anchors import CLASSICAL, MAP_REFERENCE, VCX_VARIANTS, base_of
 from vcodec.eval.report import ALL_CLIPS, PLOT_DPI, POOLED, BenchPoint, unique
 
 MAP_METRIC = "psnr_yuv"  # the map's BD-rate metric (DESIGN §5)
@@ -111,9 +111,9 @@ def plot_pareto(
             ax.plot(
                 [r["encode_fps"] for r in group],
                 [r["bd_rate"] for r in group],
-                "*" if vcx else "o-",
+                "*" if vcx else "o-" if family in CLASSICAL else "s--",  # s--: tuned / ROI
                 markersize=12 if vcx else 6,
-                color=VCX_COLOR if vcx else CLASSICAL_COLORS.get(family.removesuffix("-roi")),
+                color=VCX_COLOR if vcx else CLASSICAL_COLORS.get(base_of(family)),
                 label=family,
             )
             for r in group:

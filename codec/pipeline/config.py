@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from vcodec.bitstream.container import MODES, TASKS
 from vcodec.device import resolve_device
 from vcodec.errors import InputError
-from vcodec.stages.base_layer import PRESETS, get_codec
+from vcodec.stages.base_layer import PRESETS, TUNES, get_codec
 from vcodec.stages.masks import MASK_SEARCHES
 from vcodec.stages.post import POST_MODEL, POST_MODELS
 from vcodec.stages.roi import (
@@ -100,6 +100,10 @@ class EncodeConfig:
     # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
     scale: str = "auto"
     preset: str = "medium"  # base-layer encoder preset
+    # the base encoder's tuning (TUNES): None is psnr, or none with --roi / --task (their
+    # settings were measured on the encoders' defaults, and x265's PSNR tuning turns its
+    # adaptive quantisation down to zero strength)
+    tune: str | None = None
     frames: int | None = None  # encode at most this many frames
     device: str = "auto"  # where the resampling/networks run: auto, cpu, cuda
     mode: str = "hybrid"  # hybrid: base layer + masked samples; pure: masked samples alone
@@ -159,6 +163,8 @@ class EncodeConfig:
                 raise InputError("--task picks its ROI finder itself (--detector): leave out --roi")
             settings = ROI_DEFAULTS | TASK_SETTINGS[self.task]
             self = replace(self, roi=source, roi_model=model)
+        if self.tune is None:
+            self = replace(self, tune="psnr" if self.roi == "none" else "none")
         return replace(self, **{k: v for k, v in settings.items() if getattr(self, k) is None})
 
     def validate(self) -> EncodeConfig:
@@ -171,6 +177,8 @@ class EncodeConfig:
             raise InputError(f"--scale must be auto or one of {SCALES}, got {self.scale}")
         if self.preset not in PRESETS:
             raise InputError(f"--preset must be one of {', '.join(PRESETS)}")
+        if self.tune not in TUNES:
+            raise InputError(f"--tune must be one of {', '.join(TUNES)}, got {self.tune!r}")
         if self.frames is not None and self.frames < 1:
             raise InputError(f"--frames must be at least 1, got {self.frames}")
         if self.mode not in MODES:

@@ -226,6 +226,7 @@ class _HybridEncoder:
             self.base = BaseEncoder(
                 config.base, width // scale, height // scale, self.info.fps,
                 base_qp(config.qp, scale), config.preset, config.roi != "none",
+                tune=config.tune,
             )  # fmt: skip
         segment = Segment(config.base, width // scale, height // scale, self.base.extradata)
         self.writer.write(segment)

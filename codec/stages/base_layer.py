@@ -37,9 +37,19 @@ class BaseCodec:
         """--qp is on x264's 0-51 scale; AV1's CRF runs 0-63, so it is stretched."""
         return max(0, min(self.max_crf, round(qp * self.max_crf / 51)))
 
-    def options(self, qp: int, preset: str, roi: bool = False) -> dict[str, str]:
-        """``roi``: the frames will carry ROI QP offsets, which x265 takes only with AQ on."""
+    def options(
+        self, qp: int, preset: str, roi: bool = False, tune: str = "none"
+    ) -> dict[str, str]:
+        """``roi``: the frames will carry ROI QP offsets, which x265 takes only with AQ on.
+        ``tune``: psnr (x264/x265's own --tune psnr: no psycho-visual rate-distortion, adaptive
+        quantisation at zero strength) or none (the encoder's defaults). SVT-AV1's default
+        already aims at PSNR, so it takes none."""
         crf = str(self.crf(qp))
+        if self.name == "av1":
+            return {"crf": crf, "preset": str(svt_preset(preset))}
+        options = {"crf": crf, "preset": preset}
+        if tune == "psnr":
+            options["tune"] = "psnr"
         if self.name == "x265":
             params = "log-level=error"
             # (x265 applies the offsets per 32x32 quantisation group; qg-size=16 followed the
@@ -47,10 +57,8 @@ class BaseCodec:
             # +1.65 dB, intel_car +2.31 against +2.60 dB, masks and post off)
             if roi and preset in X265_PRESETS_WITHOUT_AQ:  # AQ on, at zero strength
                 params += ":aq-mode=1:aq-strength=0"
-            return {"crf": crf, "preset": preset, "x265-params": params}
-        if self.name == "x264":
-            return {"crf": crf, "preset": preset}
-        return {"crf": crf, "preset": str(svt_preset(preset))}
+            options["x265-params"] = params
+        return options
 
 
 BASE_CODECS = {
@@ -58,6 +66,7 @@ BASE_CODECS = {
     "x264": BaseCodec("x264", "libx264", "h264", 51, True),
     "av1": BaseCodec("av1", "libsvtav1", "libdav1d", 63, False),
 }
+TUNES = ("psnr", "none")  # --tune: the base encoder's tuning (BaseCodec.options)
 # x264/x265 preset names mapped onto SVT-AV1's numeric presets (0 slowest .. 13 fastest)
 SVT_PRESETS = {
     "veryslow": 2, "slower": 3, "slow": 5, "medium": 8, "fast": 10, "faster": 11,
@@ -96,8 +105,10 @@ class BaseEncoder:
         preset: str = "medium",
         roi: bool = False,
         info: bool = False,
+        tune: str = "none",
     ) -> None:
-        """``roi``: frames will come with QP regions (encode's ``regions``). ``info``: keep the
+        """``roi``: frames will come with QP regions (encode's ``regions``). ``tune``: as
+        BaseCodec.options. ``info``: keep the
         SEI in which x264/x265 describe themselves (version and every option, 0.6-2.3 KB at each
         encoder start); without it the packets carry only what a decoder needs."""
         self.codec = get_codec(codec)
@@ -107,7 +118,7 @@ class BaseEncoder:
         self._ctx.pix_fmt = "yuv420p"
         self._ctx.time_base = 1 / Fraction(fps)
         self._ctx.framerate = Fraction(fps)
-        self._ctx.options = self.codec.options(qp, preset, roi)
+        self._ctx.options = self.codec.options(qp, preset, roi, tune)
         self.roi = roi
         self._ctx.open()  # now, not at the first frame, so `extradata` is what the codec says
         self._pts = 0
