@@ -97,4 +97,5 @@ def test_bench_base_sets_the_vcx_codecs_base_layer(tmp_path, clip_factory) -> No
     assert result.exit_code == 0, result.output
     report = json.loads((tmp_path / "b" / "bench.json").read_text())
     assert report["settings"]["vcx"]["base"] == "x264"
+    assert report["settings"]["vcx"]["tune"] == "psnr" and report["settings"]["vcx"]["wiener"]
     one_line_error(vcodec(*args, "--base", "vp9", "--force"), EXIT_BAD_INPUT)

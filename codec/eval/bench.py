@@ -329,6 +329,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
     base_preset = config.preset
     if config.base == "av1":
         base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
+    defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     return {
         "task": config.task,
         "detector": detector.name if detector else None,
@@ -340,9 +341,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
         "preset": config.preset,
         "anchors": {n.name: anchor_settings(n, config.preset) for n in classical},
         "vcx": {  # the encoder's defaults, which the vcx variants change one at a time
-            k: v
-            for k, v in asdict(EncodeConfig(base=config.base, preset=config.preset)).items()
-            if k not in ("qp", "frames", "device")
+            k: v for k, v in asdict(defaults).items() if k not in ("qp", "frames", "device")
         },
         "vcx_base_preset": base_preset,
         "vcx_speeds": {c: config.name(c).speed() for c in config.codecs if config.name(c).vcx},
