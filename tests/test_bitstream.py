@@ -34,10 +34,10 @@ from vcodec.errors import (
 )
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "56435807140140301901000202020010000478323635200000cd9d2d2d"
+GOLDEN_HEADER = "564358081401403019010002020200100004783236352000008d85b7f1"
 # ... 01 model: 07 "post-v1", 04 its id 9ceb5558; 00 the empty encoder text; CRC32
 GOLDEN_HEADER_MODEL = (
-    "56435807210140301901000202020010000478323635200107706f73742d7631049ceb555800f0adcaad"
+    "56435808210140301901000202020010000478323635200107706f73742d7631049ceb5558004e61c664"
 )
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
@@ -151,8 +151,8 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 8
-    with pytest.raises(UnsupportedVersionError, match="format version 8"):
+    data[3] = 9
+    with pytest.raises(UnsupportedVersionError, match="format version 9"):
         read_all(bytes(data))
 
 
@@ -333,7 +333,7 @@ def test_fields_varint_and_bounds() -> None:
 
 
 # ... 00 the empty encoder text, then the notes: 01 of them, 04 "grey"; CRC32
-GOLDEN_HEADER_NOTES = "564358071a0140301901000202020010000478323635200000010467726579ee363fd7"
+GOLDEN_HEADER_NOTES = "564358081a0140301901000202020010000478323635200000010467726579552d99de"
 
 
 def test_notes_follow_the_encoder_field() -> None:
@@ -345,7 +345,7 @@ def test_notes_follow_the_encoder_field() -> None:
 
 
 # ... 00 the empty encoder text, 00 notes, 01 the task (detect); CRC32
-GOLDEN_HEADER_TASK = "564358071601403019010002020200100004783236352000000001579aa22b"
+GOLDEN_HEADER_TASK = "5643580816014030190100020202001000047832363520000000019e91b7c8"
 
 
 def test_task_follows_the_notes() -> None:

@@ -22,11 +22,12 @@ from vcodec.models.postprocess import PostNet
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
-from vcodec.pipeline.side_info import GopParams, unpack_side_info
+from vcodec.pipeline.side_info import TEMPORAL_MODES, GopParams, unpack_side_info
 from vcodec.stages.post import PostProcessor
 from vcodec.stages.temporal import (
     PREDICT_MODEL,
     FramePredictor,
+    between,
     coded_frames,
     coded_part,
     expected_base_error,
@@ -53,14 +54,35 @@ def test_side_info_with_a_temporal_step() -> None:
     assert GopParams(scale=1).temporal_step == 1
 
 
-def test_version_7_temporal_modes() -> None:
-    """From format 7 the temporal symbol is one of three modes: step 1, step 2 (mean), step 2
-    along the flow; golden words."""
-    assert GopParams(scale=1, step=2, flow=True).pack().hex() == "555555"
+def test_temporal_modes() -> None:
+    """From format 8 the temporal symbol is one of five modes: step 1, step 2 (mean), step 2
+    along the flow, step 4, step 8; format 7 had the first three. Golden words of both."""
+    assert GopParams(scale=1, step=2, flow=True).pack().hex() == "333333"
+    assert GopParams(scale=1, step=8, flow=False).pack().hex() == "666666"
     assert GopParams(scale=1, step=1, flow=False).pack().hex() == ""
-    for step, flow in ((1, False), (2, False), (2, True)):
+    for step, flow in TEMPORAL_MODES:
         params = GopParams(scale=2, post=1, step=step, flow=flow)
         assert GopParams.unpack(params.pack(), post=True, flow=True) == params
+    old = GopParams.unpack(bytes.fromhex("555555"), flow=True, version=7)  # a v7 stream's
+    assert (old.step, old.flow) == (2, True)
+
+
+def test_long_steps_interpolate_linearly() -> None:
+    """Step k carries frames t mod k = 0 and the last; a dropped frame is the linear
+    interpolation of the coded frames around it, rounded half up (at step 2, their mean)."""
+    assert coded_frames(16, 4) == [0, 4, 8, 12, 15] and coded_frames(16, 8) == [0, 8, 15]
+    assert coded_frames(5, 8) == [0, 4] and coded_frames(9, 8) == [0, 8]
+    a, b = np.full((2, 2), 10, np.uint8), np.full((2, 2), 21, np.uint8)
+    assert [int(between(a, b, k, 4)[0, 0]) for k in range(5)] == [10, 13, 16, 18, 21]
+    x, y = np.arange(256, dtype=np.uint8), np.arange(256, dtype=np.uint8)[::-1].copy()
+    assert np.array_equal(between(x, y, 1, 2), ((x.astype(int) + y + 1) // 2).astype(np.uint8))
+    frames = np.arange(16, dtype=np.uint8)[:, None, None] * 10 + np.zeros((1, 4, 4), np.uint8)
+    chroma = frames[:, :2, :2].copy()
+    gop = Gop(frames.copy(), chroma, chroma.copy())
+    for step in (2, 4, 8):
+        still = midpoints(gop, step)
+        assert np.array_equal(still.y, gop.y)  # a linear ramp is its own interpolation
+        assert prediction_error(gop, step) == 0.0
 
 
 def _panning(frames: int = 96, width: int = 128, height: int = 96, speed: int = 3):
@@ -150,8 +172,9 @@ def _encode(info, gops, **settings) -> bytes:
 
 @pytest.mark.parametrize("predict_net", [False, True])
 def test_a_static_scene_drops_frames_and_decodes_whole(predict_net) -> None:
-    """Dropped frames are their neighbours' mean, refined by predict-v1 when asked (and named
-    in the header); every v7 hybrid GOP codes its step."""
+    """A still scene drops 7 frames in 8 (step 8, their coded neighbours' interpolation), or
+    every other with predict-v1 (its refinement is for one-frame gaps; named in the header);
+    every hybrid GOP codes its step."""
     info, gops = _still()
     data = _encode(info, gops, predict_net=predict_net)
     reader = VcxReader(io.BytesIO(data))
@@ -161,7 +184,7 @@ def test_a_static_scene_drops_frames_and_decodes_whole(predict_net) -> None:
         for c in VcxReader(io.BytesIO(data))
         if type(c).__name__ == "GopChunk"
     ]
-    assert steps == [2, 2, 2]
+    assert steps == ([2, 2, 2] if predict_net else [8, 8, 8])
     decoded = list(VcxDecoder(io.BytesIO(data), "cpu").gops())
     assert [g.n_frames for g in decoded] == [16, 16, 16]
     ref, out = np.concatenate([g.y for g in gops]), np.concatenate([g.y for g in decoded])

@@ -1,11 +1,13 @@
 """Temporal scaling (seed 001): GOPs whose base layer carries only some of their frames, and
 the frame-prediction network that synthesises the others from their decoded neighbours.
 
-At step 2 the base layer codes a GOP's even frames and its last one; every other frame t lies
-between two coded frames, t - 1 and t + 1. The decoder starts from their rounded mean and runs
-``predict-v1`` on (t - 1, mean, t + 1): the post-processing network's architecture, trained by
-`vcodec train predict` to turn that window into frame t. The encoder picks step 2 for a GOP
-only where the source itself is that predictable (TEMPORAL_MARGIN), which is a static scene.
+At step k the base layer codes a GOP's frames t with t mod k = 0 and its last one; every other
+frame lies between two coded frames a < t < b and starts as their linear interpolation (at
+step 2 the rounded mean of t - 1 and t + 1). A stream that names ``predict-v1`` has the
+decoder refine it on (t - 1, guess, t + 1): the post-processing network's architecture, trained
+by `vcodec train predict` on one-frame gaps, so its encoder keeps to step 2. The encoder picks
+the longest step (8, 4, 2) whose dropped source frames are that predictable
+(TEMPORAL_MARGIN), which is a still scene.
 """
 
 from __future__ import annotations
@@ -22,9 +24,10 @@ from vcodec.stages.post import PostProcessor
 from vcodec.stages.scale import gop_features
 from vcodec.stages.stage import GopContext, Stage
 
-# Temporal scaling: a GOP at step 2 codes its even frames and its last in the base layer; the
-# decoder predicts the others from their decoded neighbours (codec/predict.py)
-STEPS = (1, 2)
+# Temporal scaling: a GOP at step k codes its frames t with t mod k = 0 and its last in the
+# base layer; the decoder makes the others from the coded frames around them. Step 4 (format
+# version 8 on) is for the stillest GOPs, whose source even a 4-frame gap predicts.
+STEPS = (1, 2, 4, 8)
 PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when the stage is on
 # A GOP goes to step 2 when the mean of each odd source frame's neighbours is within this
 # share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the
@@ -75,13 +78,31 @@ def dropped_frames(n_frames: int, step: int) -> list[int]:
 
 
 def midpoints(gop: Gop, step: int) -> Gop:
-    """``gop`` with every frame the base layer drops at ``step`` replaced by the rounded mean
-    of its two neighbours (which the base layer carries)."""
+    """``gop`` with every frame the base layer drops at ``step`` replaced by the rounded linear
+    interpolation between the coded frames before and after it (at step 2 their mean)."""
     planes = [p.copy() for p in gop.planes()]
-    for t in dropped_frames(gop.n_frames, step):
+    for t, a, b in gaps(gop.n_frames, step):
         for p in planes:
-            p[t] = _mean(p[t - 1], p[t + 1])
+            p[t] = between(p[a], p[b], t - a, b - a)
     return Gop(*planes, start=gop.start)
+
+
+def gaps(n_frames: int, step: int) -> list[tuple[int, int, int]]:
+    """(t, a, b) for every frame t dropped at ``step``: a and b are the coded frames before and
+    after it."""
+    coded = coded_frames(n_frames, step)
+    return [
+        (t, max(c for c in coded if c < t), min(c for c in coded if c > t))
+        for t in dropped_frames(n_frames, step)
+    ]
+
+
+def between(a: np.ndarray, b: np.ndarray, offset: int, span: int) -> np.ndarray:
+    """The frame ``offset`` of ``span`` frames from uint8 frame ``a`` to ``b``, linearly
+    interpolated and rounded half up in integers: ``(a (span - offset) + b offset + span // 2)
+    // span`` (at span 2 the rounded mean ``(a + b + 1) >> 1``)."""
+    mix = a.astype(np.uint16) * (span - offset) + b.astype(np.uint16) * offset + span // 2
+    return (mix // span).astype(np.uint8)
 
 
 def flow_midpoints(gop: Gop, step: int) -> Gop:
@@ -131,13 +152,13 @@ def prediction_error(
         return 0.0
     if flow:
         return yuv_mse(gop, _select(flow_midpoints(gop, step), dropped), where, dropped)
-    guess = Gop(*(np.stack([_mean(p[t - 1], p[t + 1]) for t in dropped]) for p in gop.planes()))
+    guess = Gop(
+        *(
+            np.stack([between(p[a], p[b], t - a, b - a) for t, a, b in gaps(gop.n_frames, step)])
+            for p in gop.planes()
+        )
+    )
     return yuv_mse(gop, guess, where, dropped)
-
-
-def _mean(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """The rounded mean of two uint8 frames."""
-    return ((a.astype(np.uint16) + b + 1) // 2).astype(np.uint8)
 
 
 def coded_part(gop: Gop, step: int) -> Gop:
@@ -221,11 +242,11 @@ class TemporalStage(Stage):
             return coded_part(source, ctx.step)
 
     def _mode(self, gop: Gop, ctx: GopContext) -> tuple[int, bool]:
-        """(step, flow): step 2 where the source's dropped frames are more predictable than
-        the base layer's own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of a low
-        guess before any) from their neighbours' mean, or else (``flow``) along their optical
-        flow; else step 1. With regions of interest, their pixels must be that predictable:
-        the bits they are given buy nothing on a frame the decoder predicts."""
+        """(step, flow): step 4, else 2, where the source's dropped frames are more predictable
+        than the base layer's own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of
+        a low guess before any) from the coded frames around them, or else (``flow``, step 2)
+        along their optical flow; else step 1. With regions of interest, their pixels must be
+        that predictable: the bits they are given buy nothing on a frame the decoder predicts."""
         if not self.drop or gop.n_frames < 3:
             return 1, False
         error = self.base_error
@@ -235,6 +256,11 @@ class TemporalStage(Stage):
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
         limit = TEMPORAL_MARGIN * error
+        # step 4 where even its 3-frame gaps are that predictable (the mean only: predict-v1
+        # and the flow are trained and defined on one-frame gaps)
+        for long in (8, 4):
+            if self.predictor is None and prediction_error(gop, long, where) <= limit:
+                return long, False
         if prediction_error(gop, 2, where) <= limit:
             return 2, False
         if self.flow and prediction_error(gop, 2, where, flow=True) <= limit:
