@@ -38,9 +38,8 @@ class GopParams:
 
     scale: int = 1
     post: int | None = None  # index into POST_STRENGTHS; None: the stream has no post-processing
-    step: int | None = (
-        None  # temporal step (temporal.STEPS); None: the stream has no frame prediction
-    )
+    # temporal step (temporal.STEPS); None: the stream has no frame prediction
+    step: int | None = None
     # step 2: the dropped frames follow the optical flow; None: the stream (before version 7)
     # has no such choice
     flow: bool | None = None

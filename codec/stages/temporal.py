@@ -25,11 +25,11 @@ from vcodec.stages.scale import gop_features
 from vcodec.stages.stage import GopContext, Stage
 
 # Temporal scaling: a GOP at step k codes its frames t with t mod k = 0 and its last in the
-# base layer; the decoder makes the others from the coded frames around them. Step 4 (format
-# version 8 on) is for the stillest GOPs, whose source even a 4-frame gap predicts.
+# base layer; the decoder makes the others from the coded frames around them. Steps 4 and 8
+# (format version 8 on) are for the stillest GOPs, whose source even a 3- or 7-frame gap predicts.
 STEPS = (1, 2, 4, 8)
 PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when the stage is on
-# A GOP goes to step 2 when the mean of each odd source frame's neighbours is within this
+# A GOP goes to step k when the interpolation of the source frames it drops is within this
 # share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the
 # dropped frames then cost about what coding them would, and their bits are saved.
 TEMPORAL_MARGIN = 0.5
@@ -242,11 +242,12 @@ class TemporalStage(Stage):
             return coded_part(source, ctx.step)
 
     def _mode(self, gop: Gop, ctx: GopContext) -> tuple[int, bool]:
-        """(step, flow): step 4, else 2, where the source's dropped frames are more predictable
-        than the base layer's own error (TEMPORAL_MARGIN x that of the last decoded GOP, or of
-        a low guess before any) from the coded frames around them, or else (``flow``, step 2)
-        along their optical flow; else step 1. With regions of interest, their pixels must be
-        that predictable: the bits they are given buy nothing on a frame the decoder predicts."""
+        """(step, flow): step 8, else 4, else 2, where the source's dropped frames are more
+        predictable than the base layer's own error (TEMPORAL_MARGIN x that of the last decoded
+        GOP, or of a low guess before any) from the coded frames around them, or else
+        (``flow``, step 2) along their optical flow; else step 1. With regions of interest,
+        their pixels must be that predictable: the bits they are given buy nothing on a frame
+        the decoder predicts."""
         if not self.drop or gop.n_frames < 3:
             return 1, False
         error = self.base_error
@@ -256,8 +257,8 @@ class TemporalStage(Stage):
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
         limit = TEMPORAL_MARGIN * error
-        # step 4 where even its 3-frame gaps are that predictable (the mean only: predict-v1
-        # and the flow are trained and defined on one-frame gaps)
+        # steps 8 and 4 where even their 7- and 3-frame gaps are that predictable (not with
+        # predict-v1, trained on one-frame gaps; the flow is defined on those only)
         for long in (8, 4):
             if self.predictor is None and prediction_error(gop, long, where) <= limit:
                 return long, False
