@@ -4,6 +4,7 @@ dropping frames end to end, and moving ones not."""
 from __future__ import annotations
 
 import io
+import zlib
 from fractions import Fraction
 
 import cv2
@@ -14,7 +15,7 @@ from test_mask_stream import clip
 from test_postprocess import busy_net, random_gop
 from typer.testing import CliRunner
 
-from vcodec.bitstream.container import BaseData, VcxReader
+from vcodec.bitstream.container import BaseData, VcxReader, encode_header
 from vcodec.cli.main import app
 from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop, VideoInfo
@@ -194,6 +195,22 @@ def test_a_static_scene_drops_frames_and_decodes_whole(predict_net) -> None:
     base = [sum(len(c.data) for c in VcxReader(io.BytesIO(d)) if isinstance(c, BaseData))
             for d in (data, without)]  # fmt: skip
     assert base[0] < base[1]
+
+
+def test_a_version_7_stream_decodes_as_before() -> None:
+    """Version 8 only added temporal modes: a stream whose GOPs all keep every frame (mode 0
+    codes no bytes under either table) reads alike under the version byte 7."""
+    info, gops = clip(64, 48, 40)
+    original = _encode(info, gops, post=False)
+    data = bytearray(original)
+    head = len(encode_header(VcxReader(io.BytesIO(original)).header)) - 4
+    data[3] = 7
+    data[head : head + 4] = zlib.crc32(bytes(data[:head])).to_bytes(4, "little")
+    assert VcxReader(io.BytesIO(bytes(data))).version == 7
+    old, new = (list(VcxDecoder(io.BytesIO(bytes(d)), "cpu").gops()) for d in (data, original))
+    assert [g.n_frames for g in old] == [16, 16, 8]
+    for a, b in zip(old, new, strict=True):
+        assert all(np.array_equal(p, q) for p, q in zip(a.planes(), b.planes(), strict=True))
 
 
 def test_moving_content_keeps_every_frame_and_no_trace_of_the_stage() -> None:
