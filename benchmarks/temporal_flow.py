@@ -3,7 +3,7 @@ scaling), measured per GOP: the error of predicting each odd source frame from i
 neighbours (their mean, and their interpolation along OpenCV's DIS optical flow at each
 preset, temporal.flow_midpoints) against the base layer's own error at each QP (vcodec's base
 layer at --scale 1, Wiener filters and temporal scaling off), all PSNR-YUV-weighted MSE. A GOP
-drops its odd frames when the prediction's error is within TEMPORAL_MARGIN (half) of the base
+drops its odd frames when the prediction's error is within TEMPORAL_MARGIN of the base
 layer's error on the last decoded GOP, or of expected_base_error's guess before any is decoded
 (the encoder decides about three GOPs ahead of its first decoded one).
 

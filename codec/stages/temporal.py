@@ -29,10 +29,12 @@ from vcodec.stages.stage import GopContext, Stage
 # (format version 8 on) are for the stillest GOPs, whose source even a 3- or 7-frame gap predicts.
 STEPS = (1, 2, 4, 8)
 PREDICT_MODEL = "predict-v1"  # the registry name a stream's header carries when the stage is on
-# A GOP goes to step k when the interpolation of the source frames it drops is within this
-# share of the base layer's own error (PSNR-YUV-weighted MSE of the last decoded GOP): the
-# dropped frames then cost about what coding them would, and their bits are saved.
-TEMPORAL_MARGIN = 0.5
+# A GOP goes to step k when the interpolation of the source frames it drops errs no more than
+# the base layer's own coded frames (this share of their PSNR-YUV-weighted MSE on the last
+# decoded GOP): the dropped frames then cost what coding them would, and their bits are saved.
+# With steps 4 and 8, chosen on four training clips among 0.35, 0.5, 0.75, 1.0 and 1.5
+# (-8.17, -8.71, -9.04, -9.14, -8.68 % against x265 medium; models/README.md)
+TEMPORAL_MARGIN = 1.0
 # log2 of the base layer's yuv_mse on a GOP, linear in base_error_inputs: fitted on the
 # training clips' GOPs at qp 22-47 and scales 1 and 2, lowered to the residuals' 10th percentile
 # (benchmarks/base_error_fit.py: above the truth on 0.7 % of the held-out GOPs, half the truth
