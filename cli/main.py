@@ -119,8 +119,8 @@ def encode(
     temporal: Annotated[
         bool | None,
         typer.Option(
-            help="Hybrid: static GOPs drop every other frame from the base layer; the decoder "
-            "predicts them (default: as --speed says)."
+            help="Hybrid: static GOPs drop 1 frame in 2, 3 in 4 or 7 in 8 from the base layer; "
+            "the decoder interpolates them (default: as --speed says)."
         ),
     ] = None,
     wiener: Annotated[

@@ -213,10 +213,11 @@ class FramePredictor:
 
 
 class TemporalStage(Stage):
-    """Seed 001's temporal scaling as a stage: a GOP whose source is predictable from its
-    neighbours (a static scene) drops every other frame from the base layer, and the decoder
-    makes them from their decoded neighbours (their mean, refined by ``predict-v1`` when the
-    stream names it). Its payload is the GOP's temporal step symbol."""
+    """Seed 001's temporal scaling as a stage: a GOP whose source is predictable from the
+    frames around (a static scene) drops 1 frame in 2, 3 in 4 or 7 in 8 from the base layer,
+    and the decoder makes them from the decoded frames around them (their interpolation,
+    refined by ``predict-v1`` when the stream names it). Its payload is the GOP's temporal
+    mode symbol."""
 
     name, seed, side_info = "temporal", "001", True
 
