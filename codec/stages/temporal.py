@@ -245,9 +245,9 @@ class TemporalStage(Stage):
             return coded_part(source, ctx.step)
 
     def _mode(self, gop: Gop, ctx: GopContext) -> tuple[int, bool]:
-        """(step, flow): step 8, else 4, else 2, where the source's dropped frames are more
-        predictable than the base layer's own error (TEMPORAL_MARGIN x that of the last decoded
-        GOP, or of a low guess before any) from the coded frames around them, or else
+        """(step, flow): step 2, then 4, then 8 while the source's dropped frames are more
+        predictable than the base layer's own error (TEMPORAL_MARGIN x that of the last
+        decoded GOP, or of a low guess before any) from the coded frames around them, or else
         (``flow``, step 2) along their optical flow; else step 1. With regions of interest,
         their pixels must be that predictable: the bits they are given buy nothing on a frame
         the decoder predicts."""
@@ -260,13 +260,16 @@ class TemporalStage(Stage):
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
         limit = TEMPORAL_MARGIN * error
-        # steps 8 and 4 where even their 7- and 3-frame gaps are that predictable (not with
-        # predict-v1, trained on one-frame gaps; the flow is defined on those only)
-        for long in (8, 4):
-            if self.predictor is None and prediction_error(gop, long, where) <= limit:
-                return long, False
         if prediction_error(gop, 2, where) <= limit:
-            return 2, False
+            # then 4 and 8 while even their 3- and 7-frame gaps are that predictable (not with
+            # predict-v1, trained on one-frame gaps; the flow is defined on those only). A
+            # moving GOP pays for one look, as before the long steps
+            step = 2
+            for longer in (4, 8) if self.predictor is None else ():
+                if prediction_error(gop, longer, where) > limit:
+                    break
+                step = longer
+            return step, False
         if self.flow and prediction_error(gop, 2, where, flow=True) <= limit:
             return 2, True
         return 1, False
