@@ -108,9 +108,9 @@ class BaseEncoder:
         tune: str = "none",
     ) -> None:
         """``roi``: frames will come with QP regions (encode's ``regions``). ``tune``: as
-        BaseCodec.options. ``info``: keep the
-        SEI in which x264/x265 describe themselves (version and every option, 0.6-2.3 KB at each
-        encoder start); without it the packets carry only what a decoder needs."""
+        BaseCodec.options. ``info``: keep the SEI in which x264/x265 describe themselves
+        (version and every option, 0.6-2.3 KB at each encoder start); without it the packets
+        carry only what a decoder needs."""
         self.codec = get_codec(codec)
         self.info = info
         self._ctx = av.CodecContext.create(self.codec.encoder, "w")
