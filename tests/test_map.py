@@ -106,6 +106,48 @@ def test_dominance() -> None:
     assert not dominates(row("av1", None, 100.0), row("vcx", -3.0, 10.0))
 
 
+def test_dominance_by_a_direct_bd_rate() -> None:
+    """Where a direct BD-rate of b against a is given, it decides the size (positive: a is
+    smaller), whatever the two BD-rates against the reference say."""
+    assert dominates(row("av1", -5.0, 100.0), row("vcx", -30.0, 10.0), direct=1.0)
+    assert not dominates(row("av1", -30.0, 100.0), row("vcx", -5.0, 10.0), direct=-2.0)
+    assert dominates(row("av1", -5.0, 100.0), row("vcx", -5.0, 10.0), direct=0.0)  # faster
+    assert not dominates(row("av1", -5.0, 10.0), row("vcx", -5.0, 10.0), direct=0.0)
+
+
+def test_the_map_judges_size_on_a_common_quality_range() -> None:
+    """vcx's points lie below SVT-AV1's qualities: against x265 each BD-rate covers its own
+    overlap with x265 (vcx -28 %, av1 -20 %), but where vcx and av1 meet (34-37 dB) av1 needs
+    fewer bits, and it is faster: it dominates vcx."""
+
+    def curve(codec: str, psnrs: list[int], factors: list[float], fps: float) -> list:
+        rates = [f * 100 * 2 ** ((p - 31) / 3) for p, f in zip(psnrs, factors, strict=True)]
+        return [
+            BenchPoint(
+                clip="c",
+                codec=codec,
+                q=40 - 4 * i,
+                bytes=int(r),
+                frames=10,
+                kbps=r,
+                bpp=r / 1e4,
+                psnr_y=p - 1,
+                psnr_yuv=p,
+                msssim_y=0.9,
+                enc_fps=fps,
+                dec_fps=fps,
+            )  # fmt: skip
+            for i, (p, r) in enumerate(zip(psnrs, rates, strict=True))
+        ]
+
+    pts = curve("x265", [31, 34, 37, 40], [1.0] * 4, 200.0)
+    pts += curve("av1", [34, 37, 40, 43], [0.8] * 4, 300.0)
+    pts += curve("vcx", [28, 31, 34, 37], [0.3, 0.3, 0.9, 0.9], 5.0)
+    found = {r["codec"]: r for r in map_rows(pts, bd_table(pts, ("x265",), ("psnr_yuv",)))}
+    assert found["vcx"]["bd_rate"] < found["av1"]["bd_rate"] - 5  # smaller, against x265
+    assert found["vcx"]["dominated_by"] == ["av1"]
+
+
 def points(clip: str, codec: str, scale: float, fps: float) -> list[BenchPoint]:
     """Four RD points: 3 dB per doubling of the rate; ``scale`` times x265's rate."""
     return [

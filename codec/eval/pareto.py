@@ -11,7 +11,7 @@ from matplotlib.figure import Figure
 from matplotlib.ticker import FuncFormatter, LogLocator, NullFormatter
 
 from vcodec.eval.anchors import CLASSICAL, MAP_REFERENCE, VCX_VARIANTS, base_of
-from vcodec.eval.report import ALL_CLIPS, PLOT_DPI, POOLED, BenchPoint, unique
+from vcodec.eval.report import ALL_CLIPS, PLOT_DPI, POOLED, BenchPoint, bd_rate, unique
 
 MAP_METRIC = "psnr_yuv"  # the map's BD-rate metric (DESIGN §5)
 MAP_PANEL_SIZE = (6.5, 4.5)  # inches, width x height of one clip's map
@@ -36,7 +36,11 @@ def map_rows(
     ``metric``, from ``bd_rows``), encode_fps, decode_fps (frames over seconds of all its
     points), dominated_by}; with several clips also rows of clip ALL (the mean BD-rate, the
     speed over every clip's points). ``dominated_by``: for a vcx row, the classical codecs of
-    its clip at least as fast and as small and better in one (None where its BD-rate is)."""
+    its clip at least as fast and as small and better in one (None where its BD-rate is). Size
+    is judged by the vcx codec's BD-rate against that classical codec measured directly (on the
+    quality range the two share; ALL: the mean over the clips), where there is one: two
+    BD-rates against the reference cover the ranges each shares with it, which may differ
+    (a vcx codec far below SVT-AV1's qualities looked smaller than it); else by those."""
     points = [p for p in points if p.clip != POOLED]
     clips = unique(p.clip for p in points)
     found = {
@@ -44,6 +48,18 @@ def map_rows(
         for r in bd_rows
         if r["anchor"] == reference and r["metric"] == metric
     }
+    curves: dict[tuple[str, str], list[BenchPoint]] = {}
+    for p in points:
+        curves.setdefault((p.clip, p.codec), []).append(p)
+
+    def direct(clip: str, codec: str, other: str) -> float | None:
+        """``codec``'s BD-rate against ``other`` (ALL: the mean over the clips, if each has one)."""
+        values = [
+            bd_rate(curves.get((c, other), []), curves.get((c, codec), []), metric)
+            for c in (clips if clip == ALL_CLIPS else [clip])
+        ]
+        return None if None in values else sum(values) / len(values)
+
     rows = []
     for clip in clips + ([ALL_CLIPS] if len(clips) > 1 else []):
         shown = [p for p in points if clip in (ALL_CLIPS, p.clip)]
@@ -73,18 +89,21 @@ def map_rows(
                 for other in rows
                 if other["clip"] == row["clip"]
                 and not is_vcx(other["codec"])
-                and dominates(other, row)
+                and dominates(other, row, direct(row["clip"], row["codec"], other["codec"]))
             ]
     return rows
 
 
-def dominates(a: dict[str, Any], b: dict[str, Any]) -> bool:
-    """Whether map row ``a`` is at least as small (BD-rate) and as fast (encode fps) as ``b``,
-    and strictly better in one of the two."""
-    if a["bd_rate"] is None or b["bd_rate"] is None:
-        return False
-    no_worse = a["bd_rate"] <= b["bd_rate"] and a["encode_fps"] >= b["encode_fps"]
-    better = a["bd_rate"] < b["bd_rate"] or a["encode_fps"] > b["encode_fps"]
+def dominates(a: dict[str, Any], b: dict[str, Any], direct: float | None = None) -> bool:
+    """Whether map row ``a`` is at least as small and as fast (encode fps) as ``b``, and
+    strictly better in one of the two. Size: ``direct``, b's BD-rate against a (positive: a is
+    smaller), where given; else the two rows' BD-rates against the map's reference."""
+    if direct is None:
+        if a["bd_rate"] is None or b["bd_rate"] is None:
+            return False
+        direct = b["bd_rate"] - a["bd_rate"]  # only its sign counts
+    no_worse = direct >= 0 and a["encode_fps"] >= b["encode_fps"]
+    better = direct > 0 or a["encode_fps"] > b["encode_fps"]
     return no_worse and better
 
 
