@@ -20,7 +20,7 @@ from vcodec.errors import (
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
 # 5 WIENER chunks, 6 short model ids and luma taps in the chroma Wiener filters, 7 the temporal
-# step symbol in every hybrid GOP
+# step symbol in every hybrid GOP, 8 temporal steps 4 and 8
 FORMAT_VERSION = 8
 READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
