@@ -5,10 +5,12 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from vcodec.bitstream.container import FORMAT_VERSION
 from vcodec.entropy import SymbolEncoder
 from vcodec.errors import MalformedError
 from vcodec.frames import Gop
-from vcodec.stages.wiener import WienerEncoder, apply, apply_gop
+from vcodec.stages.stage import GopContext
+from vcodec.stages.wiener import WienerEncoder, WienerStage, apply, apply_gop
 from vcodec.stages.wiener_payload import (
     LAYOUTS,
     LUMA_TAPS,
@@ -69,6 +71,19 @@ def test_encoder_fits_filters_that_lower_the_error_and_the_decoder_agrees() -> N
         assert np.array_equal(apply_gop(decoded, filters).y, filtered.y)
         before, after = (np.mean((g.y.astype(float) - source.y) ** 2) for g in (decoded, filtered))
         assert after < 0.8 * before
+
+
+def test_the_stage_leaves_still_gops_at_long_steps_alone() -> None:
+    """A GOP at temporal step 4 or 8 is mostly interpolated frames: the stage sends no filter
+    there (it bought nothing on intel_car for ~5 ms a frame); at steps 1 and 2 it fits one."""
+    source, decoded = _blurred()
+    for step, sent in ((1, True), (2, True), (4, False), (8, False)):
+        stage = WienerStage(qp=37, format_version=FORMAT_VERSION)
+        out, chunk = stage.encode_gop(
+            source, decoded, GopContext(0, source.n_frames, 37, step=step)
+        )
+        assert (chunk is not None) == sent
+        assert sent or out is decoded
 
 
 def test_no_payload_where_the_prediction_is_already_the_source() -> None:

@@ -375,13 +375,18 @@ def apply_gop(gop: Gop, filters: list[PlaneFilter | None]) -> Gop:
     return Gop(*planes, gop.start)
 
 
+# from this temporal step a GOP's frames are mostly interpolated: a filter bought nothing there
+# (intel_car) for ~5 ms a frame, so the stage leaves such GOPs alone
+LONG_STEP = 4
+
+
 class WienerStage(Stage):
     """The Wiener filters as a stage: per GOP and plane, least-squares filters from the
     encoder's decoded prediction to the source, sent in a WIENER chunk (before the GOP chunk)
-    where they save more than their bits, applied last by the decoder in integer arithmetic.
-    ``output``: whether a later stage reads the encoder's filtered frames; ``layouts``: the
-    encoder tries LAYOUTS[:layouts] (at 720p one class takes ~8 ms a luma frame to apply, 18
-    classes ~31 ms)."""
+    where they save more than their bits, applied last by the decoder in integer arithmetic;
+    not on GOPs at temporal step LONG_STEP and up. ``output``: whether a later stage reads the
+    encoder's filtered frames; ``layouts``: the encoder tries LAYOUTS[:layouts] (at 720p one
+    class takes ~8 ms a luma frame to apply, 18 classes ~31 ms)."""
 
     name, chunk = "wiener", Wiener
 
@@ -395,6 +400,8 @@ class WienerStage(Stage):
     def encode_gop(
         self, source: Gop, prediction: Gop, ctx: GopContext
     ) -> tuple[Gop, Wiener | None]:
+        if ctx.step >= LONG_STEP:
+            return prediction, None
         with self.timed():
             filters, prediction = self.encoder.encode_gop(source, prediction)
         if filters is None:
