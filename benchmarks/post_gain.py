@@ -11,15 +11,13 @@ the stream and the network's speed.
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
 from vcodec.eval.metrics import psnr, psnr_yuv
@@ -38,17 +36,14 @@ def quality(ref, test) -> tuple[float, float]:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--qps", default="22,27,32,37,42,47")
+    ap = clip_parser(__doc__, 32, "22,27,32,37,42,47")
     ap.add_argument("--model", default=POST_MODEL, choices=POST_MODELS)
     args = ap.parse_args()
     post = PostProcessor(torch.device("cpu"), name=args.model)
     print("clip                        qp  s   bpp     YUV before  after   gain   Y gain  post fps")
-    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+    for path in clip_paths(args, HELD_OUT):
         clip = load_clip(path, args.frames)
-        for qp in (int(q) for q in args.qps.split(",")):
+        for qp in args.qps:
             for scale in (1, 2):
                 buf = io.BytesIO()
                 config = EncodeConfig(qp=qp, scale=str(scale), masks=False, post=False)

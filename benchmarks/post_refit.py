@@ -23,18 +23,16 @@ side information: an estimate of the BD-rate effect, not a bench.
 
 from __future__ import annotations
 
-import argparse
 import copy
 import io
 import math
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
 from post_gain import quality
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import clip_parser, clip_paths
 
 from vcodec.entropy import base_lambda
 from vcodec.eval.bench import load_clip
@@ -114,20 +112,19 @@ def with_tail(net, base: Gop, qp: int, tail: torch.Tensor) -> Gop:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--qps", default="22,27,32,37,42")
+    ap = clip_parser(__doc__, 32, "22,27,32,37,42")
     ap.add_argument("--always", action="store_true", help="take every refit (its upper bound)")
     ap.add_argument("--per-stream", action="store_true", help="one fit for the whole clip")
     args = ap.parse_args()
+    if len(args.qps) < 2:
+        ap.error("--qps needs two QPs at least: the rate estimate takes its slope between them")
     torch.set_grad_enabled(False)
     net = load("post-v2").float().eval()
     post = PostProcessor(torch.device("cpu"), name="post-v2")
-    qps = [int(q) for q in args.qps.split(",")]
+    qps = args.qps
     print("clip         qp  kbytes  wiener B  update B   PSNR-YUV base  +wiener  post-v2+w  refit+w"
           "  rate: post-v2  refit")  # fmt: skip
-    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+    for path in clip_paths(args, HELD_OUT):
         clip = load_clip(path, args.frames)
         rows = []
         for qp in qps:

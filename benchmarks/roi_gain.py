@@ -12,12 +12,9 @@ measured on the same maps (the motion finder on the source, as `vcodec bench` do
 
 from __future__ import annotations
 
-import argparse
-from pathlib import Path
-
 import numpy as np
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import clip_parser, clip_paths
 
 from vcodec.eval.bench import BenchConfig, bench_point, load_clip, with_rois
 from vcodec.eval.report import bd_psnr, bd_rate
@@ -32,17 +29,14 @@ def _cell(value: float | None, unit: str = " dB") -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--qps", default="22,27,32,37,42")
+    ap = clip_parser(__doc__, 32, "22,27,32,37,42")
     args = ap.parse_args()
-    qps = tuple(int(q) for q in args.qps.split(","))
+    qps = tuple(args.qps)
     codecs = ("vcx-noparams", "vcx-roi")
     config = BenchConfig(codecs=codecs, qps=qps, frames=args.frames, device="cpu")
     print("clip                         ROI share  ROI-PSNR   BG-PSNR  PSNR-YUV  BD-rate ROI")
     gains = []
-    for path in args.clips or [SHARED_CLIPS / c for c in DEFAULT_CLIPS]:
+    for path in clip_paths(args, DEFAULT_CLIPS):
         clip = with_rois(load_clip(path, args.frames), MotionFinder())
         curves = {c: [bench_point(clip, c, q, config)[0] for q in qps] for c in config.codecs}
         off, on = curves["vcx-noparams"], curves["vcx-roi"]

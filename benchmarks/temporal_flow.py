@@ -12,14 +12,12 @@ layer's error on the last decoded GOP, or of expected_base_error's guess before 
 
 from __future__ import annotations
 
-import argparse
 import io
 import time
-from pathlib import Path
 
 import cv2
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
 from vcodec.frames import yuv_mse
@@ -41,12 +39,9 @@ def fmt(values: list[float]) -> str:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--qps", default="32,42")
+    ap = clip_parser(__doc__, 48, "32,42")
     args = ap.parse_args()
-    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+    for path in clip_paths(args, HELD_OUT):
         clip = load_clip(path, args.frames)
         print(f"{path.name}: per GOP (MSE)")
         means = [temporal.prediction_error(g, 2) for g in clip.gops]
@@ -58,7 +53,7 @@ def main() -> None:
             errors = [temporal.prediction_error(g, 2, flow=True) for g in clip.gops]
             ms = 1000 * (time.perf_counter() - start) / sum(g.n_frames for g in clip.gops)
             print(f"  {'DIS ' + name:24} {fmt(errors)}   ({ms:.1f} ms a frame)")
-        for qp in (int(q) for q in args.qps.split(",")):
+        for qp in args.qps:
             buf = io.BytesIO()
             config = EncodeConfig(qp=qp, scale="1", wiener=False, temporal=False)
             encode_gops(iter(clip.gops), clip.info, buf, config)

@@ -13,13 +13,11 @@ here it is forced, to see what each GOP would cost.
 
 from __future__ import annotations
 
-import argparse
 import io
-from pathlib import Path
 
 import numpy as np
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import SHARED_CLIPS, clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
 from vcodec.eval.metrics import psnr, psnr_yuv
@@ -67,21 +65,18 @@ def scores(ref: Gop, test: Gop, detector: NanoDet | None, ref_features) -> tuple
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=32)
-    ap.add_argument("--qps", default="27,37,47")
+    ap = clip_parser(__doc__, 32, "27,37,47")
     args = ap.parse_args()
     detector = NanoDet(NANODET) if NANODET.is_file() else None
     print(
         "clip                      qp   bpp s=1  bpp s=2 | dropped frames: PSNR-YUV coded / "
         "mean / predict-v1 | feature cosine coded / mean / predict-v1"
     )
-    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+    for path in clip_paths(args, HELD_OUT):
         clip = load_clip(path, args.frames)
         ref = dropped(clip.gops)
         ref_features = detector.features(ref) if detector else None
-        for qp in (int(q) for q in args.qps.split(",")):
+        for qp in args.qps:
             full, bpp1 = code(clip, qp, 1, True)
             net, bpp2 = code(clip, qp, 2, True)
             mean, _ = code(clip, qp, 2, False)

@@ -13,14 +13,12 @@ no side information: an upper bound of what the temporal taps add.
 
 from __future__ import annotations
 
-import argparse
 import io
-from pathlib import Path
 
 import numpy as np
 import torch
 from recon_vs_interp import HELD_OUT
-from shared_clips import SHARED_CLIPS
+from shared_clips import clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
 from vcodec.frames import PSNR_YUV_WEIGHTS
@@ -54,15 +52,12 @@ def residual_sse(source: np.ndarray, decoded: np.ndarray, radius: int, temporal:
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    ap.add_argument("clips", nargs="*", type=Path)
-    ap.add_argument("--frames", type=int, default=48)
-    ap.add_argument("--qps", default="22,32,42")
+    ap = clip_parser(__doc__, 48, "22,32,42")
     args = ap.parse_args()
     print("clip         qp  kbytes  spatial  +temporal  temporal adds (dB)")
-    for path in args.clips or [SHARED_CLIPS / c for c in HELD_OUT]:
+    for path in clip_paths(args, HELD_OUT):
         clip = load_clip(path, args.frames)
-        for qp in (int(q) for q in args.qps.split(",")):
+        for qp in args.qps:
             buf = io.BytesIO()
             config = EncodeConfig(qp=qp, scale="1", wiener=False, temporal=False)
             encode_gops(iter(clip.gops), clip.info, buf, config)
