@@ -89,6 +89,7 @@ def map_rows(
                 for other in rows
                 if other["clip"] == row["clip"]
                 and not is_vcx(other["codec"])
+                and other["encode_fps"] >= row["encode_fps"]  # (else no BD-rate to compute)
                 and dominates(other, row, direct(row["clip"], row["codec"], other["codec"]))
             ]
     return rows

@@ -150,7 +150,8 @@ class EncodeConfig:
         return config._with_task()
 
     def _with_task(self) -> EncodeConfig:
-        """--task's ROI finder and TASK_SETTINGS, and the ROI stage's defaults, filled in."""
+        """--task's ROI finder and TASK_SETTINGS, the ROI stage's defaults and --tune's (psnr,
+        none with regions of interest), filled in."""
         if self.task not in TASKS:
             raise InputError(f"--task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if self.task == "none":

@@ -24,12 +24,14 @@ ALWAYS_STEP_VERSION = 7
 # frames interpolated linearly between the coded frames around them)
 TEMPORAL_MODES = ((1, False), (2, False), (2, True), (4, False), (8, False))
 LONG_STEP_VERSION = 8
+VERSION_7_MODES = 3  # TEMPORAL_MODES[:3]
 
 
 @cache
 def temporal_table(version: int) -> FrequencyTable:
     """The temporal mode's table in a stream of format ``version`` (7 on)."""
-    return FrequencyTable.uniform(len(TEMPORAL_MODES) - 2 * (version < LONG_STEP_VERSION))
+    modes = len(TEMPORAL_MODES) if version >= LONG_STEP_VERSION else VERSION_7_MODES
+    return FrequencyTable.uniform(modes)
 
 
 @dataclass(frozen=True)

@@ -87,10 +87,20 @@ def midpoints(gop: Gop, step: int) -> Gop:
     """``gop`` with every frame the base layer drops at ``step`` replaced by the rounded linear
     interpolation between the coded frames before and after it (at step 2 their mean)."""
     planes = [p.copy() for p in gop.planes()]
-    for t, a, b in gaps(gop.n_frames, step):
-        for p in planes:
-            p[t] = between(p[a], p[b], t - a, b - a)
+    dropped = dropped_frames(gop.n_frames, step)
+    if dropped:
+        for p, made in zip(planes, interpolated(gop, step).planes(), strict=True):
+            p[dropped] = made
     return Gop(*planes, start=gop.start)
+
+
+def interpolated(gop: Gop, step: int) -> Gop:
+    """The frames of ``gop`` dropped at ``step`` (at least one), in order, each the
+    interpolation between the coded frames around it."""
+    spans = gaps(gop.n_frames, step)
+    return Gop(
+        *(np.stack([between(p[a], p[b], t - a, b - a) for t, a, b in spans]) for p in gop.planes())
+    )
 
 
 def gaps(n_frames: int, step: int) -> list[tuple[int, int, int]]:
@@ -158,13 +168,7 @@ def prediction_error(
         return 0.0
     if flow:
         return yuv_mse(gop, _select(flow_midpoints(gop, step), dropped), where, dropped)
-    guess = Gop(
-        *(
-            np.stack([between(p[a], p[b], t - a, b - a) for t, a, b in gaps(gop.n_frames, step)])
-            for p in gop.planes()
-        )
-    )
-    return yuv_mse(gop, guess, where, dropped)
+    return yuv_mse(gop, interpolated(gop, step), where, dropped)
 
 
 def coded_part(gop: Gop, step: int) -> Gop:
@@ -269,7 +273,7 @@ class TemporalStage(Stage):
             # predict-v1, trained on one-frame gaps; the flow is defined on those only). A
             # moving GOP pays for one look, as before the long steps
             step = 2
-            for longer in (4, 8) if self.predictor is None else ():
+            for longer in STEPS[2:] if self.predictor is None else ():
                 if prediction_error(gop, longer, where) > limit:
                     break
                 step = longer
