@@ -99,8 +99,20 @@ def encode(
         ),
     ] = None,
     mask_search: Annotated[
-        str, typer.Option(help="Mask choice: net (selection network) or exhaustive (RD search).")
-    ] = "net",
+        str | None,
+        typer.Option(
+            help="Mask choice: net (selection network), exhaustive (RD search through the "
+            "reconstruction net, 32 runs a GOP) or fills (the same search on the net's fixed "
+            "fills). Default: fills in pure mode, net in hybrid."
+        ),
+    ] = None,
+    recon_model: Annotated[
+        str,
+        typer.Option(
+            help="The mask codec's reconstruction net: recon-v2 (push-pull fills over 0-8 "
+            "frames, blended per pixel) or recon-v1 (box fills; the first shipped)."
+        ),
+    ] = "recon-v2",
     post: Annotated[
         bool | None,
         typer.Option(
@@ -214,7 +226,8 @@ def encode(
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, tune=tune, frames=frames, device=device,
-            mode=mode, speed=speed, masks=masks, mask_search=mask_search, post=post,
+            mode=mode, speed=speed, masks=masks, mask_search=mask_search, recon_model=recon_model,
+            post=post,
             post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
             roi_qp_offset=roi_qp_offset, background_qp_offset=background_qp_offset, task=task,

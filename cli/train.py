@@ -72,26 +72,56 @@ def recon(
     masks: Annotated[
         Path | None, typer.Option(help="Train on these candidate masks (else random masks).")
     ] = None,
+    random_share: Annotated[
+        float,
+        typer.Option(min=0.0, max=1.0, help="With --masks: share of crops under random masks."),
+    ] = 0.0,
+    same_share: Annotated[
+        float,
+        typer.Option(
+            min=0.0, max=1.0, help="With --masks: share of the other crops with one candidate."
+        ),
+    ] = 0.0,
     init: Annotated[Path | None, typer.Option(help="Start from these weights.")] = None,
+    model: Annotated[
+        str,
+        typer.Option(
+            help="The network: recon-v1 (box fills, 60k parameters) or recon-v2 (push-pull "
+            "fills over 0-8 frames blended per pixel, 193k)."
+        ),
+    ] = "recon-v1",
     steps: Steps = 1500,
+    batch: Annotated[int, typer.Option(min=1, help="Crops per step.")] = 8,
     lr: Annotated[float, typer.Option(help="Peak learning rate.")] = 2e-3,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
     """Train the reconstruction network (samples + mask + prediction -> GOP)."""
     with reported_errors():
-        from vcodec.models.reconstruction import ReconstructionNet
-        from vcodec.train.common import load_weights, save_weights
+        from vcodec.errors import InputError
+        from vcodec.models.reconstruction import ReconstructionNet, ReconstructionNetV2
+        from vcodec.train.common import Checkpoint, load_weights, save_weights
         from vcodec.train.recon import ReconTrainConfig, train_recon
 
+        nets = {"recon-v1": ReconstructionNet, "recon-v2": ReconstructionNetV2}
+        if model not in nets:
+            raise InputError(f"--model must be one of {', '.join(nets)}, got {model!r}")
         dev, examples = _setup(out_path, force, device, data, cache)
         candidates = load_weights(masks) if masks else None
-        start = load_weights(init, ReconstructionNet) if init else None
+        start = load_weights(init, nets[model]) if init else nets[model]()
+        train = ReconTrainConfig(
+            steps=steps, batch=batch, lr=lr, random_share=random_share, same_share=same_share
+        )
+        # a killed run resumes from OUT.ckpt (saved every 2,000 steps) when rerun as it was
+        key = {"model": model, "steps": steps, "batch": batch, "lr": lr, "init": str(init),
+               "masks": str(masks), "random_share": random_share,
+               "same_share": same_share}  # fmt: skip
+        checkpoint = Checkpoint(out_path.with_name(out_path.name + ".ckpt"), key)
         bar, tick = _step_bar("recon", steps)
         with bar:
             net = train_recon(
-                examples, ReconTrainConfig(steps=steps, lr=lr), candidates=candidates,
-                init=start, device=dev, progress=tick,
+                examples, train, candidates=candidates, init=start, device=dev,
+                progress=tick, checkpoint=checkpoint,
             )  # fmt: skip
         _report("reconstruction network", out_path, save_weights(net, out_path, force=force))
 

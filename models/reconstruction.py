@@ -70,6 +70,10 @@ class ReconstructionNet(nn.Module):
         )
         self.tail = nn.Conv3d(channels, r2, (1, 3, 3), padding=(0, 1, 1))
 
+    def fills(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed fill the network corrects, ``[B, 1, T, H, W]`` (the mask search's proxy)."""
+        return sample_fill(x[:, 0], x[:, 1])[0][:, None]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill, dens = sample_fill(x[:, 0], x[:, 1])
         x = torch.cat([x, fill[:, None], dens], dim=1)
@@ -83,3 +87,104 @@ class ReconstructionNet(nn.Module):
         y = self.tail(F.leaky_relu(y, 0.1))  # [B, r*r, T, h, w]
         y = y.transpose(1, 2).reshape(b * t, r * r, h // r, w // r)
         return fill + F.pixel_shuffle(y, r).reshape(b, t, h, w)
+
+
+# recon-v2: fills of the samples by push-pull (normalised convolution over a pyramid) within
+# each frame and over windows of +-k frames, blended per pixel by the network
+PUSH_PULL_LEVELS = 4  # pyramid levels (a coarsest pixel covers 16 x 16)
+TEMPORAL_REACH = (0, 1, 2, 4, 8)  # each fill pools the samples of frames t - k .. t + k
+_PYRAMID_TAPS = (1.0, 3.0, 3.0, 1.0)  # separable 4-tap kernel of each 2x reduction
+
+
+def push_pull(num: torch.Tensor, den: torch.Tensor, levels: int = PUSH_PULL_LEVELS) -> torch.Tensor:
+    """Scattered-data fill of ``num / den`` ``[N, 1, H, W]`` (sample sums and counts): where
+    a pixel holds samples their mean, blended (by its count, up to 1) with the fill of the
+    next coarser level of a pyramid of 4-tap reductions, bilinearly enlarged; 0 where no
+    level holds any."""
+    if levels == 0 or min(num.shape[-2:]) < 2:
+        return torch.where(den > 0, num / den.clamp_min(1e-6), torch.zeros_like(num))
+    taps = num.new_tensor(_PYRAMID_TAPS)
+    kernel = (taps[:, None] * taps[None, :] / 16.0)[None, None]  # sums to 4: counts add up
+    small_num, small_den = (
+        F.conv2d(F.pad(a, (1, 2, 1, 2), mode="replicate"), kernel, stride=2) for a in (num, den)
+    )
+    coarse = push_pull(small_num, small_den, levels - 1)
+    # by exactly 2, then cropped: the same grid for a plane and a tile of it at any size
+    up = F.interpolate(coarse, scale_factor=2.0, mode="bilinear", align_corners=False)
+    up = up[..., : num.shape[-2], : num.shape[-1]]
+    own = torch.where(den > 0, num / den.clamp_min(1e-6), up)
+    weight = den.clamp(max=1.0)
+    return weight * own + (1 - weight) * up
+
+
+def temporal_sums(x: torch.Tensor, reach: int) -> torch.Tensor:
+    """Sums of ``x`` ``[B, T, H, W]`` over frames t - reach .. t + reach (zero beyond)."""
+    if reach == 0:
+        return x
+    c = F.pad(x, (0, 0, 0, 0, reach + 1, reach)).cumsum(1)
+    n = x.shape[1]
+    return c[:, 2 * reach + 1 : 2 * reach + 1 + n] - c[:, :n]
+
+
+def reach_fills(samples: torch.Tensor, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Push-pull fills ``[B, len(TEMPORAL_REACH), T, H, W]`` of the samples pooled over each
+    TEMPORAL_REACH, and the sample counts they pooled at each pixel (same shape)."""
+    b, t, h, w = samples.shape
+    fills, counts = [], []
+    for reach in TEMPORAL_REACH:
+        num, den = temporal_sums(samples * mask, reach), temporal_sums(mask, reach)
+        fill = push_pull(num.reshape(b * t, 1, h, w), den.reshape(b * t, 1, h, w))
+        fills.append(fill.reshape(b, t, h, w))
+        counts.append(den)
+    return torch.stack(fills, dim=1), torch.stack(counts, dim=1)
+
+
+class ReconstructionNetV2(nn.Module):
+    """``recon-v2``: ReconstructionNet's interface (input ``[B, 6, T, H, W]``, output the
+    residual ``[B, T, H, W]``, both in the same units). Fixed push-pull fills of the samples,
+    one per frame and one for each window of +-1, 2, 4, 8 frames (a still scene's samples at
+    other times fill a frame's gaps; a moving one's do not), go with the input through
+    (2+1)-D residual blocks at a quarter of the resolution, whose output is, per pixel, the
+    weights of a softmax blend of the fills and a correction added to the blend. An output
+    pixel depends on input pixels up to 46 rows or columns away (the fills' pyramid and the
+    blocks together): ``halo`` is what the mask codec's tiles take around them."""
+
+    halo = 48  # a multiple of 16, so that a tile's pyramid and 4x4 cells lie on the plane's
+
+    def __init__(self, channels: int = 48, blocks: int = 5, unshuffle: int = 4) -> None:
+        super().__init__()
+        self.unshuffle = unshuffle
+        r2 = unshuffle * unshuffle
+        fills = len(TEMPORAL_REACH)
+        self.head = nn.Conv3d((IN_CHANNELS + 2 * fills) * r2, channels, 1)
+        self.spatial = nn.ModuleList(
+            nn.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1)) for _ in range(blocks)
+        )
+        self.temporal = nn.ModuleList(
+            nn.Conv3d(channels, channels, (3, 1, 1), padding=(1, 0, 0)) for _ in range(blocks)
+        )
+        self.tail = nn.Conv3d(channels, (fills + 1) * r2, (1, 3, 3), padding=(0, 1, 1))
+        with torch.no_grad():  # start as the blend's even mean, no correction
+            self.tail.weight.mul_(0.1)
+            self.tail.bias.zero_()
+
+    def fills(self, x: torch.Tensor) -> torch.Tensor:
+        """The fixed fills the network blends, ``[B, 5, T, H, W]`` (the mask search's proxy)."""
+        return reach_fills(x[:, 0], x[:, 1])[0]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        fills, counts = reach_fills(x[:, 0], x[:, 1])
+        x = torch.cat([x, fills, torch.log1p(counts)], dim=1)
+        b, c, t, h, w = x.shape
+        r = self.unshuffle
+        y = F.pixel_unshuffle(x.transpose(1, 2).reshape(b * t, c, h, w), r)
+        y = y.reshape(b, t, -1, h // r, w // r).transpose(1, 2)
+        y = F.leaky_relu(self.head(y), 0.1)
+        for spatial, temporal in zip(self.spatial, self.temporal, strict=True):
+            y = y + temporal(F.leaky_relu(spatial(y), 0.1))
+        y = self.tail(F.leaky_relu(y, 0.1))  # [B, (fills + 1) r r, T, h, w]
+        k = fills.shape[1] + 1
+        y = y.transpose(1, 2).reshape(b * t, k * r * r, h // r, w // r)
+        y = F.pixel_shuffle(y, r).reshape(b, t, k, h, w).transpose(1, 2)  # [B, k, T, H, W]
+        blend = (torch.softmax(y[:, :-1], dim=1) * fills).sum(dim=1)
+        return blend + y[:, -1]

@@ -18,7 +18,7 @@ from vcodec.bitstream.container import MODEL_ID_BYTES
 from vcodec.errors import UnknownModelError
 from vcodec.models.params import ParamNet
 from vcodec.models.postprocess import LitePostNet, PostNet
-from vcodec.models.reconstruction import ReconstructionNet
+from vcodec.models.reconstruction import ReconstructionNet, ReconstructionNetV2
 from vcodec.models.selector import MaskSelector
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
@@ -59,6 +59,12 @@ REGISTRY: dict[str, ModelSpec] = {
             "recon-v1.pt",
             "988952a2f10b557107639933f5fc1ddd53e98a9bdaf303e563b30460b52ade42",
             ReconstructionNet,
+        ),
+        ModelSpec(
+            "recon-v2",
+            "recon-v2.pt",
+            "d4810077fa12e81e9bfdc27fe5fa436d15e06e898b3eb6fa815b105fa68640eb",
+            ReconstructionNetV2,
         ),
         ModelSpec(
             "selector-v1",

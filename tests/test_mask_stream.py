@@ -51,7 +51,14 @@ def test_pure_mode_needs_no_base_layer() -> None:
     assert "Segment" not in names and "BaseData" not in names
     assert sum(isinstance(c, Samples) for c in chunks) == 2
     header = VcxReader(io.BytesIO(data)).header
-    assert header.mode == "pure" and set(header.models) == {"masks-v1", "recon-v1"}
+    assert header.mode == "pure" and set(header.models) == {"masks-v1", "recon-v2"}
+    assert 25 < quality < 60
+
+
+def test_pure_mode_with_the_first_reconstruction_network() -> None:
+    """Streams of recon-v1 (before recon-v2 shipped) name it and still decode with it."""
+    data, quality = run(EncodeConfig(qp=22, mode="pure", recon_model="recon-v1", device="cpu"))
+    assert set(VcxReader(io.BytesIO(data)).header.models) == {"masks-v1", "recon-v1"}
     assert 25 < quality < 60
 
 
@@ -76,9 +83,9 @@ def test_hybrid_without_masks_has_no_samples() -> None:
 def test_stream_with_other_weights_is_refused() -> None:
     data, _ = run(EncodeConfig(qp=32, mode="pure", device="cpu"), frames=4)
     reader = VcxReader(io.BytesIO(data))
-    models = dict(reader.header.models, **{"recon-v1": "00" * 4})
+    models = dict(reader.header.models, **{"recon-v2": "00" * 4})
     forged = encode_header(replace(reader.header, models=models)) + data[reader.offset :]
-    with pytest.raises(UnknownModelError, match="recon-v1"):
+    with pytest.raises(UnknownModelError, match="recon-v2"):
         VcxDecoder(io.BytesIO(forged), "cpu")
     no_models = encode_header(replace(reader.header, models={})) + data[reader.offset :]
     with pytest.raises(MalformedError, match="pure-mode"):

@@ -7,13 +7,14 @@ import copy
 import numpy as np
 import pytest
 import torch
+import torch.nn.functional as F
 from conftest import synthetic_planes
 
 from vcodec.entropy import SymbolDecoder, SymbolEncoder, adaptive_probabilities
 from vcodec.errors import MalformedError, UnknownModelError
 from vcodec.frames import Gop
 from vcodec.models import registry
-from vcodec.models.reconstruction import ReconstructionNet
+from vcodec.models.reconstruction import ReconstructionNet, ReconstructionNetV2
 from vcodec.models.selector import MaskSelector
 from vcodec.stages.mask_samples import (
     GEOMETRIC_RATIOS,
@@ -23,7 +24,14 @@ from vcodec.stages.mask_samples import (
     quantise,
     sample_step,
 )
-from vcodec.stages.masks import MaskCodec, expand, held_prediction, plane_groups
+from vcodec.stages.masks import (
+    MaskCodec,
+    expand,
+    held_prediction,
+    mask_models,
+    plane_groups,
+    recon_model,
+)
 
 CPU = torch.device("cpu")
 
@@ -164,9 +172,10 @@ def test_tiles_give_the_whole_planes_output(monkeypatch) -> None:
     rng = torch.Generator().manual_seed(0)
     x = torch.rand(1, 6, 16, 96, 136, generator=rng, dtype=torch.float64)
     recon = copy.deepcopy(registry.load("recon-v1")).to(torch.float64)  # (shared modules)
+    recon2 = ReconstructionNetV2().to(torch.float64).eval()  # its reach, at any weights
     selector = copy.deepcopy(registry.load("selector-v1")).to(torch.float64)
     with torch.no_grad():
-        for net, scale in ((recon, 1), (selector, masks.PATCH_H)):
+        for net, scale in ((recon, 1), (recon2, 1), (selector, masks.PATCH_H)):
             whole = net(x)
             monkeypatch.setattr(masks, "TILE_ROWS", 32)
             monkeypatch.setattr(masks, "TILE_COLS", 64)
@@ -174,3 +183,36 @@ def test_tiles_give_the_whole_planes_output(monkeypatch) -> None:
             monkeypatch.undo()
             assert tiles.shape == whole.shape
             assert torch.allclose(tiles, whole, atol=1e-9)
+
+
+@pytest.mark.parametrize(
+    "net", [ReconstructionNet(channels=8, blocks=1), ReconstructionNetV2(8, 1)]
+)
+def test_fills_search_prices_each_candidate(net) -> None:
+    """The search on the network's fills: the empty candidate costs no bits, only the
+    prediction's error; under the full candidate at a fine step recon-v2's fills are the
+    samples, so the patch costs little more than its rate. A pure stream coded with it
+    decodes to the encoder's frames."""
+    codec = tiny_codec(True, "fills", qp=2)
+    codec.recon_net = net.to(torch.float64).eval()
+    gop = gop_of(32, 16, 16)
+    group = plane_groups(gop, grey(gop), CPU)[0]
+    fills = codec.rd_costs(group, fills=True)
+    assert fills.shape == (1, 8, 2, 4)
+    prediction_error = F.avg_pool2d((group.p - group.x).square().sum(1), 8) * 64
+    assert torch.allclose(fills[:, 0], prediction_error)  # nothing sampled: the prediction
+    if isinstance(net, ReconstructionNetV2):  # its frame's own fill is exact at the samples
+        assert (fills[:, -1] < 0.01 * prediction_error).all()  # all sampled: the rate, nearly
+    assert (fills[:, 1:-1] > 0).all()
+    payload, recon = codec.encode_gop(gop, grey(gop))
+    decoder = tiny_codec(True, None, qp=2)
+    decoder.recon_net = codec.recon_net
+    assert np.array_equal(decoder.decode_gop(payload, grey(gop)).y, recon.y)
+
+
+def test_streams_name_one_reconstruction_network() -> None:
+    assert mask_models("recon-v1") == ("masks-v1", "recon-v1")
+    assert recon_model({"masks-v1": "ab", "recon-v2": "cd", "post-v1": "ef"}) == "recon-v2"
+    assert recon_model(["masks-v1", "recon-v1"]) == "recon-v1"
+    assert recon_model({"masks-v1": "ab", "recon-v1": "cd", "recon-v2": "ef"}) is None
+    assert recon_model({"recon-v2": "cd"}) is None

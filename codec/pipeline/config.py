@@ -8,7 +8,7 @@ from vcodec.bitstream.container import MODES, TASKS
 from vcodec.device import resolve_device
 from vcodec.errors import InputError
 from vcodec.stages.base_layer import PRESETS, TUNES, get_codec
-from vcodec.stages.masks import MASK_SEARCHES
+from vcodec.stages.masks import MASK_SEARCHES, RECON_MODEL, RECON_MODELS
 from vcodec.stages.post import POST_MODEL, POST_MODELS
 from vcodec.stages.roi import (
     BACKGROUND_QP_OFFSET,
@@ -110,7 +110,11 @@ class EncodeConfig:
     speed: str = "medium"  # fast, medium, slow: the stage set (SPEED_STAGES) and the search effort
     # Each stage switch: True/False as asked, None: as --speed says (resolved() fills it in)
     masks: bool | None = None  # hybrid only: send masked enhancement samples
-    mask_search: str = "net"  # net: the selection network; exhaustive: RD search (reference)
+    # MASK_SEARCHES: net (the selection network), exhaustive (RD search, the reference) or
+    # fills (RD search on the reconstruction network's fills); None: fills in pure mode (the
+    # network, trained on few pure crops, chose masks costing +62-67 % there), else net
+    mask_search: str | None = None
+    recon_model: str = RECON_MODEL  # the mask codec's reconstruction network (RECON_MODELS)
     post: bool | None = None  # hybrid only: the decoder runs the post-processing network
     post_model: str = POST_MODEL  # which one (POST_MODELS): post-task-v1 for detection
     # hybrid only: static GOPs drop frames from the base layer, which the decoder predicts
@@ -138,7 +142,7 @@ class EncodeConfig:
 
     def resolved(self) -> EncodeConfig:
         """This config with every stage switch left to --speed filled in from SPEED_STAGES (and
-        BASE_STAGES_OFF, TASK_STAGES_OFF)."""
+        BASE_STAGES_OFF, TASK_STAGES_OFF), and the mask search to --mode."""
         if self.speed not in SPEEDS:
             raise InputError(f"--speed must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
         chosen = dict(SPEED_STAGES[self.speed])
@@ -146,6 +150,8 @@ class EncodeConfig:
             chosen |= {name: False for name in BASE_STAGES_OFF.get(self.base, ())}
         if self.task != "none":
             chosen |= {name: False for name in TASK_STAGES_OFF}
+        if self.mask_search is None:
+            chosen["mask_search"] = "fills" if self.mode == "pure" else "net"
         config = replace(self, **{k: v for k, v in chosen.items() if getattr(self, k) is None})
         return config._with_task()
 
@@ -186,6 +192,8 @@ class EncodeConfig:
             raise InputError(f"--mode must be one of {', '.join(MODES)}, got {self.mode!r}")
         if self.mask_search not in MASK_SEARCHES:
             raise InputError(f"--mask-search must be one of {', '.join(MASK_SEARCHES)}")
+        if self.recon_model not in RECON_MODELS:
+            raise InputError(f"--recon-model must be one of {', '.join(RECON_MODELS)}")
         if self.roi not in ROI_SOURCES:
             raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
         if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):

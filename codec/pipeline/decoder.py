@@ -33,7 +33,7 @@ from vcodec.pipeline.plan import Plan, decoder_plan
 from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
 from vcodec.stages.base_layer import BaseDecoder
-from vcodec.stages.masks import MASK_MODELS, MaskCodec, held_prediction
+from vcodec.stages.masks import MaskCodec, held_prediction, recon_model
 from vcodec.stages.post import post_model
 from vcodec.stages.roi import RoiMap
 from vcodec.stages.scale import base_qp, coded_size
@@ -88,11 +88,12 @@ class VcxDecoder:
         self.plan: Plan | None = None
         self.masks: MaskCodec | None = None  # pure mode's
         if self.pure:
-            if not all(name in self.header.models for name in MASK_MODELS):
+            recon = recon_model(self.header.models)
+            if recon is None:
                 raise MalformedError("a pure-mode stream must name the mask codec's models")
             if post_model(self.header.models) or PREDICT_MODEL in self.header.models:
                 raise MalformedError("a pure-mode stream has no base layer to post-process")
-            self.masks = MaskCodec(self.header.qp, True, self.device, None)
+            self.masks = MaskCodec(self.header.qp, True, self.device, None, recon_model=recon)
         else:
             self.plan = decoder_plan(self.header, self._reader.version, self.device)
         self.base_cost = Cost()

@@ -33,7 +33,7 @@ from vcodec.pipeline.plan import Plan, encoder_plan
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import finish_stream, start_stream, without_models
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
-from vcodec.stages.masks import MASK_MODELS, MaskCodec, held_prediction
+from vcodec.stages.masks import MaskCodec, held_prediction, mask_models
 from vcodec.stages.scale import base_qp, coded_size
 from vcodec.stages.stage import Cost, GopContext
 from vcodec.stages.temporal import coded_frames
@@ -122,8 +122,11 @@ def encode_gops(
     config = config.validate()
     device = resolve_device(config.device)
     if config.mode == "pure":
-        masks = MaskCodec(config.qp, True, device, config.mask_search)
-        writer = start_stream(out, _header(info, config, list(MASK_MODELS)), audio)
+        masks = MaskCodec(
+            config.qp, True, device, config.mask_search, recon_model=config.recon_model
+        )
+        models = list(mask_models(config.recon_model))
+        writer = start_stream(out, _header(info, config, models), audio)
         _encode_pure(gops, writer, masks, progress)
         return finish_stream(writer)
     plan = encoder_plan(config, info, device)

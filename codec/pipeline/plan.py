@@ -9,7 +9,7 @@ import torch
 from vcodec.bitstream.container import FORMAT_VERSION, StreamHeader
 from vcodec.frames import VideoInfo
 from vcodec.pipeline.config import SPEED_WIENER_LAYOUTS, EncodeConfig
-from vcodec.stages.masks import MASK_MODELS, RECON_DTYPE, MaskStage
+from vcodec.stages.masks import RECON_DTYPE, MaskStage, recon_model
 from vcodec.stages.post import PostStage, post_model
 from vcodec.stages.roi import RoiStage, roi_finder
 from vcodec.stages.scale import ScaleStage
@@ -78,14 +78,16 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
         wiener=wiener,
         roi=roi,
         post=PostStage(device, dtype, config.post_model) if config.post else None,
-        masks=MaskStage(config.qp, device, config.mask_search) if config.masks else None,
+        masks=MaskStage(config.qp, device, config.mask_search, config.recon_model)
+        if config.masks
+        else None,
     )
 
 
 def decoder_plan(header: StreamHeader, version: int, device: torch.device) -> Plan:
     """The stages a hybrid stream's header names (its models and format ``version``)."""
-    masks = all(name in header.models for name in MASK_MODELS)
-    dtype = RECON_DTYPE if masks else torch.float32
+    recon = recon_model(header.models)
+    dtype = RECON_DTYPE if recon else torch.float32
     post = post_model(header.models)
     return Plan(
         scale=ScaleStage("1", header.qp, header.height, header.width, device, auto=False),
@@ -93,5 +95,5 @@ def decoder_plan(header: StreamHeader, version: int, device: torch.device) -> Pl
         wiener=WienerStage(header.qp, version),
         roi=RoiStage(None, 1),
         post=PostStage(device, dtype, post) if post else None,
-        masks=MaskStage(header.qp, device, None) if masks else None,
+        masks=MaskStage(header.qp, device, None, recon) if recon else None,
     )

@@ -23,7 +23,7 @@ from vcodec.bitstream.container import (
 )
 from vcodec.errors import InputError
 from vcodec.pipeline.side_info import unpack_side_info
-from vcodec.stages.masks import MASK_MODELS
+from vcodec.stages.masks import CANDIDATES_MODEL
 from vcodec.stages.post import post_model
 
 
@@ -77,7 +77,7 @@ def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
         k: v for k, v in models.items() if k not in unused
     }))  # fmt: skip
     for chunk in reader:
-        if isinstance(chunk, End) or (isinstance(chunk, Samples) and MASK_MODELS[0] in unused):
+        if isinstance(chunk, End) or (isinstance(chunk, Samples) and CANDIDATES_MODEL in unused):
             continue
         if isinstance(chunk, GopChunk) and drop_post:
             params = unpack_side_info(chunk.side_info, models, reader.version)

@@ -40,15 +40,34 @@ PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
 # the networks run on tiles of at most TILE_ROWS x TILE_COLS (and a halo): a tile's float64
 # input and activations stay within ~1 GB at any frame size
 TILE_ROWS, TILE_COLS = 128, 256
-TILE_HALO = 32  # rows of context above and below a stripe (more than either receptive field)
-MASK_SEARCHES = ("net", "exhaustive")
+# rows and columns of context around a tile: more than recon-v1's and the selector's receptive
+# fields (a network that reaches further says so by its ``halo``: recon-v2's is 48)
+TILE_HALO = 32
+# net: the selection network; exhaustive: the RD search with the reconstruction network on
+# every candidate; fills: the same search with the network's fixed fills (the best per patch)
+# standing in for its output
+MASK_SEARCHES = ("net", "exhaustive", "fills")
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
 FLAG = FrequencyTable.uniform(2)
-MASK_MODELS = ("masks-v1", "recon-v1")  # what a decoder needs; named in the stream header
+CANDIDATES_MODEL = "masks-v1"  # the candidate masks, named in every mask-coded stream's header
+RECON_MODELS = ("recon-v1", "recon-v2")  # reconstruction networks a stream may name
+RECON_MODEL = "recon-v2"  # what new streams use (--recon-model)
 # The reconstruction runs in float64: a CPU and a GPU then agree to ~1e-12 before rounding, so a
 # stream decodes to the same frames on both (float32 can differ in the last bit and flip a
 # rounded pixel, and pure mode predicts each GOP from the last). Costs ~1.5x on the CPU.
 RECON_DTYPE = torch.float64
+
+
+def mask_models(recon_model: str = RECON_MODEL) -> tuple[str, str]:
+    """The models a mask-coded stream names in its header: the candidates and ``recon_model``."""
+    return CANDIDATES_MODEL, recon_model
+
+
+def recon_model(models: dict[str, str] | list[str]) -> str | None:
+    """The reconstruction network a header's ``models`` name for the mask codec, or None when
+    they name no mask codec (no candidates, or not exactly one reconstruction network)."""
+    recons = [name for name in models if name in RECON_MODELS]
+    return recons[0] if CANDIDATES_MODEL in models and len(recons) == 1 else None
 
 
 @dataclass(frozen=True)
@@ -128,27 +147,30 @@ def tiled(
     width: int,
     scale: int,
     finish: Callable[[torch.Tensor, slice, slice], torch.Tensor] | None = None,
+    halo: int | None = None,
 ) -> torch.Tensor:
     """Run ``net`` on its input for a plane ``height`` x ``width`` in tiles of at most
-    TILE_ROWS x TILE_COLS, each with TILE_HALO pixels of context on every side (more than the
-    networks' reach, so the tiles' outputs are the whole plane's); ``inputs(rows, cols)``
-    builds the input ``[B, C, T, rows, cols]`` of one tile, so the whole plane's input never
-    exists at once and memory does not grow with the frame size. ``finish(out, rows, cols)``
-    turns a tile's output (its own rows and columns of the plane, at ``scale`` 1) into what is
-    kept, so that only that is ever whole. The output is H / ``scale`` by W / ``scale``."""
+    TILE_ROWS x TILE_COLS, each with ``halo`` pixels of context on every side (default:
+    ``net.halo``, else TILE_HALO; more than the network's reach, so the tiles' outputs are the
+    whole plane's); ``inputs(rows, cols)`` builds the input ``[B, C, T, rows, cols]`` of one
+    tile, so the whole plane's input never exists at once and memory does not grow with the
+    frame size. ``finish(out, rows, cols)`` turns a tile's output (its own rows and columns of
+    the plane, at ``scale`` 1) into what is kept, so that only that is ever whole. The output
+    is H / ``scale`` by W / ``scale``."""
     if finish is None:
         finish = lambda out, rows, cols: out  # noqa: E731
+    halo = halo or getattr(net, "halo", TILE_HALO)
     if height <= TILE_ROWS and width <= TILE_COLS:
         whole = (slice(0, height), slice(0, width))
         return finish(net(inputs(*whole)), *whole)
     bands = []
     for top in range(0, height, TILE_ROWS):
         bottom = min(height, top + TILE_ROWS)
-        lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
+        lo, hi = max(0, top - halo), min(height, bottom + halo)
         parts = []
         for left in range(0, width, TILE_COLS):
             right = min(width, left + TILE_COLS)
-            start, stop = max(0, left - TILE_HALO), min(width, right + TILE_HALO)
+            start, stop = max(0, left - halo), min(width, right + halo)
             out = net(inputs(slice(lo, hi), slice(start, stop)))
             rows = slice((top - lo) // scale, (bottom - lo) // scale)
             out = out[..., rows, (left - start) // scale : (right - start) // scale]
@@ -174,9 +196,11 @@ class MaskCodec:
         recon: torch.nn.Module | None = None,
         selector: torch.nn.Module | None = None,
         dtype: torch.dtype = RECON_DTYPE,
+        recon_model: str = RECON_MODEL,
     ) -> None:
-        """The shipped models, unless given (training builds codecs from its own, and may run
-        the reconstruction in float32: its labels need no cross-device rounding guarantee)."""
+        """The shipped models (the reconstruction network ``recon_model``), unless given
+        (training builds codecs from its own, and may run the reconstruction in float32: its
+        labels need no cross-device rounding guarantee)."""
         if search is not None and search not in MASK_SEARCHES:
             raise ValueError(f"mask search must be one of {MASK_SEARCHES}, got {search!r}")
         self.qp, self.pure, self.device, self.search = qp, pure, device, search
@@ -190,7 +214,7 @@ class MaskCodec:
         self.classes = density_class(self.density)
         self.dtype = dtype
         # copies: .to() changes a module in place, and registry.load's modules are shared
-        self.recon_net = copy.deepcopy(recon or registry.load("recon-v1")).to(device, dtype)
+        self.recon_net = copy.deepcopy(recon or registry.load(recon_model)).to(device, dtype)
         if search == "net" and selector is None:
             selector = registry.load("selector-v1")
         self.selector = copy.deepcopy(selector).to(device) if selector is not None else None
@@ -205,6 +229,18 @@ class MaskCodec:
         decoded pixels (whole numbers 0..255, float32). Tile by tile, the network's residual
         (``self.dtype``) is added to the prediction, clamped and rounded (half to even), so
         the whole plane is never held in float64."""
+        return self._run(self.recon_net, group, index, levels, self.dtype)
+
+    def _run(
+        self,
+        net: Callable[[torch.Tensor], torch.Tensor],
+        group: PlaneGroup,
+        index: torch.Tensor,
+        levels: torch.Tensor,
+        dtype: torch.dtype,
+    ) -> torch.Tensor:
+        """``net``'s residual (the reconstruction's, or its fills ``[B, F, T, H, W]``) on
+        the network's input for ``index`` and ``levels`` in ``dtype``, as decoded pixels."""
         frames = group.p.shape[1]
 
         def inputs(rows: slice, cols: slice) -> torch.Tensor:
@@ -214,22 +250,25 @@ class MaskCodec:
             at = (..., rows, cols)
             samples = levels[at] * self.step
             x = recon_input(samples, mask, group.p[at], self.pure, group.chroma, self.step)
-            return x.to(self.dtype)
+            return x.to(dtype)
 
         def finish(residual: torch.Tensor, rows: slice, cols: slice) -> torch.Tensor:
-            out = group.p[..., rows, cols] + residual * RESIDUAL_UNIT
+            p = group.p[..., rows, cols]
+            if residual.dim() == 5:  # fills: [B, F, T, H, W]
+                p = p[:, None]
+            out = p + residual * RESIDUAL_UNIT
             return out.clamp(0, 255).round().to(torch.float32)
 
         h, w = group.p.shape[-2:]
-        return tiled(self.recon_net, inputs, h, w, 1, finish)
+        return tiled(net, inputs, h, w, 1, finish, getattr(self.recon_net, "halo", TILE_HALO))
 
     # -- the encoder side ------------------------------------------------------------------
 
     @torch.no_grad()
     def select(self, group: PlaneGroup) -> torch.Tensor:
         """Candidate index per patch ``[B, h, w]``, by the network or by exhaustive RD search."""
-        if self.search == "exhaustive":
-            return self.rd_costs(group).argmin(dim=1)
+        if self.search in ("exhaustive", "fills"):
+            return self.rd_costs(group, self.search == "fills").argmin(dim=1)
 
         def inputs(rows: slice, cols: slice) -> torch.Tensor:
             x, p = group.x[..., rows, cols], group.p[..., rows, cols]
@@ -239,11 +278,13 @@ class MaskCodec:
         return tiled(self.selector, inputs, h, w, PATCH_H).argmax(dim=1)
 
     @torch.no_grad()
-    def rd_costs(self, group: PlaneGroup) -> torch.Tensor:
+    def rd_costs(self, group: PlaneGroup, fills: bool = False) -> torch.Tensor:
         """Per-patch RD cost ``[B, K, h, w]`` of every candidate used on the whole plane group.
 
-        D: squared error after reconstruction; R: the samples' bits under the best geometric
-        table for the candidate's context (the mask index's own bits are the same for all K).
+        D: squared error after reconstruction (``fills``: of the network's fill that errs
+        least on the patch, which costs a fraction of the network); R: the samples' bits under
+        the best geometric table for the candidate's context (the mask index's own bits are
+        the same for all K).
         """
         b, t = group.p.shape[:2]
         h, w = group.grid
@@ -254,13 +295,19 @@ class MaskCodec:
             index = torch.full((b, h, w), k, dtype=torch.long, device=self.device)
             mask = expand(self.candidates, index, t) * group.valid
             q = torch.from_numpy(levels).to(self.device) * mask
-            err = (self.reconstruct(group, index, q) - group.x).square() * group.valid
+            if fills:
+                # [B, F, T, H, W], in float32: the encoder's guess, not what the decoder makes
+                out = self._run(self.recon_net.fills, group, index, q, torch.float32)
+                err = ((out - group.x[:, None]).square() * group.valid).sum(2)
+                dist = _patch_sums(err.flatten(0, 1)).unflatten(0, err.shape[:2]).amin(1)
+            else:
+                err = (self.reconstruct(group, index, q) - group.x).square() * group.valid
+                dist = _patch_sums(err.sum(1))
             sel = mask.cpu().numpy() > 0
             table, _ = best_table(levels[sel], self.limit)
             sample_bits = np.where(sel, bits[table][levels + self.limit], 0.0)
             rate = torch.from_numpy(sample_bits).to(self.device, torch.float32)
-            cost = err + self.lam * rate
-            costs.append(F.avg_pool2d(cost.sum(1), PATCH_H) * PATCH_H * PATCH_W)
+            costs.append(dist + self.lam * _patch_sums(rate.sum(1)))
         return torch.stack(costs, dim=1)
 
     def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> torch.Tensor:
@@ -350,6 +397,11 @@ class MaskCodec:
         return _frequency_table(table, self.limit)
 
 
+def _patch_sums(x: torch.Tensor) -> torch.Tensor:
+    """``[B, H, W]`` -> the sum over each 8x8 patch ``[B, H/8, W/8]``."""
+    return F.avg_pool2d(x, PATCH_H) * (PATCH_H * PATCH_W)
+
+
 def _sse(a: torch.Tensor, b: torch.Tensor, valid: torch.Tensor) -> float:
     """The squared error of a and b ``[B, T, H, W]`` over the picture (``valid``), a frame at a
     time (no whole-GOP temporaries)."""
@@ -418,12 +470,19 @@ class MaskStage(Stage):
 
     name, seed, chunk = "masks", "000", Samples
 
-    def __init__(self, qp: int, device: torch.device, search: str | None = "net") -> None:
+    def __init__(
+        self,
+        qp: int,
+        device: torch.device,
+        search: str | None = "net",
+        recon_model: str = RECON_MODEL,
+    ) -> None:
         super().__init__()
-        self.codec = MaskCodec(qp, False, device, search)
+        self.codec = MaskCodec(qp, False, device, search, recon_model=recon_model)
+        self.recon_model = recon_model
 
     def models(self) -> tuple[str, ...]:
-        return MASK_MODELS
+        return mask_models(self.recon_model)
 
     def encode_gop(self, source: Gop, prediction: Gop, ctx: GopContext) -> tuple[Gop, Samples]:
         with self.timed():

@@ -7,10 +7,12 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from torch import nn
 
 from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNet
 from vcodec.stages.mask_samples import quantise, sample_step
 from vcodec.stages.masks import PATCH_H, PATCH_T, PATCH_W, expand, recon_input
+from vcodec.train.common import Checkpoint
 from vcodec.train.data import CPU, Examples
 
 LOG_FLOOR = 1e-4  # added to each MSE (residual units) before the log: 0.4 8-bit levels^2
@@ -24,16 +26,19 @@ class ReconTrainConfig:
     seed: int = 0
     empty_share: float = 0.15  # random masks: share of empty patches
     min_density: float = 1 / 128  # random masks: densities log-uniform from this to 1
+    random_share: float = 0.0  # with candidates: share of examples under random masks instead
+    # with candidates: share of the others whose patches all take one candidate (a selector's
+    # choices are alike over a smooth area; a candidate with empty frames then empties the
+    # whole frame, which independent draws never do)
+    same_share: float = 0.0
 
 
-def random_masks(
-    n: int, grid: tuple[int, int], config: ReconTrainConfig, gen: torch.Generator
-) -> torch.Tensor:
+def random_masks(n: int, grid: tuple[int, int], config: ReconTrainConfig) -> torch.Tensor:
     """i.i.d. masks ``[n, 16, 8h, 8w]``, one density per patch (log-uniform), some empty."""
     h, w = grid
-    logd = torch.rand(n, 1, h, 1, w, 1, generator=gen) * np.log(config.min_density)
-    density = logd.exp() * (torch.rand(n, 1, h, 1, w, 1, generator=gen) > config.empty_share)
-    u = torch.rand(n, PATCH_T, h, PATCH_H, w, PATCH_W, generator=gen)
+    logd = torch.rand(n, 1, h, 1, w, 1) * np.log(config.min_density)
+    density = logd.exp() * (torch.rand(n, 1, h, 1, w, 1) > config.empty_share)
+    u = torch.rand(n, PATCH_T, h, PATCH_H, w, PATCH_W)
     return (u < density).float().reshape(n, PATCH_T, h * PATCH_H, w * PATCH_W)
 
 
@@ -65,30 +70,38 @@ def train_recon(
     config: ReconTrainConfig = ReconTrainConfig(),
     *,
     candidates: torch.Tensor | None = None,
-    init: ReconstructionNet | None = None,
+    init: nn.Module | None = None,
     device: torch.device = CPU,
     progress: Callable[[int, float], None] | None = None,
-) -> ReconstructionNet:
-    """Train (or fine-tune ``init``) on ``examples``; masks random, or drawn from ``candidates``.
+    checkpoint: Checkpoint | None = None,
+) -> nn.Module:
+    """Train (or fine-tune ``init``, a ReconstructionNet or ReconstructionNetV2; a fresh
+    ReconstructionNet without it) on ``examples``; masks random, or drawn from ``candidates``
+    (each example under a random mask instead with ``config.random_share``, and with
+    ``config.same_share`` one candidate on all its patches). ``checkpoint``:
+    resume from it and save to it.
 
     Loss: the mean over examples of log(MSE), so that the large errors of pure-mode crops do not
     drown the small ones of hybrid crops (progress reports the MSE in 8-bit levels squared).
     """
     torch.manual_seed(config.seed)
-    gen = torch.Generator().manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     net = (init or ReconstructionNet()).to(device).train()
     opt = torch.optim.Adam(net.parameters(), lr=config.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, config.lr, total_steps=config.steps)
     size = examples.x.shape[-1]
     grid = (size // PATCH_H, size // PATCH_W)
-    for step in range(config.steps):
+    checkpoint = checkpoint or Checkpoint(None, {})
+    for step in range(checkpoint.resume(net, opt, sched, rng), config.steps):
         batch = examples.take(rng.integers(0, len(examples), config.batch))
-        if candidates is None:
-            mask = random_masks(config.batch, grid, config, gen)
-        else:
-            index = torch.randint(0, len(candidates), (config.batch, *grid), generator=gen)
-            mask = expand(candidates.cpu(), index, PATCH_T)
+        mask = random_masks(config.batch, grid, config)
+        if candidates is not None:
+            index = torch.randint(0, len(candidates), (config.batch, *grid))
+            same = torch.rand(config.batch) < config.same_share
+            index = torch.where(same[:, None, None], index[:, :1, :1], index)
+            drawn = expand(candidates.cpu(), index, PATCH_T)
+            keep = torch.rand(config.batch) < config.random_share
+            mask = torch.where(keep[:, None, None, None], mask, drawn)
         inp, p, x = batch_inputs(batch, mask, device)
         target = (x - p) / RESIDUAL_UNIT
         mse = (net(inp) - target).square().mean(dim=(1, 2, 3))  # per example, residual units
@@ -100,4 +113,6 @@ def train_recon(
         sched.step()
         if progress:
             progress(step + 1, mse.mean().item() * RESIDUAL_UNIT**2)  # in 8-bit levels^2
+        checkpoint.save(step + 1, net, opt, sched, rng)
+    checkpoint.done()
     return net.eval()
