@@ -44,7 +44,8 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-roi-sharp": {"roi": "motion", "background_scale": 1},
     "vcx-roi-task": {"roi": "motion", "post_model": "post-task-v1"},
     "vcx-pure": {"mode": "pure"},
-    "vcx-pure-recon1": {"mode": "pure", "recon_model": "recon-v1"},
+    # pure mode as before recon-v2: recon-v1 and the selection network
+    "vcx-pure-recon1": {"mode": "pure", "recon_model": "recon-v1", "mask_search": "net"},
     # --task (the bench's, else detect) with the maps' detector: what `vcodec encode --task` makes
     "vcx-task": {"task": "detect"},
 }

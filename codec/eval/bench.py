@@ -56,7 +56,7 @@ ANCHORS = ("x264", "x265")  # every codec's BD-rates are against these (and av1 
 ABLATIONS = (
     "vcx-nomask", "vcx-nopost", "vcx-notemporal", "vcx-noflow", "vcx-flow", "vcx-nowiener",
     "vcx-notune", "vcx-noparams", "vcx-s2", "vcx-exhaustive", "vcx-roi", "vcx-roi-sharp",
-    "vcx-roi-task",
+    "vcx-roi-task", "vcx-pure-recon1",
 )  # fmt: skip
 # av1: SVT-AV1, the codec vcx must beat (DESIGN §5); x265-psnr: vcx's base layer alone
 DEFAULT_CODECS = ("vcx", "x264", "x265", "x265-psnr", "av1")

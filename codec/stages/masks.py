@@ -45,8 +45,9 @@ TILE_ROWS, TILE_COLS = 128, 256
 TILE_HALO = 32
 # net: the selection network; exhaustive: the RD search with the reconstruction network on
 # every candidate; fills: the same search with the network's fixed fills (the best per patch)
-# standing in for its output
+# standing in for its output, then the network on each patch's SHORTLIST best
 MASK_SEARCHES = ("net", "exhaustive", "fills")
+SHORTLIST = 3  # fills: candidates per patch the search on the fills leaves to the network
 TABLE_INDEX = FrequencyTable.uniform(len(GEOMETRIC_RATIOS))
 FLAG = FrequencyTable.uniform(2)
 CANDIDATES_MODEL = "masks-v1"  # the candidate masks, named in every mask-coded stream's header
@@ -266,9 +267,18 @@ class MaskCodec:
 
     @torch.no_grad()
     def select(self, group: PlaneGroup) -> torch.Tensor:
-        """Candidate index per patch ``[B, h, w]``, by the network or by exhaustive RD search."""
-        if self.search in ("exhaustive", "fills"):
-            return self.rd_costs(group, self.search == "fills").argmin(dim=1)
+        """Candidate index per patch ``[B, h, w]``: by the network, by exhaustive RD search,
+        or (fills) by the RD search on the network's fills, which shortlists SHORTLIST
+        candidates per patch for the network to settle."""
+        if self.search == "exhaustive":
+            return self.rd_costs(group).argmin(dim=1)
+        if self.search == "fills":
+            shortlist = self.rd_costs(group, fills=True).topk(SHORTLIST, dim=1, largest=False)
+            levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+            costs = torch.stack(
+                [self._patch_costs(group, i, levels) for i in shortlist.indices.unbind(1)], 1
+            )
+            return shortlist.indices.gather(1, costs.argmin(1, keepdim=True))[:, 0]
 
         def inputs(rows: slice, cols: slice) -> torch.Tensor:
             x, p = group.x[..., rows, cols], group.p[..., rows, cols]
@@ -279,36 +289,44 @@ class MaskCodec:
 
     @torch.no_grad()
     def rd_costs(self, group: PlaneGroup, fills: bool = False) -> torch.Tensor:
-        """Per-patch RD cost ``[B, K, h, w]`` of every candidate used on the whole plane group.
+        """Per-patch RD cost ``[B, K, h, w]`` of every candidate used on the whole plane group
+        (``_patch_costs``; ``fills``: with the network's fills standing in for its output)."""
+        b = group.p.shape[0]
+        h, w = group.grid
+        levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+        return torch.stack(
+            [
+                self._patch_costs(
+                    group, torch.full((b, h, w), k, device=self.device), levels, fills
+                )
+                for k in range(len(self.candidates))
+            ],
+            dim=1,
+        )
+
+    def _patch_costs(
+        self, group: PlaneGroup, index: torch.Tensor, levels: np.ndarray, fills: bool = False
+    ) -> torch.Tensor:
+        """Per-patch RD cost ``[B, h, w]`` of the candidates ``index`` ``[B, h, w]``.
 
         D: squared error after reconstruction (``fills``: of the network's fill that errs
         least on the patch, which costs a fraction of the network); R: the samples' bits under
-        the best geometric table for the candidate's context (the mask index's own bits are
-        the same for all K).
-        """
-        b, t = group.p.shape[:2]
-        h, w = group.grid
-        levels = quantise((group.x - group.p).cpu().numpy(), self.step)
-        bits = geometric_bits(self.limit)
-        costs = []
-        for k in range(len(self.candidates)):
-            index = torch.full((b, h, w), k, dtype=torch.long, device=self.device)
-            mask = expand(self.candidates, index, t) * group.valid
-            q = torch.from_numpy(levels).to(self.device) * mask
-            if fills:
-                # [B, F, T, H, W], in float32: the encoder's guess, not what the decoder makes
-                out = self._run(self.recon_net.fills, group, index, q, torch.float32)
-                err = ((out - group.x[:, None]).square() * group.valid).sum(2)
-                dist = _patch_sums(err.flatten(0, 1)).unflatten(0, err.shape[:2]).amin(1)
-            else:
-                err = (self.reconstruct(group, index, q) - group.x).square() * group.valid
-                dist = _patch_sums(err.sum(1))
-            sel = mask.cpu().numpy() > 0
-            table, _ = best_table(levels[sel], self.limit)
-            sample_bits = np.where(sel, bits[table][levels + self.limit], 0.0)
-            rate = torch.from_numpy(sample_bits).to(self.device, torch.float32)
-            costs.append(dist + self.lam * _patch_sums(rate.sum(1)))
-        return torch.stack(costs, dim=1)
+        the best geometric table for their masks (the mask index's own bits left out)."""
+        mask = expand(self.candidates, index, group.p.shape[1]) * group.valid
+        q = torch.from_numpy(levels).to(self.device) * mask
+        if fills:
+            # [B, F, T, H, W], in float32: the encoder's guess, not what the decoder makes
+            out = self._run(self.recon_net.fills, group, index, q, torch.float32)
+            err = ((out - group.x[:, None]).square() * group.valid).sum(2)
+            dist = _patch_sums(err.flatten(0, 1)).unflatten(0, err.shape[:2]).amin(1)
+        else:
+            err = (self.reconstruct(group, index, q) - group.x).square() * group.valid
+            dist = _patch_sums(err.sum(1))
+        sel = mask.cpu().numpy() > 0
+        table, _ = best_table(levels[sel], self.limit)
+        sample_bits = np.where(sel, geometric_bits(self.limit)[table][levels + self.limit], 0.0)
+        rate = torch.from_numpy(sample_bits).to(self.device, torch.float32)
+        return dist + self.lam * _patch_sums(rate.sum(1))
 
     def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> torch.Tensor:
         """Select, quantise and code one plane group into ``enc``; returns x-hat."""
