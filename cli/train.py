@@ -142,12 +142,12 @@ def masks(
 ) -> None:
     """Optimise per-patch masks on the clips, then cluster them into K candidates."""
     with reported_errors():
-        from vcodec.models.reconstruction import ReconstructionNet
-        from vcodec.train.common import load_weights, save_weights
+        from vcodec.train.common import save_weights
         from vcodec.train.masks import MaskTrainConfig, cluster_masks, optimise_masks
+        from vcodec.train.recon import load_recon
 
         dev, examples = _setup(out_path, force, device, data, cache)
-        net = load_weights(recon_path, ReconstructionNet)
+        net = load_recon(recon_path)
         config = MaskTrainConfig(steps=steps)
         bar, tick = _step_bar("masks", steps)
         with bar:
@@ -176,12 +176,12 @@ def selector(
 ) -> None:
     """Train the mask-selection network on labels from an exhaustive RD search."""
     with reported_errors():
-        from vcodec.models.reconstruction import ReconstructionNet
         from vcodec.train.common import load_weights, save_weights
+        from vcodec.train.recon import load_recon
         from vcodec.train.selector import SelectorTrainConfig, rd_labels, train_selector
 
         dev, examples = _setup(out_path, force, device, data, cache)
-        net = load_weights(recon_path, ReconstructionNet)
+        net = load_recon(recon_path)
         candidates = load_weights(masks_path)
         config = SelectorTrainConfig(steps=steps, label_crops=label_crops)
         bar, tick = _step_bar("RD labels", min(len(examples), config.label_crops))

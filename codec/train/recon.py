@@ -9,10 +9,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNet
+from vcodec.errors import InputError
+from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNet, ReconstructionNetV2
 from vcodec.stages.mask_samples import quantise, sample_step
 from vcodec.stages.masks import PATCH_H, PATCH_T, PATCH_W, expand, recon_input
-from vcodec.train.common import Checkpoint
+from vcodec.train.common import Checkpoint, load_weights
 from vcodec.train.data import CPU, Examples
 
 LOG_FLOOR = 1e-4  # added to each MSE (residual units) before the log: 0.4 8-bit levels^2
@@ -31,6 +32,17 @@ class ReconTrainConfig:
     # choices are alike over a smooth area; a candidate with empty frames then empties the
     # whole frame, which independent draws never do)
     same_share: float = 0.0
+
+
+def load_recon(path) -> nn.Module:
+    """A reconstruction network saved by `vcodec train recon`, recon-v1's kind or recon-v2's
+    (told apart by the tail: v2's also gives the blend weights of its fills)."""
+    state = load_weights(path)
+    tail = state.get("tail.weight") if isinstance(state, dict) else None
+    if tail is None:
+        raise InputError(f"{path}: not the weights of a reconstruction network")
+    v1 = tail.shape == ReconstructionNet().tail.weight.shape
+    return load_weights(path, ReconstructionNet if v1 else ReconstructionNetV2)
 
 
 def random_masks(n: int, grid: tuple[int, int], config: ReconTrainConfig) -> torch.Tensor:
