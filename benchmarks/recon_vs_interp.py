@@ -29,7 +29,7 @@ from shared_clips import SHARED_CLIPS
 from vcodec.eval.bench import load_clip
 from vcodec.models import registry
 from vcodec.models.reconstruction import RESIDUAL_UNIT, ReconstructionNetV2
-from vcodec.stages.masks import PATCH_H, PATCH_T, candidate_masks, expand, recon_input
+from vcodec.stages.masks import PATCH_H, PATCH_T, PATCH_W, candidate_masks, expand, recon_input
 from vcodec.train.common import load_weights
 
 HELD_OUT = [
@@ -80,7 +80,7 @@ def masks_for(shape: tuple[int, ...], kind: str, rng) -> np.ndarray:
         return rng.random(shape) < DENSITY
     cands = candidate_masks()
     k = int(torch.argmin((cands.flatten(1).mean(1) - DENSITY).abs()))
-    index = torch.full((n, h // PATCH_H, w // PATCH_H), k, dtype=torch.long)
+    index = torch.full((n, h // PATCH_H, w // PATCH_W), k, dtype=torch.long)
     return expand(cands, index, t).numpy() > 0
 
 
@@ -92,7 +92,7 @@ def windows(path: Path, gops: int, per_gop: int, rng) -> np.ndarray:
             continue
         for _ in range(per_gop):
             top = int(rng.integers(0, gop.height - WINDOW + 1)) // PATCH_H * PATCH_H
-            left = int(rng.integers(0, gop.width - WINDOW + 1)) // PATCH_H * PATCH_H
+            left = int(rng.integers(0, gop.width - WINDOW + 1)) // PATCH_W * PATCH_W
             out.append(gop.y[:, top : top + WINDOW, left : left + WINDOW])
     return np.stack(out)
 

@@ -76,17 +76,25 @@ class ReconstructionNet(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fill, dens = sample_fill(x[:, 0], x[:, 1])
-        x = torch.cat([x, fill[:, None], dens], dim=1)
-        b, c, t, h, w = x.shape
-        r = self.unshuffle
-        y = F.pixel_unshuffle(x.transpose(1, 2).reshape(b * t, c, h, w), r)
-        y = y.reshape(b, t, -1, h // r, w // r).transpose(1, 2)
-        y = F.leaky_relu(self.head(y), 0.1)
-        for spatial, temporal in zip(self.spatial, self.temporal, strict=True):
-            y = y + temporal(F.leaky_relu(spatial(y), 0.1))
-        y = self.tail(F.leaky_relu(y, 0.1))  # [B, r*r, T, h, w]
-        y = y.transpose(1, 2).reshape(b * t, r * r, h // r, w // r)
-        return fill + F.pixel_shuffle(y, r).reshape(b, t, h, w)
+        return fill + quarter_trunk(self, torch.cat([x, fill[:, None], dens], dim=1))[:, 0]
+
+
+def quarter_trunk(net: nn.Module, x: torch.Tensor) -> torch.Tensor:
+    """The reconstruction networks' shared body on ``x`` ``[B, C, T, H, W]``: pixel-unshuffle
+    by ``net.unshuffle``, ``net.head`` (1x1), the residual blocks of ``net.spatial`` and
+    ``net.temporal``, ``net.tail``, pixel-shuffle back; ``[B, K, T, H, W]`` for a tail of K r r
+    channels."""
+    b, c, t, h, w = x.shape
+    r = net.unshuffle
+    y = F.pixel_unshuffle(x.transpose(1, 2).reshape(b * t, c, h, w), r)
+    y = y.reshape(b, t, -1, h // r, w // r).transpose(1, 2)
+    y = F.leaky_relu(net.head(y), 0.1)
+    for spatial, temporal in zip(net.spatial, net.temporal, strict=True):
+        y = y + temporal(F.leaky_relu(spatial(y), 0.1))
+    y = net.tail(F.leaky_relu(y, 0.1))  # [B, K r r, T, h, w]
+    k = y.shape[1] // (r * r)
+    y = y.transpose(1, 2).reshape(b * t, k * r * r, h // r, w // r)
+    return F.pixel_shuffle(y, r).reshape(b, t, k, h, w).transpose(1, 2)
 
 
 # recon-v2: fills of the samples by push-pull (normalised convolution over a pyramid) within
@@ -174,17 +182,6 @@ class ReconstructionNetV2(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         fills, counts = reach_fills(x[:, 0], x[:, 1])
-        x = torch.cat([x, fills, torch.log1p(counts)], dim=1)
-        b, c, t, h, w = x.shape
-        r = self.unshuffle
-        y = F.pixel_unshuffle(x.transpose(1, 2).reshape(b * t, c, h, w), r)
-        y = y.reshape(b, t, -1, h // r, w // r).transpose(1, 2)
-        y = F.leaky_relu(self.head(y), 0.1)
-        for spatial, temporal in zip(self.spatial, self.temporal, strict=True):
-            y = y + temporal(F.leaky_relu(spatial(y), 0.1))
-        y = self.tail(F.leaky_relu(y, 0.1))  # [B, (fills + 1) r r, T, h, w]
-        k = fills.shape[1] + 1
-        y = y.transpose(1, 2).reshape(b * t, k * r * r, h // r, w // r)
-        y = F.pixel_shuffle(y, r).reshape(b, t, k, h, w).transpose(1, 2)  # [B, k, T, H, W]
+        y = quarter_trunk(self, torch.cat([x, fills, torch.log1p(counts)], dim=1))
         blend = (torch.softmax(y[:, :-1], dim=1) * fills).sum(dim=1)
         return blend + y[:, -1]

@@ -273,12 +273,13 @@ class MaskCodec:
         if self.search == "exhaustive":
             return self.rd_costs(group).argmin(dim=1)
         if self.search == "fills":
-            shortlist = self.rd_costs(group, fills=True).topk(SHORTLIST, dim=1, largest=False)
             levels = quantise((group.x - group.p).cpu().numpy(), self.step)
-            costs = torch.stack(
-                [self._patch_costs(group, i, levels) for i in shortlist.indices.unbind(1)], 1
+            guessed = self.rd_costs(group, fills=True, levels=levels)
+            shortlist = guessed.topk(SHORTLIST, dim=1, largest=False).indices  # [B, S, h, w]
+            settled = torch.stack(
+                [self._patch_costs(group, i, levels) for i in shortlist.unbind(1)], 1
             )
-            return shortlist.indices.gather(1, costs.argmin(1, keepdim=True))[:, 0]
+            return shortlist.gather(1, settled.argmin(1, keepdim=True))[:, 0]
 
         def inputs(rows: slice, cols: slice) -> torch.Tensor:
             x, p = group.x[..., rows, cols], group.p[..., rows, cols]
@@ -288,12 +289,16 @@ class MaskCodec:
         return tiled(self.selector, inputs, h, w, PATCH_H).argmax(dim=1)
 
     @torch.no_grad()
-    def rd_costs(self, group: PlaneGroup, fills: bool = False) -> torch.Tensor:
+    def rd_costs(
+        self, group: PlaneGroup, fills: bool = False, levels: np.ndarray | None = None
+    ) -> torch.Tensor:
         """Per-patch RD cost ``[B, K, h, w]`` of every candidate used on the whole plane group
-        (``_patch_costs``; ``fills``: with the network's fills standing in for its output)."""
+        (``_patch_costs``; ``fills``: with the network's fills standing in for its output;
+        ``levels``: the group's quantised residual, when the caller has it)."""
         b = group.p.shape[0]
         h, w = group.grid
-        levels = quantise((group.x - group.p).cpu().numpy(), self.step)
+        if levels is None:
+            levels = quantise((group.x - group.p).cpu().numpy(), self.step)
         return torch.stack(
             [
                 self._patch_costs(

@@ -106,14 +106,16 @@ def train_recon(
     checkpoint = checkpoint or Checkpoint(None, {})
     for step in range(checkpoint.resume(net, opt, sched, rng), config.steps):
         batch = examples.take(rng.integers(0, len(examples), config.batch))
-        mask = random_masks(config.batch, grid, config)
+        mask = None
+        if candidates is None or config.random_share > 0:
+            mask = random_masks(config.batch, grid, config)
         if candidates is not None:
             index = torch.randint(0, len(candidates), (config.batch, *grid))
             same = torch.rand(config.batch) < config.same_share
             index = torch.where(same[:, None, None], index[:, :1, :1], index)
             drawn = expand(candidates.cpu(), index, PATCH_T)
             keep = torch.rand(config.batch) < config.random_share
-            mask = torch.where(keep[:, None, None, None], mask, drawn)
+            mask = drawn if mask is None else torch.where(keep[:, None, None, None], mask, drawn)
         inp, p, x = batch_inputs(batch, mask, device)
         target = (x - p) / RESIDUAL_UNIT
         mse = (net(inp) - target).square().mean(dim=(1, 2, 3))  # per example, residual units
