@@ -39,11 +39,7 @@ def coded_cost(codec: MaskCodec, group, index: torch.Tensor) -> float:
     """D + lambda R of the group coded with the candidates ``index``: the squared error of its
     reconstruction and the bits of its mask indices and samples as the range coder writes them."""
     enc = SymbolEncoder()
-    select, codec.select = codec.select, lambda g: index
-    try:
-        out = codec.encode_group(group, enc)
-    finally:
-        codec.select = select
+    out = codec.encode_group(group, enc, index)
     err = float(((out - group.x).square() * group.valid).sum())
     return err + codec.lam * 8 * len(enc.finish())
 

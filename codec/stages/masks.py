@@ -333,9 +333,13 @@ class MaskCodec:
         rate = torch.from_numpy(sample_bits).to(self.device, torch.float32)
         return dist + self.lam * _patch_sums(rate.sum(1))
 
-    def encode_group(self, group: PlaneGroup, enc: SymbolEncoder) -> torch.Tensor:
-        """Select, quantise and code one plane group into ``enc``; returns x-hat."""
-        index = self.select(group)
+    def encode_group(
+        self, group: PlaneGroup, enc: SymbolEncoder, index: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Select (unless ``index`` gives each patch's candidate), quantise and code one plane
+        group into ``enc``; returns x-hat."""
+        if index is None:
+            index = self.select(group)
         mask = self._sample_mask(group, index)
         levels = quantise((group.x - group.p).cpu().numpy(), self.step)
         levels *= mask  # only the masked samples are coded, and reconstructed from
