@@ -47,12 +47,13 @@ def bench(
         str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
     ] = "medium",
     base: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="The vcx codecs' base layer: x265, x264 or av1 (at --preset's SVT-AV1 preset; "
-            "av1 then runs as well, at that preset). The anchors stay as named."
+            "av1 then runs as well, at that preset). The anchors stay as named. Default: the "
+            "encoder's (x265; vcx-task: --task's)."
         ),
-    ] = "x265",
+    ] = None,
     out_dir: Annotated[
         Path,
         typer.Option(

@@ -62,7 +62,10 @@ def encode(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
-    base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
+    base: Annotated[
+        str | None,
+        typer.Option(help="Base-layer codec: x265, x264 or av1 (default: x265, or --task's)."),
+    ] = None,
     scale: Annotated[
         str,
         typer.Option(
@@ -145,7 +148,8 @@ def encode(
     roi: Annotated[
         str,
         typer.Option(
-            help="Regions of interest get the bits (x264/x265 base): none; motion (moving "
+            help="Regions of interest get the bits (QP offsets on an x264/x265 base; on av1 the "
+            "background is only low-passed): none; motion (moving "
             "objects, no weights needed); yolo (objects from an ultralytics model) or nanodet "
             "(NanoDet ONNX boxes), both with --roi-model."
         ),
@@ -168,15 +172,15 @@ def encode(
     roi_qp_offset: Annotated[
         int | None,
         typer.Option(
-            help="With --roi or --task: the base layer's QP steps inside the regions of "
-            "interest (default: -4, or --task's choice)."
+            help="With --roi or --task on an x264/x265 base: the base layer's QP steps inside "
+            "the regions of interest (default: -4, or --task's choice)."
         ),
     ] = None,
     background_qp_offset: Annotated[
         int | None,
         typer.Option(
-            help="With --roi or --task: the base layer's QP steps outside them (default: +6, "
-            "or --task's choice)."
+            help="With --roi or --task on an x264/x265 base: the base layer's QP steps outside "
+            "them (default: +6, or --task's choice)."
         ),
     ] = None,
     task: Annotated[

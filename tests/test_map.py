@@ -15,8 +15,10 @@ from typer.testing import CliRunner
 
 from vcodec.cli.main import app
 from vcodec.errors import EXIT_BAD_INPUT, EXIT_OUTPUT_EXISTS, InputError
+from vcodec.eval import anchors
 from vcodec.eval.anchors import (
     OBU_SEQUENCE_HEADER,
+    VCX_VARIANTS,
     CodecName,
     av1_obu_types,
     parse_codec,
@@ -38,7 +40,7 @@ def vcodec(*args):
     return runner.invoke(app, [str(a) for a in args])
 
 
-def test_codec_names_with_presets_and_speeds() -> None:
+def test_codec_names_with_presets_and_speeds(monkeypatch) -> None:
     assert parse_codec("x265:slow", "medium") == CodecName("x265", "slow")
     assert parse_codec("x265:medium", "medium") == CodecName("x265")  # the bench's preset
     assert parse_codec("x264:veryslow", "medium").preset("medium") == "veryslow"
@@ -52,9 +54,11 @@ def test_codec_names_with_presets_and_speeds() -> None:
     for bad in ("av1:14", "av1:slow", "x265:6", "vcx:turbo", "vp9", "x265:"):
         with pytest.raises(InputError):
             parse_codec(bad, "medium")
+    monkeypatch.setitem(VCX_VARIANTS, "vcx-roi-pure", {"roi": "motion", "mode": "pure"})
+    monkeypatch.setattr(anchors, "FAMILIES", (*anchors.FAMILIES, "vcx-roi-pure"))
     with pytest.raises(InputError, match="--roi"):  # refused before the bench starts
         BenchConfig.from_strings(
-            codecs="vcx-roi", qps="30", frames=2, preset="medium", device="cpu", base="av1"
+            codecs="vcx-roi-pure", qps="30", frames=2, preset="medium", device="cpu"
         )
     config = BenchConfig.from_strings(
         codecs="vcx,vcx:medium,vcx:slow,x265,x265:medium,av1:4", qps="30,40", frames=2,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+from dataclasses import replace
 from fractions import Fraction
 
 import numpy as np
@@ -199,9 +200,48 @@ def test_background_is_low_passed_and_the_roi_kept() -> None:
     assert soften_background(gop, RoiMap("motion", cells), 1) is gop
 
 
+def test_roi_on_av1_low_passes_the_background_without_offsets() -> None:
+    """SVT-AV1 takes no QP offsets: on --base av1 the ROI stage sends its maps and low-passes
+    the background, and the base layer codes exactly that, with no ROI side data."""
+    gop = _scene(frames=16)
+    info = VideoInfo(width=192, height=128, fps=25)
+    config = EncodeConfig(qp=27, roi="motion", base="av1", background_scale=4).validate()
+    assert (config.roi_qp_offset, config.background_qp_offset) == (0, 0)
+    buffer = io.BytesIO()
+    encode_gops([gop], info, buffer, config)
+    buffer.seek(0)
+    decoder = VcxDecoder(buffer, "cpu")
+    (out,) = decoder.gops()
+    roi = MotionFinder().find(gop)
+    assert np.array_equal(decoder.rois[0].cells, roi.cells) and 0 < roi.coverage < 1
+    softened = soften_background(gop, roi, 4)
+    base = BaseEncoder("av1", 192, 128, Fraction(25), 27, roi=True)
+    assert not base.roi
+    packets = base.encode(softened, [(0, 0, 64, 64, Fraction(-4, 51))]) + base.flush()
+    alone = BaseEncoder("av1", 192, 128, Fraction(25), 27)
+    assert packets == alone.encode(softened) + alone.flush()
+    far = ~roi.pixels(128, 192)
+    far = far[:, 1:] & far[:, :-1]  # horizontal neighbours both in the background
+
+    def detail(y: np.ndarray) -> float:
+        return float(np.abs(np.diff(y.astype(int), axis=-1))[:, far].mean())
+
+    sharp = list(VcxDecoder(_encoded([gop], info, replace(config, roi="none")), "cpu").gops())[0]
+    assert detail(out.y) < 0.8 * detail(sharp.y)
+
+
+def _encoded(gops: list[Gop], info: VideoInfo, config: EncodeConfig) -> io.BytesIO:
+    buffer = io.BytesIO()
+    encode_gops(gops, info, buffer, config)
+    buffer.seek(0)
+    return buffer
+
+
 def test_bad_roi_settings_are_refused() -> None:
-    with pytest.raises(InputError, match="x264 or x265"):
-        EncodeConfig(roi="motion", base="av1").validate()
+    with pytest.raises(InputError, match="need --base x264 or x265"):
+        EncodeConfig(roi="motion", base="av1", background_qp_offset=6).validate()
+    with pytest.raises(InputError, match="--mode hybrid"):
+        EncodeConfig(roi="motion", mode="pure").validate()
     with pytest.raises(InputError, match="--roi-model"):
         EncodeConfig(roi="yolo").validate()
     with pytest.raises(InputError, match="--roi must be"):

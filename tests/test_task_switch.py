@@ -36,7 +36,8 @@ def test_task_sets_the_roi_stage_and_its_settings() -> None:
         ({"task": "detect", "detector": "onnx-nanodet:m.onnx", "roi": "motion"}, "leave out"),
         ({"detector": "onnx-nanodet:m.onnx"}, "--detector goes with --task"),
         ({"task": "detect", "detector": "yolo.pt"}, "--detector must be"),
-        ({"task": "detect", "base": "av1"}, "--task steers the base layer"),
+        ({"task": "detect", "mode": "pure"}, "--task works on the base layer"),
+        ({"task": "detect", "base": "av1", "roi_qp_offset": -4}, "need --base x264 or x265"),
         ({"roi": "motion", "roi_qp_offset": -60}, "--roi-qp-offset must be between"),
     ],
 )

@@ -74,7 +74,9 @@ class BenchConfig:
     # (an ultralytics -seg model); each needs a detector
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
-    base: str = "x265"  # the vcx codecs' base layer (the anchors stay what they are named)
+    # the vcx codecs' base layer (the anchors stay what they are named); None: each codec's
+    # own (the encoder's default, --task's for vcx-task)
+    base: str | None = None
     # the detector of the ROI maps (vcx-task, vcx-roi, x264-roi) when it is not the judge's
     map_detector: str | None = None
 
@@ -89,7 +91,7 @@ class BenchConfig:
         device: str,
         task: str | None = None,
         detector: str | None = None,
-        base: str = "x265",
+        base: str | None = None,
         map_detector: str | None = None,
     ) -> BenchConfig:
         """The config, or InputError naming the first bad option. With --base av1 and a vcx
@@ -107,7 +109,7 @@ class BenchConfig:
         names = [parse_codec(c, preset) for c in codecs.split(",") if c.strip()]
         if not names:
             raise InputError("--codecs names no codec")
-        if base not in BASE_CODECS:
+        if base is not None and base not in BASE_CODECS:
             raise InputError(f"--base must be one of {', '.join(BASE_CODECS)}, got {base!r}")
         if base == "av1" and any(n.vcx for n in names):
             names.append(CodecName("av1"))
@@ -123,7 +125,7 @@ class BenchConfig:
             raise InputError("--map-detector goes with --task (the judge is --detector)")
         detector_roi(map_detector)  # a malformed one is refused now, not after the anchors
         config = replace(config, task=task, detector=detector, base=base, map_detector=map_detector)
-        for name in names:  # a vcx codec the encoder would refuse (vcx-roi on --base av1)
+        for name in names:  # a vcx codec the encoder would refuse (vcx-roi on --mode pure)
             if name.vcx:
                 vcx_config(config, name, points[0]).validate()
         return config
@@ -297,13 +299,9 @@ def vcx_config(config: BenchConfig, name: CodecName, qp: int) -> EncodeConfig:
     if "task" in variant:
         detector = (config.map_detector or config.detector) if config.task else None
         variant = {**variant, "task": config.task or variant["task"], "detector": detector}
+    fields = {"base": config.base} | variant  # a variant's own base (--task's) wins
     return EncodeConfig(
-        qp=qp,
-        base=config.base,
-        preset=config.preset,
-        device=config.device,
-        speed=name.speed(),
-        **variant,
+        qp=qp, preset=config.preset, device=config.device, speed=name.speed(), **fields
     )
 
 
@@ -326,10 +324,10 @@ def _run_vcx(
 
 def settings(config: BenchConfig, detector=None) -> dict:
     classical = [config.name(c) for c in config.codecs if not config.name(c).vcx]
-    base_preset = config.preset
-    if config.base == "av1":
-        base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
     defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
+    base_preset = config.preset
+    if defaults.base == "av1":
+        base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
     return {
         "task": config.task,
         "detector": detector.name if detector else None,

@@ -20,6 +20,7 @@ from vcodec.stages.roi import (
 )
 from vcodec.stages.scale import SCALES
 
+DEFAULT_BASE = "x265"  # --base when neither the user nor --task picks one
 SPEEDS = ("fast", "medium", "slow")  # --speed: which stages run when not asked by name
 # The stages each --speed turns on (hybrid mode). A stage asked for by name (--masks,
 # --no-wiener, ...) overrides its speed's choice. README: what each costs and buys.
@@ -96,7 +97,7 @@ class EncodeConfig:
     """Encoder settings; the CLI's options map one to one onto these fields."""
 
     qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
-    base: str = "x265"  # base-layer codec: x265, x264, av1
+    base: str | None = None  # base-layer codec (BASE_CODECS); None: --task's, else DEFAULT_BASE
     # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
     scale: str = "auto"
     preset: str = "medium"  # base-layer encoder preset
@@ -145,6 +146,8 @@ class EncodeConfig:
         BASE_STAGES_OFF, TASK_STAGES_OFF), and the mask search to --mode."""
         if self.speed not in SPEEDS:
             raise InputError(f"--speed must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
+        if self.base is None:
+            self = replace(self, base=TASK_SETTINGS.get(self.task, {}).get("base", DEFAULT_BASE))
         chosen = dict(SPEED_STAGES[self.speed])
         if self.speed != "slow":
             chosen |= {name: False for name in BASE_STAGES_OFF.get(self.base, ())}
@@ -170,6 +173,14 @@ class EncodeConfig:
                 raise InputError("--task picks its ROI finder itself (--detector): leave out --roi")
             settings = ROI_DEFAULTS | TASK_SETTINGS[self.task]
             self = replace(self, roi=source, roi_model=model)
+        if self.roi != "none" and not get_codec(self.base).roi:
+            # SVT-AV1 takes no per-block QP through ffmpeg: the ROI stage only low-passes the
+            # background there (and sends the map); offsets of 0 are what it does anyway
+            if self.roi_qp_offset or self.background_qp_offset:
+                raise InputError(
+                    "--roi-qp-offset and --background-qp-offset need --base x264 or x265"
+                )
+            self = replace(self, roi_qp_offset=0, background_qp_offset=0)
         if self.tune is None:
             self = replace(self, tune="psnr" if self.roi == "none" else "none")
         return replace(self, **{k: v for k, v in settings.items() if getattr(self, k) is None})
@@ -196,9 +207,9 @@ class EncodeConfig:
             raise InputError(f"--recon-model must be one of {', '.join(RECON_MODELS)}")
         if self.roi not in ROI_SOURCES:
             raise InputError(f"--roi must be one of {', '.join(ROI_SOURCES)}, got {self.roi!r}")
-        if self.roi != "none" and (self.mode == "pure" or not get_codec(self.base).roi):
+        if self.roi != "none" and self.mode == "pure":
             what = "--task" if self.task != "none" else "--roi"
-            raise InputError(f"{what} steers the base layer's QP: it needs --base x264 or x265")
+            raise InputError(f"{what} works on the base layer: it needs --mode hybrid")
         if self.roi in ("yolo", "nanodet") and not self.roi_model:
             raise InputError(f"--roi {self.roi} needs --roi-model PATH (its weights)")
         if self.post_model not in POST_MODELS:

@@ -118,8 +118,8 @@ class BaseEncoder:
         self._ctx.pix_fmt = "yuv420p"
         self._ctx.time_base = 1 / Fraction(fps)
         self._ctx.framerate = Fraction(fps)
-        self._ctx.options = self.codec.options(qp, preset, roi, tune)
-        self.roi = roi
+        self.roi = roi and self.codec.roi  # SVT-AV1 takes no ROI: its regions are dropped
+        self._ctx.options = self.codec.options(qp, preset, self.roi, tune)
         self._ctx.open()  # now, not at the first frame, so `extradata` is what the codec says
         self._pts = 0
 
@@ -128,13 +128,16 @@ class BaseEncoder:
         return bytes(self._ctx.extradata or b"")
 
     def encode(self, gop: Gop, regions: list[QpRegion] | None = None) -> list[bytes]:
-        """The GOP's packets so far; ``regions``: QP offsets for its frames (x264/x265 only).
+        """The GOP's packets so far; ``regions``: QP offsets for its frames, dropped unless
+        the encoder was opened with ``roi`` on a codec that takes them (x264/x265).
 
         An encoder opened with ``roi`` gives every frame ROI side data, a zero offset over the
         whole frame where there are no regions: libx265 allocates a frame's offset buffer only
         if its first picture had offsets, and crashes when it reuses that frame for a picture
         with offsets (seen on dance: a GOP without regions, then one with)."""
-        if self.roi and not regions:
+        if not self.roi:
+            regions = None
+        elif not regions:
             regions = [(0, 0, gop.width, gop.height, Fraction(0))]
         graph = _roi_graph(regions, gop.width, gop.height, self._ctx.time_base) if regions else None
         packets: list[bytes] = []
