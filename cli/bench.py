@@ -47,13 +47,12 @@ def bench(
         str, typer.Option(help="Encoder preset of the anchors and vcx's base layer.")
     ] = "medium",
     base: Annotated[
-        str | None,
+        str,
         typer.Option(
             help="The vcx codecs' base layer: x265, x264 or av1 (at --preset's SVT-AV1 preset; "
-            "av1 then runs as well, at that preset). The anchors stay as named. Default: the "
-            "encoder's (x265; vcx-task: --task's)."
+            "av1 then runs as well, at that preset). The anchors stay as named."
         ),
-    ] = None,
+    ] = "x265",
     out_dir: Annotated[
         Path,
         typer.Option(

@@ -62,10 +62,7 @@ def encode(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
-    base: Annotated[
-        str | None,
-        typer.Option(help="Base-layer codec: x265, x264 or av1 (default: x265, or --task's)."),
-    ] = None,
+    base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
     scale: Annotated[
         str,
         typer.Option(

@@ -74,9 +74,7 @@ class BenchConfig:
     # (an ultralytics -seg model); each needs a detector
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
-    # the vcx codecs' base layer (the anchors stay what they are named); None: each codec's
-    # own (the encoder's default, --task's for vcx-task)
-    base: str | None = None
+    base: str = "x265"  # the vcx codecs' base layer (the anchors stay what they are named)
     # the detector of the ROI maps (vcx-task, vcx-roi, x264-roi) when it is not the judge's
     map_detector: str | None = None
 
@@ -91,7 +89,7 @@ class BenchConfig:
         device: str,
         task: str | None = None,
         detector: str | None = None,
-        base: str | None = None,
+        base: str = "x265",
         map_detector: str | None = None,
     ) -> BenchConfig:
         """The config, or InputError naming the first bad option. With --base av1 and a vcx
@@ -109,7 +107,7 @@ class BenchConfig:
         names = [parse_codec(c, preset) for c in codecs.split(",") if c.strip()]
         if not names:
             raise InputError("--codecs names no codec")
-        if base is not None and base not in BASE_CODECS:
+        if base not in BASE_CODECS:
             raise InputError(f"--base must be one of {', '.join(BASE_CODECS)}, got {base!r}")
         if base == "av1" and any(n.vcx for n in names):
             names.append(CodecName("av1"))
@@ -299,7 +297,7 @@ def vcx_config(config: BenchConfig, name: CodecName, qp: int) -> EncodeConfig:
     if "task" in variant:
         detector = (config.map_detector or config.detector) if config.task else None
         variant = {**variant, "task": config.task or variant["task"], "detector": detector}
-    fields = {"base": config.base} | variant  # a variant's own base (--task's) wins
+    fields = {"base": config.base} | variant  # a variant that names its base keeps it
     return EncodeConfig(
         qp=qp, preset=config.preset, device=config.device, speed=name.speed(), **fields
     )
