@@ -322,10 +322,10 @@ def _run_vcx(
 
 def settings(config: BenchConfig, detector=None) -> dict:
     classical = [config.name(c) for c in config.codecs if not config.name(c).vcx]
-    defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     base_preset = config.preset
-    if defaults.base == "av1":
+    if config.base == "av1":
         base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
+    defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     return {
         "task": config.task,
         "detector": detector.name if detector else None,
