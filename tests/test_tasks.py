@@ -15,9 +15,11 @@ from vcodec.errors import InputError
 from vcodec.eval.bench import BenchConfig, Clip, pooled_points
 from vcodec.eval.scoring import TaskScore, Truth, pooled
 from vcodec.eval.tasks import (
+    average_precision,
     confusion,
     expand_inputs,
     find_labels,
+    matches,
     mean_average_precision,
     mean_iou,
     pseudo_truth,
@@ -56,6 +58,32 @@ def test_map_of_perfect_shifted_and_wrong_detections() -> None:
     # the car is never found: AP 0 for its class
     assert mean_average_precision(found, truth)["per_class"][2] == 0.0
     assert np.isnan(mean_average_precision([Detections.empty()], [Detections.empty()])["map50"])
+
+
+def test_matches_of_two_sets_concatenated_score_them_as_one() -> None:
+    """What the bootstrap of benchmarks/task_generalise.py relies on: a class's AP over two
+    sets of frames is average_precision of their matches concatenated."""
+    rng = np.random.default_rng(3)
+
+    def frame(n: int) -> Detections:
+        xy = rng.uniform(0, 200, (n, 2))
+        boxes = np.concatenate([xy, xy + rng.uniform(10, 40, (n, 2))], axis=1)
+        return Detections(boxes, rng.uniform(0.2, 1, n), rng.integers(0, 2, n))
+
+    truth = [frame(4) for _ in range(6)]
+    found = [
+        Detections(
+            t.boxes + rng.normal(0, 4, t.boxes.shape), rng.uniform(0.2, 1, len(t)), t.classes
+        )
+        for t in truth
+    ]
+    found[2] = frame(5)  # a frame of misses and false alarms
+    whole = mean_average_precision(found, truth)["per_class"]
+    for cls in (0, 1):
+        parts = [matches(found[a:b], truth[a:b], cls, 0.5) for a, b in ((0, 2), (2, 6))]
+        joined = [np.concatenate([p[i] for p in parts]) for i in (0, 1)]
+        assert average_precision(*joined, parts[0][2] + parts[1][2]) == pytest.approx(whole[cls])
+        assert 0 < whole[cls] < 1
 
 
 def test_nms_keeps_the_best_of_overlapping_boxes_per_class() -> None:

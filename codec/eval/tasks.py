@@ -319,6 +319,15 @@ def mean_average_precision(
 
 def _ap(found: list[Detections], truth: list[Detections], cls: int, iou: float) -> float:
     """Average precision of class ``cls`` at one IoU threshold (greedy matching by score)."""
+    return average_precision(*matches(found, truth, cls, iou))
+
+
+def matches(
+    found: list[Detections], truth: list[Detections], cls: int, iou: float
+) -> tuple[np.ndarray, np.ndarray, int]:
+    """(scores, hits, truth count) of class ``cls`` over the frames: every detection's score
+    and whether it took a truth box (greedy by score within its frame, IoU >= ``iou``). Two
+    sets' matches concatenated are those of the two as one set."""
     scores, hits = [], []
     total = 0
     for f, t in zip(found, truth, strict=True):
@@ -338,12 +347,17 @@ def _ap(found: list[Detections], truth: list[Detections], cls: int, iou: float) 
                 if candidates[best] >= iou:
                     taken[best] = hit = True
             hits.append(hit)
+    return np.asarray(scores, np.float64), np.asarray(hits, bool), total
+
+
+def average_precision(scores: np.ndarray, hits: np.ndarray, total: int) -> float:
+    """COCO's 101-point interpolated AP of ranked detections (``matches``); NaN without truth."""
     if total == 0:
         return float("nan")
-    if not scores:
+    if not len(scores):
         return 0.0
-    order = np.argsort(-np.asarray(scores), kind="stable")
-    tp = np.cumsum(np.asarray(hits)[order])
+    order = np.argsort(-scores, kind="stable")
+    tp = np.cumsum(hits[order])
     precision = tp / np.arange(1, len(tp) + 1)
     recall = tp / total
     envelope = np.maximum.accumulate(precision[::-1])[::-1]
