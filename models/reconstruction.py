@@ -57,6 +57,8 @@ class ReconstructionNet(nn.Module):
     mask goes through the same convolutions, so there are no block seams.
     """
 
+    halo = 32  # rows and columns of context a tile takes: more than the network's reach
+
     def __init__(self, channels: int = 32, blocks: int = 4, unshuffle: int = 4) -> None:
         super().__init__()
         self.unshuffle = unshuffle

@@ -18,6 +18,8 @@ class MaskSelector(nn.Module):
     candidate of a patch is the arg-max of its logits (lower RD cost = higher logit).
     """
 
+    halo = 32  # rows and columns of context a tile takes: more than the network's reach
+
     def __init__(self, candidates: int, channels: int = 48) -> None:
         super().__init__()
         r2 = PATCH_SIDE * PATCH_SIDE

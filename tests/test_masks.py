@@ -179,7 +179,8 @@ def test_tiles_give_the_whole_planes_output(monkeypatch) -> None:
             whole = net(x)
             monkeypatch.setattr(masks, "TILE_ROWS", 32)
             monkeypatch.setattr(masks, "TILE_COLS", 64)
-            tiles = masks.tiled(net, lambda rows, cols: x[..., rows, cols], 96, 136, scale)
+            tile_input = lambda rows, cols: x[..., rows, cols]  # noqa: E731
+            tiles = masks.tiled(net, tile_input, 96, 136, scale, net.halo)
             monkeypatch.undo()
             assert tiles.shape == whole.shape
             assert torch.allclose(tiles, whole, atol=1e-9)

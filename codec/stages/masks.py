@@ -37,12 +37,10 @@ from vcodec.stages.mask_samples import (
 from vcodec.stages.stage import GopContext, Stage
 
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
-# the networks run on tiles of at most TILE_ROWS x TILE_COLS (and a halo): a tile's float64
-# input and activations stay within ~1 GB at any frame size
+# the networks run on tiles of at most TILE_ROWS x TILE_COLS (and each network's ``halo``: the
+# context beyond its reach): a tile's float64 input and activations stay within ~1 GB at any
+# frame size
 TILE_ROWS, TILE_COLS = 128, 256
-# rows and columns of context around a tile: more than recon-v1's and the selector's receptive
-# fields (a network that reaches further says so by its ``halo``: recon-v2's is 48)
-TILE_HALO = 32
 # net: the selection network; exhaustive: the RD search with the reconstruction network on
 # every candidate; fills: the same search with the network's fixed fills (the best per patch)
 # standing in for its output, then the network on each patch's SHORTLIST best
@@ -147,20 +145,19 @@ def tiled(
     height: int,
     width: int,
     scale: int,
+    halo: int,
     finish: Callable[[torch.Tensor, slice, slice], torch.Tensor] | None = None,
-    halo: int | None = None,
 ) -> torch.Tensor:
     """Run ``net`` on its input for a plane ``height`` x ``width`` in tiles of at most
-    TILE_ROWS x TILE_COLS, each with ``halo`` pixels of context on every side (default:
-    ``net.halo``, else TILE_HALO; more than the network's reach, so the tiles' outputs are the
-    whole plane's); ``inputs(rows, cols)`` builds the input ``[B, C, T, rows, cols]`` of one
+    TILE_ROWS x TILE_COLS, each with ``halo`` pixels of context on every side (the network's
+    ``halo``: more than its reach, so the tiles' outputs are the whole plane's);
+    ``inputs(rows, cols)`` builds the input ``[B, C, T, rows, cols]`` of one
     tile, so the whole plane's input never exists at once and memory does not grow with the
     frame size. ``finish(out, rows, cols)`` turns a tile's output (its own rows and columns of
     the plane, at ``scale`` 1) into what is kept, so that only that is ever whole. The output
     is H / ``scale`` by W / ``scale``."""
     if finish is None:
         finish = lambda out, rows, cols: out  # noqa: E731
-    halo = halo or getattr(net, "halo", TILE_HALO)
     if height <= TILE_ROWS and width <= TILE_COLS:
         whole = (slice(0, height), slice(0, width))
         return finish(net(inputs(*whole)), *whole)
@@ -261,7 +258,7 @@ class MaskCodec:
             return out.clamp(0, 255).round().to(torch.float32)
 
         h, w = group.p.shape[-2:]
-        return tiled(net, inputs, h, w, 1, finish, getattr(self.recon_net, "halo", TILE_HALO))
+        return tiled(net, inputs, h, w, 1, self.recon_net.halo, finish)
 
     # -- the encoder side ------------------------------------------------------------------
 
@@ -286,7 +283,7 @@ class MaskCodec:
             return selector_input(x, p, self.pure, group.chroma, self.step, self.lam)
 
         h, w = group.p.shape[-2:]
-        return tiled(self.selector, inputs, h, w, PATCH_H).argmax(dim=1)
+        return tiled(self.selector, inputs, h, w, PATCH_H, self.selector.halo).argmax(dim=1)
 
     @torch.no_grad()
     def rd_costs(
