@@ -150,6 +150,13 @@ def test_the_map_judges_size_on_a_common_quality_range() -> None:
     found = {r["codec"]: r for r in map_rows(pts, bd_table(pts, ("x265",), ("psnr_yuv",)))}
     assert found["vcx"]["bd_rate"] < found["av1"]["bd_rate"] - 5  # smaller, against x265
     assert found["vcx"]["dominated_by"] == ["av1"]
+    assert found["vcx"]["thin"] == []  # they share 34-37 dB
+    pts = [p for p in pts if p.codec != "vcx"] + curve("vcx", [25, 28, 31, 34.5], [0.3] * 4, 5.0)
+    rows = map_rows(pts, bd_table(pts, ("x265",), ("psnr_yuv",)))
+    assert next(r for r in rows if r["codec"] == "vcx")["thin"] == ["av1"]  # 34-34.5 dB
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(render_tables(pts, bd_table(pts), rows, "x265 medium")[-1])
+    assert "vcx and av1 on c" in console.export_text()
 
 
 def points(clip: str, codec: str, scale: float, fps: float) -> list[BenchPoint]:

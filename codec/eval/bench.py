@@ -26,7 +26,7 @@ from vcodec.eval.anchors import (
 from vcodec.eval.clips import Clip, clip_entry, load_clip, sample_clip, with_rois
 from vcodec.eval.metrics import MetricAccumulator, RegionPsnr
 from vcodec.eval.outputs import bench_outputs, check_out_dir
-from vcodec.eval.pareto import MAP_METRIC, map_rows, plot_pareto
+from vcodec.eval.pareto import MAP_METRIC, MIN_SHARED_DB, map_rows, plot_pareto
 from vcodec.eval.report import (
     BenchPoint,
     bd_table,
@@ -350,6 +350,8 @@ def settings(config: BenchConfig, detector=None) -> dict:
             "encode_fps": "frames over encode seconds, all points of a codec (ALL: every clip)",
             "dominated_by": "classical codecs of the clip at least as fast and as small as a "
             "vcx codec, better in one",
+            "thin": f"classical codecs at least as fast whose curve shares under {MIN_SHARED_DB:g}"
+            f" dB of {MAP_METRIC} with the vcx codec's: the size verdict rests on the curves' ends",
         },
         "roi_psnr": f"PSNR-Y inside / outside the {config.roi[0]} ROI maps of the source",
         "libavcodec": ".".join(map(str, av.library_versions["libavcodec"])),

@@ -15,6 +15,9 @@ from vcodec.eval.report import ALL_CLIPS, PLOT_DPI, POOLED, BenchPoint, bd_rate,
 
 MAP_METRIC = "psnr_yuv"  # the map's BD-rate metric (DESIGN §5)
 MAP_PANEL_SIZE = (6.5, 4.5)  # inches, width x height of one clip's map
+# a direct BD-rate on curves sharing less of the metric's range than this (dB) rests on their
+# ends (intel_car at qp 22-42: vcx and av1 share 0.6 dB; -14.6 % where the sweep reaches qp 51)
+MIN_SHARED_DB = 1.0
 VCX_COLOR = "tab:red"
 CLASSICAL_COLORS = {"x264": "tab:blue", "x265": "tab:green", "av1": "tab:purple"}
 
@@ -34,13 +37,16 @@ def map_rows(
     """One row per clip and codec: {clip, codec, setting (its preset or --speed, from
     ``setting``), bd_rate (% against ``reference`` on
     ``metric``, from ``bd_rows``), encode_fps, decode_fps (frames over seconds of all its
-    points), dominated_by}; with several clips also rows of clip ALL (the mean BD-rate, the
+    points), dominated_by, thin}; with several clips also rows of clip ALL (the mean BD-rate, the
     speed over every clip's points). ``dominated_by``: for a vcx row, the classical codecs of
     its clip at least as fast and as small and better in one (None where its BD-rate is). Size
     is judged by the vcx codec's BD-rate against that classical codec measured directly (on the
     quality range the two share; ALL: the mean over the clips), where there is one: two
     BD-rates against the reference cover the ranges each shares with it, which may differ
-    (a vcx codec far below SVT-AV1's qualities looked smaller than it); else by those."""
+    (a vcx codec far below SVT-AV1's qualities looked smaller than it); else by those.
+    ``thin``: for a vcx row, the classical codecs at least as fast whose curve shares less than
+    MIN_SHARED_DB of ``metric`` with it (on some clip, for ALL): the verdict on them rests on
+    the curves' ends, and a wider --qp sweep would judge it better."""
     points = [p for p in points if p.clip != POOLED]
     clips = unique(p.clip for p in points)
     found = {
@@ -59,6 +65,15 @@ def map_rows(
             for c in (clips if clip == ALL_CLIPS else [clip])
         ]
         return None if None in values else sum(values) / len(values)
+
+    def thin(clip: str, codec: str, other: str) -> bool:
+        """Whether the two curves share less than MIN_SHARED_DB of the metric on ``clip``
+        (ALL: on any clip where both have points)."""
+        for c in clips if clip == ALL_CLIPS else [clip]:
+            a, b = curves.get((c, codec)), curves.get((c, other))
+            if a and b and shared_range(a, b, metric) < MIN_SHARED_DB:
+                return True
+        return False
 
     rows = []
     for clip in clips + ([ALL_CLIPS] if len(clips) > 1 else []):
@@ -80,19 +95,35 @@ def map_rows(
                     "encode_fps": frames / sum(p.frames / p.enc_fps for p in mine),
                     "decode_fps": frames / sum(p.frames / p.dec_fps for p in mine),
                     "dominated_by": None,
+                    "thin": None,
                 }
             )
     for row in rows:
         if is_vcx(row["codec"]) and row["bd_rate"] is not None:
-            row["dominated_by"] = [
-                other["codec"]
+            faster = [
+                other
                 for other in rows
                 if other["clip"] == row["clip"]
                 and not is_vcx(other["codec"])
                 and other["encode_fps"] >= row["encode_fps"]  # (else no BD-rate to compute)
-                and dominates(other, row, direct(row["clip"], row["codec"], other["codec"]))
+            ]
+            row["dominated_by"] = [
+                other["codec"]
+                for other in faster
+                if dominates(other, row, direct(row["clip"], row["codec"], other["codec"]))
+            ]
+            row["thin"] = [
+                other["codec"]
+                for other in faster
+                if thin(row["clip"], row["codec"], other["codec"])
             ]
     return rows
+
+
+def shared_range(a: Sequence[BenchPoint], b: Sequence[BenchPoint], metric: str) -> float:
+    """How much of ``metric``'s range two curves share (negative: the gap between them)."""
+    va, vb = ([getattr(p, metric) for p in c] for c in (a, b))
+    return min(max(va), max(vb)) - max(min(va), min(vb))
 
 
 def dominates(a: dict[str, Any], b: dict[str, Any], direct: float | None = None) -> bool:

@@ -7,6 +7,7 @@ from typing import Any
 
 from rich.table import Table
 
+from vcodec.eval.pareto import MIN_SHARED_DB
 from vcodec.eval.report import ALL_CLIPS, METRIC_LABELS, POOLED, BenchPoint, by_clip_codec, unique
 
 
@@ -110,6 +111,14 @@ def _map_table(rows: Sequence[dict[str, Any]], reference: str) -> Table:
                 f"{r['decode_fps']:.1f}",
                 "" if dominated is None else ", ".join(dominated) or "none",
             )
+    thin = [
+        f"{r['codec']} and {', '.join(r['thin'])} on {r['clip']}" for r in rows if r.get("thin")
+    ]
+    if thin:
+        table.caption = (
+            f"Curves sharing under {MIN_SHARED_DB:g} dB of PSNR-YUV: {'; '.join(thin)}. Their "
+            "size verdict rests on the curves' ends: a wider --qp sweep judges it better."
+        )
     return table
 
 
