@@ -213,7 +213,7 @@ class _HybridEncoder:
                 if stage is self.plan.roi:  # seed 002: from here on, the source is the reduced one
                     source = coded
             regions = None
-            if ctx.roi is not None:
+            if ctx.roi is not None and self.base.roi:  # (not on SVT-AV1: it takes no offsets)
                 regions = self.plan.roi.qp_regions(ctx.roi, scale, coded.width, coded.height)
             self.waiting.append((source, ctx))
             with self.base_cost.timed():
