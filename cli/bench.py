@@ -21,7 +21,8 @@ def bench(
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-post / vcx-post2 (--post with post-v1 / post-v2), "
-            "vcx-notemporal (no temporal scaling), vcx-nowiener (no Wiener filters), "
+            "vcx-notemporal (no temporal scaling), vcx-nowiener / vcx-wiener (Wiener filters "
+            "off / on, also on an AV1 base), vcx-x265 / vcx-av1 (--base x265 / av1), "
             "vcx-notune (--tune none), vcx-noflow / vcx-flow (--no-flow / --flow), vcx-noparams "
             "(--scale 1: no parameter module), vcx-s2 (--scale 2), vcx-exhaustive (RD-search "
             "masks), vcx-task "
@@ -49,10 +50,11 @@ def bench(
     base: Annotated[
         str,
         typer.Option(
-            help="The vcx codecs' base layer: x265, x264 or av1 (at --preset's SVT-AV1 preset; "
-            "av1 then runs as well, at that preset). The anchors stay as named."
+            help="The vcx codecs' base layer: auto (vcodec encode's default: x265 for a still "
+            "scene, else av1), x265, x264 or av1 (at --preset's SVT-AV1 preset; with auto or "
+            "av1, av1 runs as well, at that preset). The anchors stay as named."
         ),
-    ] = "x265",
+    ] = "auto",
     out_dir: Annotated[
         Path,
         typer.Option(

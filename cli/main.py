@@ -62,7 +62,14 @@ def encode(
     ],
     output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
-    base: Annotated[str, typer.Option(help="Base-layer codec: x265, x264 or av1.")] = "x265",
+    base: Annotated[
+        str,
+        typer.Option(
+            help="Base-layer codec: auto (x265 when the first GOP is a still scene, whose "
+            "frames temporal scaling drops, else SVT-AV1: smaller and faster on moving content), "
+            "x265, x264 or av1. --roi, --task and --mode pure take x265 for auto."
+        ),
+    ] = "auto",
     scale: Annotated[
         str,
         typer.Option(

@@ -82,7 +82,7 @@ def test_scale_one_is_the_bare_base_layer(tmp_path, clip_factory) -> None:
     compared through the stream rather than with a second encode.)"""
     info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 32))
     buf = io.BytesIO()
-    config = EncodeConfig(qp=32, scale="1", masks=False, post=False, wiener=False)
+    config = EncodeConfig(qp=32, base="x265", scale="1", masks=False, post=False, wiener=False)
     encode_gops(gops, info, buf, config)
     chunks = list(VcxReader(io.BytesIO(buf.getvalue())))
     stream = b"".join(c.data for c in chunks if isinstance(c, BaseData))
@@ -166,7 +166,8 @@ def test_wiener_filters_bring_the_base_layer_closer_to_the_source(tmp_path, clip
     source than the bare base layer."""
     info, gops = read_all(clip_factory(tmp_path / "in.y4m", 64, 64, 32))
     buf = io.BytesIO()
-    encode_gops(gops, info, buf, EncodeConfig(qp=22, masks=False, post=False, temporal=False))
+    config = EncodeConfig(qp=22, base="x265", masks=False, post=False, temporal=False)
+    encode_gops(gops, info, buf, config)
     chunks = list(VcxReader(io.BytesIO(buf.getvalue())))
     assert any(type(c).__name__ == "Wiener" for c in chunks)
     stream = b"".join(c.data for c in chunks if isinstance(c, BaseData))

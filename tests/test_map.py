@@ -267,7 +267,9 @@ def test_map_leaves_out_pooled_points() -> None:
 def test_speed_settings_pick_stage_sets_and_an_av1_base_drops_what_does_not_pay() -> None:
     from vcodec.pipeline.config import EncodeConfig
 
-    fast, medium, slow = (EncodeConfig(speed=s).validate() for s in ("fast", "medium", "slow"))
+    fast, medium, slow = (
+        EncodeConfig(base="x265", speed=s).validate() for s in ("fast", "medium", "slow")
+    )
     assert fast.temporal and not fast.wiener and not fast.masks and not fast.flow
     assert medium.temporal and medium.wiener and not medium.post and not medium.flow
     assert slow.wiener and not slow.masks and not slow.post and not slow.predict_net

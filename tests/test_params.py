@@ -61,7 +61,8 @@ def test_auto_scale_is_chosen_once_per_stream(monkeypatch) -> None:
 
     def segments(scale: str) -> list[tuple[int, int]]:
         buf = io.BytesIO()
-        encode_gops(gops, info, buf, EncodeConfig(qp=37, scale=scale, masks=False, device="cpu"))
+        config = EncodeConfig(qp=37, base="x265", scale=scale, masks=False, device="cpu")
+        encode_gops(gops, info, buf, config)
         chunks = VcxReader(io.BytesIO(buf.getvalue()))
         return [(c.width, c.height) for c in chunks if isinstance(c, Segment)]
 

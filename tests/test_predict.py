@@ -23,6 +23,7 @@ from vcodec.models.postprocess import PostNet
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
+from vcodec.pipeline.plan import choose_base
 from vcodec.pipeline.side_info import TEMPORAL_MODES, GopParams, unpack_side_info
 from vcodec.stages.post import PostProcessor
 from vcodec.stages.temporal import (
@@ -169,7 +170,7 @@ def _still(frames: int = 48, width: int = 96, height: int = 64):
 
 def _encode(info, gops, **settings) -> bytes:
     buf = io.BytesIO()
-    settings = {"qp": 32, "masks": False, "device": "cpu", "flow": True} | settings
+    settings = {"qp": 32, "base": "x265", "masks": False, "device": "cpu", "flow": True} | settings
     encode_gops(gops, info, buf, EncodeConfig(**settings))
     return buf.getvalue()
 
@@ -249,3 +250,29 @@ def test_train_predict_command(tmp_path, clip_factory) -> None:
     assert r.exit_code == 0, r.output
     assert "sha256" in r.output and cache.exists()
     PostNet().load_state_dict(torch.load(out, weights_only=True))
+
+
+def test_base_auto_takes_x265_for_a_still_scene_and_av1_for_a_moving_one() -> None:
+    """--base auto (the default) decides on the first GOP: a still scene, whose frames temporal
+    scaling drops (7 in 8), goes to x265 with that stage; a moving one to SVT-AV1, with the
+    stages that do not pay there off. The header names the base taken, never auto."""
+    for scene, base in ((_still, "x265"), (_panning, "av1")):
+        info, gops = scene()
+        assert choose_base(gops[0]) == base
+        data = _encode(info, gops, base="auto", flow=False)
+        reader = VcxReader(io.BytesIO(data))
+        assert reader.header.base_codec == base
+        steps = [
+            unpack_side_info(c.side_info, reader.header.models, reader.version).step
+            for c in VcxReader(io.BytesIO(data))
+            if type(c).__name__ == "GopChunk"
+        ]
+        assert (max(steps) == 8) == (base == "x265")
+        decoded = list(VcxDecoder(io.BytesIO(data), "cpu").gops())
+        assert sum(g.n_frames for g in decoded) == sum(g.n_frames for g in gops)
+    # the base's stage switches wait for the choice; where the content is not looked at, x265
+    auto = EncodeConfig().validate()
+    assert auto.base == "auto" and auto.temporal is None and auto.wiener is None
+    assert EncodeConfig(speed="slow").validate().wiener  # slow runs them on any base
+    for fields in ({"roi": "motion"}, {"task": "detect"}, {"mode": "pure"}):
+        assert EncodeConfig(**fields).validate().base == "x265"

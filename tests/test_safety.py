@@ -98,7 +98,8 @@ def clip(tmp_path: Path) -> Path:
 
 @pytest.fixture()
 def vcx(tmp_path: Path, clip: Path) -> Path:
-    result = vcodec("encode", clip, "-o", tmp_path / "a.vcx", "--qp", "30")
+    # x265: the damage below is made of HEVC packets and the codec's name
+    result = vcodec("encode", clip, "-o", tmp_path / "a.vcx", "--qp", "30", "--base", "x265")
     assert result.exit_code == 0, result.output
     return tmp_path / "a.vcx"
 

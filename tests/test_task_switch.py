@@ -21,7 +21,7 @@ def test_task_sets_the_roi_stage_and_its_settings() -> None:
         assert getattr(config, field) == value
     config = EncodeConfig(task="track", detector="onnx-nanodet:m.onnx").validate()
     assert (config.roi, config.roi_model) == ("nanodet", "m.onnx")
-    assert config.temporal is False and EncodeConfig().validate().temporal is True
+    assert config.temporal is False and EncodeConfig(base="x265").validate().temporal is True
     config = EncodeConfig(task="detect", background_qp_offset=3, temporal=True).validate()
     assert config.background_qp_offset == 3 and config.temporal is True  # asked by name
     plain = EncodeConfig(roi="motion").validate()

@@ -36,6 +36,9 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-noflow": {"flow": False},
     "vcx-flow": {"flow": True},  # the option off by default: what it would buy
     "vcx-nowiener": {"wiener": False},
+    "vcx-wiener": {"wiener": True},  # on a base where it is off by default (BASE_STAGES_OFF)
+    "vcx-x265": {"base": "x265"},  # --base auto's two choices, each for every clip
+    "vcx-av1": {"base": "av1"},
     "vcx-notune": {"tune": "none"},  # the base encoder's defaults instead of --tune psnr
     "vcx-noparams": {"scale": "1"},
     "vcx-s2": {"scale": "2"},

@@ -42,7 +42,7 @@ from vcodec.eval.tables import render_tables
 from vcodec.eval.tasks import expand_inputs
 from vcodec.frames import Gop
 from vcodec.models.detectors import load_detector
-from vcodec.pipeline.config import EncodeConfig
+from vcodec.pipeline.config import AUTO_BASE, EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
 from vcodec.stages.base_layer import BASE_CODECS, PRESETS, svt_preset
@@ -74,7 +74,7 @@ class BenchConfig:
     # (an ultralytics -seg model); each needs a detector
     task: str | None = None
     detector: str | None = None  # onnx-nanodet:PATH or ultralytics:PATH|NAME
-    base: str = "x265"  # the vcx codecs' base layer (the anchors stay what they are named)
+    base: str = AUTO_BASE  # the vcx codecs' base layer (the anchors stay what they are named)
     # the detector of the ROI maps (vcx-task, vcx-roi, x264-roi) when it is not the judge's
     map_detector: str | None = None
 
@@ -89,7 +89,7 @@ class BenchConfig:
         device: str,
         task: str | None = None,
         detector: str | None = None,
-        base: str = "x265",
+        base: str = AUTO_BASE,
         map_detector: str | None = None,
     ) -> BenchConfig:
         """The config, or InputError naming the first bad option. With --base av1 and a vcx
@@ -107,9 +107,10 @@ class BenchConfig:
         names = [parse_codec(c, preset) for c in codecs.split(",") if c.strip()]
         if not names:
             raise InputError("--codecs names no codec")
-        if base not in BASE_CODECS:
-            raise InputError(f"--base must be one of {', '.join(BASE_CODECS)}, got {base!r}")
-        if base == "av1" and any(n.vcx for n in names):
+        if base != AUTO_BASE and base not in BASE_CODECS:
+            bases = ", ".join((AUTO_BASE, *BASE_CODECS))
+            raise InputError(f"--base must be one of {bases}, got {base!r}")
+        if base in (AUTO_BASE, "av1") and any(n.vcx for n in names):
             names.append(CodecName("av1"))
         resolve_device(device)
         if task is not None and task not in TASKS:
@@ -323,7 +324,7 @@ def _run_vcx(
 def settings(config: BenchConfig, detector=None) -> dict:
     classical = [config.name(c) for c in config.codecs if not config.name(c).vcx]
     base_preset = config.preset
-    if config.base == "av1":
+    if config.base in (AUTO_BASE, "av1"):
         base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
     defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     return {

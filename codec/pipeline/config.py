@@ -61,6 +61,11 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
 # costs more), the Wiener filters -0.09 % for twice the encode time (AV1 restores its own).
 BASE_STAGES_OFF = {"av1": ("temporal", "wiener")}
 
+# --base auto (the default): the encoder picks x265 or SVT-AV1 on the stream's first GOP
+# (plan.choose_base); where it does not look at the content, x265 (--roi and --task: their
+# offsets and settings were measured on it; --mode pure: no base layer)
+AUTO_BASE, STILL_BASE = "auto", "x265"
+
 # The Wiener filter's class layouts the encoder tries at each --speed (LAYOUTS[:n]): at 720p one
 # class takes ~8 ms a luma frame to apply, 6 and 18 classes 22-31 ms (a per-pixel coefficient
 # lookup); 6 at medium went over the budgets (README, Speed settings)
@@ -97,7 +102,7 @@ class EncodeConfig:
     """Encoder settings; the CLI's options map one to one onto these fields."""
 
     qp: int = 32  # quality: higher = smaller, on x264's 0-51 scale
-    base: str = "x265"  # base-layer codec: x265, x264, av1
+    base: str = AUTO_BASE  # base-layer codec: auto, x265, x264, av1
     # "1", "2", or "auto": the parameter module's choice for the stream, on its first GOP
     scale: str = "auto"
     preset: str = "medium"  # base-layer encoder preset
@@ -146,9 +151,16 @@ class EncodeConfig:
         BASE_STAGES_OFF, TASK_STAGES_OFF), and the mask search to --mode."""
         if self.speed not in SPEEDS:
             raise InputError(f"--speed must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
+        if self.base == AUTO_BASE and (
+            self.mode == "pure" or self.roi != "none" or self.task != "none"
+        ):
+            self = replace(self, base=STILL_BASE)
         chosen = dict(SPEED_STAGES[self.speed])
         if self.speed != "slow":
             chosen |= {name: False for name in BASE_STAGES_OFF.get(self.base, ())}
+            if self.base == AUTO_BASE:  # left to the base the encoder picks
+                for name in {n for names in BASE_STAGES_OFF.values() for n in names}:
+                    del chosen[name]
         if self.task != "none":
             chosen |= {name: False for name in TASK_STAGES_OFF}
         if self.mask_search is None:
@@ -186,7 +198,8 @@ class EncodeConfig:
     def validate(self) -> EncodeConfig:
         """The resolved config, or InputError naming the first option out of range."""
         self = self.resolved()
-        get_codec(self.base)
+        if self.base != AUTO_BASE:
+            get_codec(self.base)
         if not 0 <= self.qp <= 51:
             raise InputError(f"--qp must be between 0 and 51, got {self.qp}")
         if self.scale != "auto" and int(self.scale) not in SCALES:

@@ -3,13 +3,14 @@ GOP by GOP and writes their payloads (side info, chunks) into the container."""
 
 from __future__ import annotations
 
+import itertools
 import resource
 import shutil
 import tempfile
 import time
 from collections import deque
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
 
@@ -28,8 +29,8 @@ from vcodec.files import atomic_output
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.io import open_video, read_audio
 from vcodec.models.registry import REGISTRY
-from vcodec.pipeline.config import EncodeConfig
-from vcodec.pipeline.plan import Plan, encoder_plan
+from vcodec.pipeline.config import AUTO_BASE, STILL_BASE, EncodeConfig
+from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import finish_stream, start_stream, without_models
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
@@ -120,6 +121,12 @@ def encode_gops(
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count.
     ``costs``, when given, receives each stage's seconds and bytes (and the base layer's)."""
     config = config.validate()
+    if config.base == AUTO_BASE:  # on the first GOP; the base's stage switches then resolve
+        gops = iter(gops)
+        first = next(gops, None)
+        chosen = choose_base(first) if first is not None else STILL_BASE
+        config = replace(config, base=chosen).validate()
+        gops = itertools.chain([first] if first is not None else [], gops)
     device = resolve_device(config.device)
     if config.mode == "pure":
         masks = MaskCodec(

@@ -171,6 +171,19 @@ def prediction_error(
     return yuv_mse(gop, interpolated(gop, step), where, dropped)
 
 
+def still_step(gop: Gop, limit: float, where: np.ndarray | None = None, longest: int = 8) -> int:
+    """The longest step of STEPS, up to ``longest``, whose dropped source frames the
+    interpolation between the coded frames around them predicts within ``limit`` (yuv_mse,
+    over the pixels ``where`` when given), each step tried only if the shorter one passed (a
+    moving GOP pays for one look); 1 if not even step 2's."""
+    step = 1
+    for longer in STEPS[1:] if gop.n_frames >= 3 else ():
+        if longer > longest or prediction_error(gop, longer, where) > limit:
+            break
+        step = longer
+    return step
+
+
 def coded_part(gop: Gop, step: int) -> Gop:
     """The frames of ``gop`` that its base layer carries at ``step``."""
     return gop if step == 1 else _select(gop, coded_frames(gop.n_frames, step))
@@ -267,16 +280,9 @@ class TemporalStage(Stage):
         roi, where = ctx.roi, None
         if roi is not None and roi.cells.any() and not roi.cells.all():
             where = roi.pixels(gop.height, gop.width)
-        limit = TEMPORAL_MARGIN * error
-        if prediction_error(gop, 2, where) <= limit:
-            # then 4 and 8 while even their 3- and 7-frame gaps are that predictable (not with
-            # predict-v1, trained on one-frame gaps; the flow is defined on those only). A
-            # moving GOP pays for one look, as before the long steps
-            step = 2
-            for longer in STEPS[2:] if self.predictor is None else ():
-                if prediction_error(gop, longer, where) > limit:
-                    break
-                step = longer
+        # not past 2 with predict-v1 (trained on one-frame gaps; the flow is defined on those)
+        step = still_step(gop, TEMPORAL_MARGIN * error, where, 8 if self.predictor is None else 2)
+        if step > 1:
             return step, False
         if self.flow and prediction_error(gop, 2, where, flow=True) <= FLOW_MARGIN * error:
             return 2, True
