@@ -258,7 +258,7 @@ def test_base_auto_takes_x265_for_a_still_scene_and_av1_for_a_moving_one() -> No
     stages that do not pay there off. The header names the base taken, never auto."""
     for scene, base in ((_still, "x265"), (_panning, "av1")):
         info, gops = scene()
-        assert choose_base(gops[0]) == base
+        assert choose_base(gops[0], 32) == base and choose_base(gops[0], 17) == "av1"
         data = _encode(info, gops, base="auto", flow=False)
         reader = VcxReader(io.BytesIO(data))
         assert reader.header.base_codec == base
