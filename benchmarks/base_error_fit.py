@@ -44,7 +44,9 @@ def rows(paths: list[Path], frames: int, qps: list[int]) -> tuple[np.ndarray, np
         for qp in qps:
             for scale in (1, 2):
                 buf = io.BytesIO()
-                config = EncodeConfig(qp=qp, scale=str(scale), wiener=False, temporal=False)
+                config = EncodeConfig(
+                    qp=qp, base="x265", scale=str(scale), wiener=False, temporal=False
+                )
                 encode_gops(iter(clip.gops), clip.info, buf, config)
                 buf.seek(0)
                 decoded = VcxDecoder(buf, "cpu").gops()

@@ -41,7 +41,7 @@ def main() -> None:
         clip = load_clip(path, args.frames)
         for qp in QPS:
             buf = io.BytesIO()
-            encode_gops(clip.gops, clip.info, buf, EncodeConfig(qp=qp, scale="1"))
+            encode_gops(clip.gops, clip.info, buf, EncodeConfig(qp=qp, base="x265", scale="1"))
             chunks = VcxReader(io.BytesIO(buf.getvalue()))
             inner = sum(len(c.data) for c in chunks if isinstance(c, BaseData))
             h, w = coded_size(clip.info.height, clip.info.width, 1)

@@ -46,7 +46,7 @@ def main() -> None:
         for qp in args.qps:
             for scale in (1, 2):
                 buf = io.BytesIO()
-                config = EncodeConfig(qp=qp, scale=str(scale), masks=False, post=False)
+                config = EncodeConfig(qp=qp, base="x265", scale=str(scale), masks=False, post=False)
                 encode_gops(iter(clip.gops), clip.info, buf, config)
                 bpp = 8 * len(buf.getvalue()) / sum(g.y.size for g in clip.gops)
                 buf.seek(0)

@@ -130,7 +130,7 @@ def main() -> None:
         for qp in qps:
             buf = io.BytesIO()
             config = EncodeConfig(
-                qp=qp, scale="1", masks=False, post=False, wiener=False, temporal=False
+                qp=qp, base="x265", scale="1", masks=False, post=False, wiener=False, temporal=False
             )
             encode_gops(iter(clip.gops), clip.info, buf, config)
             size = len(buf.getvalue())

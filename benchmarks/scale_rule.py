@@ -39,7 +39,9 @@ POST = True  # the decoder's post-processing network (--no-post to measure witho
 
 def point(clip, qp: int, scale: int) -> dict:
     buf = io.BytesIO()
-    config = EncodeConfig(qp=qp, scale=str(scale), masks=False, post=POST, device="cpu")
+    config = EncodeConfig(
+        qp=qp, base="x265", scale=str(scale), masks=False, post=POST, device="cpu"
+    )
     encode_gops(clip.gops, clip.info, buf, config)
     buf.seek(0)
     acc = MetricAccumulator()

@@ -55,7 +55,7 @@ def main() -> None:
             print(f"  {'DIS ' + name:24} {fmt(errors)}   ({ms:.1f} ms a frame)")
         for qp in args.qps:
             buf = io.BytesIO()
-            config = EncodeConfig(qp=qp, scale="1", wiener=False, temporal=False)
+            config = EncodeConfig(qp=qp, base="x265", scale="1", wiener=False, temporal=False)
             encode_gops(iter(clip.gops), clip.info, buf, config)
             buf.seek(0)
             decoded = VcxDecoder(buf, "cpu").gops()

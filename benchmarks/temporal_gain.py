@@ -40,7 +40,9 @@ def code(clip, qp: int, step: int, net: bool) -> tuple[list[Gop], float]:
         vcx_decoder.FramePredictor = lambda device, dtype: FramePredictor(device, dtype, PostNet())
     try:
         buf = io.BytesIO()
-        config = vcx_encoder.EncodeConfig(qp=qp, scale="1", masks=False, post=False, device="cpu")
+        config = vcx_encoder.EncodeConfig(
+            qp=qp, base="x265", scale="1", masks=False, post=False, device="cpu"
+        )
         vcx_encoder.encode_gops(clip.gops, clip.info, buf, config)
         bpp = 8 * buf.tell() / sum(g.y.size for g in clip.gops)
         buf.seek(0)

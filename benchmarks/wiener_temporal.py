@@ -59,7 +59,7 @@ def main() -> None:
         clip = load_clip(path, args.frames)
         for qp in args.qps:
             buf = io.BytesIO()
-            config = EncodeConfig(qp=qp, scale="1", wiener=False, temporal=False)
+            config = EncodeConfig(qp=qp, base="x265", scale="1", wiener=False, temporal=False)
             encode_gops(iter(clip.gops), clip.info, buf, config)
             size = len(buf.getvalue())
             buf.seek(0)

@@ -94,8 +94,8 @@ def encode(
         str,
         typer.Option(
             help="Stage set: fast (scale + temporal), medium (+ Wiener filters, one class), "
-            "slow (+ their 6 and 18 classes). On --base av1, temporal and Wiener are off but at "
-            "slow. A stage asked for by name overrides it (--masks, --post, --predict-net: no "
+            "slow (+ their 6 and 18 classes). On an AV1 base, temporal and Wiener are off unless "
+            "asked for. A stage asked for by name overrides it (--masks, --post, --predict-net: no "
             "speed runs them, they buy nothing measurable)."
         ),
     ] = "medium",

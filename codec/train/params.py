@@ -102,7 +102,7 @@ def code_segment(gops: list[Gop], info: VideoInfo, qp: int, scale: int) -> tuple
     from vcodec.pipeline.encoder import encode_gops
 
     buf = io.BytesIO()
-    config = EncodeConfig(qp=qp, scale=str(scale), masks=False, device="cpu")
+    config = EncodeConfig(qp=qp, base="x265", scale=str(scale), masks=False, device="cpu")
     encode_gops(iter(gops), info, buf, config)
     bits = 8.0 * len(buf.getvalue())
     buf.seek(0)
