@@ -100,3 +100,7 @@ def test_bench_base_sets_the_vcx_codecs_base_layer(tmp_path, clip_factory) -> No
     assert report["settings"]["vcx"]["base"] == "x264"
     assert report["settings"]["vcx"]["tune"] == "psnr" and report["settings"]["vcx"]["wiener"]
     one_line_error(vcodec(*args, "--base", "vp9", "--force"), EXIT_BAD_INPUT)
+    encode = ("encode", src, "-o", tmp_path / "x.vcx", "--base", "vp9")
+    result = vcodec(*encode)
+    one_line_error(result, EXIT_BAD_INPUT)
+    assert "auto, x265, x264, av1" in result.stderr and not (tmp_path / "x.vcx").exists()

@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 from vcodec.bitstream.container import MODES, TASKS
 from vcodec.device import resolve_device
 from vcodec.errors import InputError
-from vcodec.stages.base_layer import PRESETS, TUNES, get_codec
+from vcodec.stages.base_layer import BASE_CODECS, PRESETS, TUNES, get_codec
 from vcodec.stages.masks import MASK_SEARCHES, RECON_MODEL, RECON_MODELS
 from vcodec.stages.post import POST_MODEL, POST_MODELS
 from vcodec.stages.roi import (
@@ -198,8 +198,9 @@ class EncodeConfig:
     def validate(self) -> EncodeConfig:
         """The resolved config, or InputError naming the first option out of range."""
         self = self.resolved()
-        if self.base != AUTO_BASE:
-            get_codec(self.base)
+        if self.base != AUTO_BASE and self.base not in BASE_CODECS:
+            bases = ", ".join((AUTO_BASE, *BASE_CODECS))
+            raise InputError(f"--base must be one of {bases}, got {self.base!r}")
         if not 0 <= self.qp <= 51:
             raise InputError(f"--qp must be between 0 and 51, got {self.qp}")
         if self.scale != "auto" and int(self.scale) not in SCALES:
