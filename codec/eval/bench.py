@@ -42,10 +42,10 @@ from vcodec.eval.tables import render_tables
 from vcodec.eval.tasks import expand_inputs
 from vcodec.frames import Gop
 from vcodec.models.detectors import load_detector
-from vcodec.pipeline.config import AUTO_BASE, EncodeConfig
+from vcodec.pipeline.config import AUTO_BASE, BASES, EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
-from vcodec.stages.base_layer import BASE_CODECS, PRESETS, svt_preset
+from vcodec.stages.base_layer import PRESETS, svt_preset
 from vcodec.stages.roi import detector_roi, roi_finder
 
 __all__ = ["BenchConfig", "BenchResult", "Clip", "bench_point", "load_clip", "run_bench"]
@@ -107,9 +107,8 @@ class BenchConfig:
         names = [parse_codec(c, preset) for c in codecs.split(",") if c.strip()]
         if not names:
             raise InputError("--codecs names no codec")
-        if base != AUTO_BASE and base not in BASE_CODECS:
-            bases = ", ".join((AUTO_BASE, *BASE_CODECS))
-            raise InputError(f"--base must be one of {bases}, got {base!r}")
+        if base not in BASES:
+            raise InputError(f"--base must be one of {', '.join(BASES)}, got {base!r}")
         if base in (AUTO_BASE, "av1") and any(n.vcx for n in names):
             names.append(CodecName("av1"))
         resolve_device(device)
@@ -325,7 +324,8 @@ def settings(config: BenchConfig, detector=None) -> dict:
     classical = [config.name(c) for c in config.codecs if not config.name(c).vcx]
     base_preset = config.preset
     if config.base in (AUTO_BASE, "av1"):
-        base_preset = f"{config.preset} (SVT-AV1 preset {svt_preset(config.preset)})"
+        av1 = f"SVT-AV1 preset {svt_preset(config.preset)}"
+        base_preset = f"{config.preset} ({'x265, or ' if config.base == AUTO_BASE else ''}{av1})"
     defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     return {
         "task": config.task,

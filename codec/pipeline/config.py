@@ -58,14 +58,16 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
 # Stages that do not pay on a base codec, off there at every speed unless asked by name. On
 # SVT-AV1 (models/README.md, *AV1 base*): temporal scaling +0.25 % (+1.0 % on a static clip: AV1
 # codes a static frame for almost nothing, so dropping it saves little and the mean costs
-# more), the Wiener filters -0.09 % for twice the encode time (AV1 restores its own; -0.49 %
-# with slow's three layouts at SVT preset 10). Until stop 28 slow ran them: 2.1 GB at 1080p.
+# more), the Wiener filters -0.09 % for twice the encode time (AV1 restores its own; -0.49 % at
+# SVT preset 10, where preset 9 alone is 13 % smaller). Until stop 28 slow ran them: +2.04 % at
+# SVT preset 10, and 2.1 GB for a 1080p encode.
 BASE_STAGES_OFF = {"av1": ("temporal", "wiener")}
 
 # --base auto (the default): the encoder picks x265 or SVT-AV1 on the stream's first GOP
 # (plan.choose_base); where it does not look at the content, x265 (--roi and --task: their
 # offsets and settings were measured on it; --mode pure: no base layer)
 AUTO_BASE, STILL_BASE = "auto", "x265"
+BASES = (AUTO_BASE, *BASE_CODECS)  # what --base takes
 
 # The Wiener filter's class layouts the encoder tries at each --speed (LAYOUTS[:n]): at 720p one
 # class takes ~8 ms a luma frame to apply, 6 and 18 classes 22-31 ms (a per-pixel coefficient
@@ -198,9 +200,8 @@ class EncodeConfig:
     def validate(self) -> EncodeConfig:
         """The resolved config, or InputError naming the first option out of range."""
         self = self.resolved()
-        if self.base != AUTO_BASE and self.base not in BASE_CODECS:
-            bases = ", ".join((AUTO_BASE, *BASE_CODECS))
-            raise InputError(f"--base must be one of {bases}, got {self.base!r}")
+        if self.base not in BASES:
+            raise InputError(f"--base must be one of {', '.join(BASES)}, got {self.base!r}")
         if not 0 <= self.qp <= 51:
             raise InputError(f"--qp must be between 0 and 51, got {self.qp}")
         if self.scale != "auto" and int(self.scale) not in SCALES:

@@ -124,9 +124,10 @@ def encode_gops(
     if config.base == AUTO_BASE:  # on the first GOP; the base's stage switches then resolve
         gops = iter(gops)
         first = next(gops, None)
-        chosen = choose_base(first, config.qp) if first is not None else STILL_BASE
+        if first is not None:
+            gops = itertools.chain([first], gops)
+        chosen = STILL_BASE if first is None else choose_base(first, config.qp)
         config = replace(config, base=chosen).validate()
-        gops = itertools.chain([first] if first is not None else [], gops)
     device = resolve_device(config.device)
     if config.mode == "pure":
         masks = MaskCodec(
