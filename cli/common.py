@@ -25,6 +25,24 @@ except ImportError:  # pragma: no cover
 
 out = Console(width=None if sys.stdout.isatty() else 160)  # tables stay whole in pipes and logs
 err = Console(stderr=True)
+HELP_WIDTH = 120  # columns of --help where no terminal says its width (a pipe, a log)
+
+
+def setup_help() -> None:
+    """--help as a newcomer reads it: no ``<bool>`` placeholder beside an on/off flag, and a
+    readable width in a pipe (typer would fold it into 80 columns)."""
+    from typer import rich_utils
+    from typer.core import TyperOption
+
+    shown = TyperOption.display_type_rich
+
+    def display_type(self: TyperOption, ctx: Any) -> str | None:
+        return None if self.is_flag else shown(self, ctx)
+
+    TyperOption.display_type_rich = display_type
+    if rich_utils.MAX_WIDTH is None and not sys.stdout.isatty() and "COLUMNS" not in os.environ:
+        rich_utils.MAX_WIDTH = HELP_WIDTH
+
 
 Force = Annotated[bool, typer.Option("--force", "-f", help="Overwrite the output if it exists.")]
 Device = Annotated[str, typer.Option(help="Where networks and resampling run: auto, cpu or cuda.")]

@@ -18,13 +18,18 @@ from vcodec.cli.common import (
     Force,
     MaxPixels,
     OneLineErrors,
+    err,
     frame_progress,
     install_signal_handlers,
     out,
     reported_errors,
+    setup_help,
 )
 from vcodec.cli.train import train_app
 from vcodec.errors import UnknownModelError
+from vcodec.files import is_stdio
+
+setup_help()
 
 app = typer.Typer(
     cls=OneLineErrors,
@@ -57,10 +62,13 @@ def encode(
     src: Annotated[
         Path,
         typer.Argument(
-            help="Input video (mp4, mkv, avi, y4m, .264/.265, or a folder of PNG/JPG frames)."
+            help="Input video (mp4, mkv, avi, y4m, .264/.265, or a folder of PNG/JPG frames); "
+            "- reads y4m or a container from standard input."
         ),
     ],
-    output: Annotated[Path, typer.Option("--output", "-o", help="The .vcx file to write.")],
+    output: Annotated[
+        Path, typer.Option("--output", "-o", help="The .vcx file to write (named *.vcx).")
+    ],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
     base: Annotated[
         str,
@@ -228,8 +236,10 @@ def encode(
 ) -> None:
     """Encode a video into a .vcx file."""
     with reported_errors():
+        from vcodec.files import readable_input
         from vcodec.io import open_video
         from vcodec.pipeline.config import EncodeConfig
+        from vcodec.pipeline.encoder import check_vcx_name
         from vcodec.pipeline.encoder import encode as run_encode
 
         config = EncodeConfig(
@@ -241,11 +251,14 @@ def encode(
             roi_qp_offset=roi_qp_offset, background_qp_offset=background_qp_offset, task=task,
             detector=detector,
         ).validate()  # fmt: skip
-        with open_video(src) as reader:
-            total = reader.info.frame_count
-        total = min(total, frames) if total and frames else total or frames
-        with frame_progress(f"encoding {src.name}", total) as progress:
-            result = run_encode(src, output, config, force=force, progress=progress)
+        if is_stdio(src):  # before standard input is read
+            check_vcx_name(output)
+        with readable_input(src) as path:
+            with open_video(path) as reader:
+                total = reader.info.frame_count
+            total = min(total, frames) if total and frames else total or frames
+            with frame_progress(f"encoding {_name(src)}", total) as progress:
+                result = run_encode(path, output, config, force=force, progress=progress)
         out.print(_encode_line(output, result))
         if stats:
             out.print(_cost_table(result))
@@ -253,13 +266,16 @@ def encode(
 
 @app.command()
 def decode(
-    src: Annotated[Path, typer.Argument(help="The .vcx file to decode.")],
+    src: Annotated[
+        Path, typer.Argument(help="The .vcx file to decode; - reads it from standard input.")
+    ],
     output: Annotated[
         Path,
         typer.Option(
             "--output",
             "-o",
-            help="Output: .y4m (exact), .mp4 or .mkv (x264), or a folder of PNG frames.",
+            help="Output: .y4m (exact), .mp4 or .mkv (x264), or a folder of PNG frames; - "
+            "writes y4m to standard output (for a player: -o - | ffplay -).",
         ),
     ],
     fmt: Annotated[
@@ -277,8 +293,9 @@ def decode(
         from vcodec.pipeline.info import describe
 
         limits = StreamLimits(max_pixels=max_pixels)
-        total = describe(src, limits)["frames"]
-        with frame_progress(f"decoding {src.name}", total) as progress:
+        # a file is read twice (its frame count for the progress bar); a pipe only once
+        total = describe(src, limits)["frames"] if Path(src).is_file() else None
+        with frame_progress(f"decoding {_name(src)}", total) as progress:
             stats = run_decode(
                 src,
                 output,
@@ -289,12 +306,15 @@ def decode(
                 progress=progress,
                 limits=limits,
             )
-        out.print(f"{output}: {stats.frames} frames, {stats.frames / stats.seconds:.1f} fps")
+        line = f"{output}: {stats.frames} frames, {stats.frames / stats.seconds:.1f} fps"
+        (err if is_stdio(output) else out).print(line)  # standard output carries the video
 
 
 @app.command()
 def info(
-    src: Annotated[Path, typer.Argument(help="The .vcx file to inspect.")],
+    src: Annotated[
+        Path, typer.Argument(help="The .vcx file to inspect; - reads it from standard input.")
+    ],
     as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
     max_pixels: MaxPixels = DEFAULT_MAX_PIXELS,
 ) -> None:
@@ -312,11 +332,13 @@ def info(
             raise UnknownModelError("; ".join(summary["missing_models"]))
 
 
+def _name(path: Path) -> str:
+    return "standard input" if is_stdio(path) else path.name
+
+
 def _encode_line(output: Path, result: Any) -> str:
     """The encode's result: its bytes, and the video's rate (without the audio's bytes)."""
-    from vcodec.pipeline.info import describe
-
-    audio = describe(output)["chunks"].get("audio", {}).get("bytes", 0)
+    audio = result.audio_bytes
     video = result.bytes - audio
     seconds = max(1, result.frames) / result.fps
     return (

@@ -9,6 +9,8 @@ import os
 import re
 import shutil
 import stat
+import sys
+import tempfile
 from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -16,6 +18,7 @@ from pathlib import Path
 from vcodec.errors import InputError, OutputError, OutputExistsError, VcxError
 
 FRAME_FILE = re.compile(r"\d{6}\.png")  # what a PNG decode writes: all that --force removes
+COPY_BYTES = 1 << 20  # standard input is copied in pieces of this size
 CLAIM_TRIES = 8  # a partial name that keeps changing under us is given up after this many
 # OS errors that say the output cannot be written (rights, space, file system), not a bug
 OUTPUT_ERRNOS = frozenset(
@@ -33,6 +36,43 @@ OUTPUT_ERRNOS = frozenset(
     }
 )
 NO_HARD_LINKS = (errno.EPERM, errno.EOPNOTSUPP, errno.EXDEV, errno.EMLINK)
+
+
+STDIO = "-"  # as an input, standard input; as an output, standard output
+
+
+def is_stdio(path: str | Path) -> bool:
+    return str(path) == STDIO
+
+
+def special_file(path: str | Path) -> int | None:
+    """The file type (stat's S_IFCHR, S_IFIFO or S_IFBLK) of a device or FIFO at ``path``
+    (or a link to one), else None: such a file is read or written in place, never replaced."""
+    try:
+        mode = os.stat(path).st_mode
+    except (OSError, ValueError):
+        return None
+    kind = stat.S_IFMT(mode)
+    return kind if kind in (stat.S_IFCHR, stat.S_IFIFO, stat.S_IFBLK) else None
+
+
+@contextmanager
+def readable_input(src: str | Path) -> Iterator[Path]:
+    """``src`` as a path that can be read more than once (a video's first frames, then all of
+    it, then its audio): standard input (``-``) or a FIFO is first copied whole into a
+    temporary file, removed at the end."""
+    if not is_stdio(src) and special_file(src) != stat.S_IFIFO:
+        yield Path(src)
+        return
+    with tempfile.TemporaryDirectory(prefix="vcodec-input-") as folder:
+        copy = Path(folder) / "input"
+        with open(copy, "wb") as out:
+            if is_stdio(src):
+                shutil.copyfileobj(sys.stdin.buffer, out, COPY_BYTES)
+            else:
+                with open(src, "rb") as pipe:
+                    shutil.copyfileobj(pipe, out, COPY_BYTES)
+        yield copy
 
 
 def partial_path(dst: str | Path) -> Path:
@@ -76,7 +116,20 @@ def atomic_output(
     same output fails at once (OutputExistsError), and one left by a killed run is emptied by
     the next run that claims it. Without ``force`` the output's name is taken at the end only if
     it is still free (a hard link), so two runs never both succeed. OS errors on the way
-    (rights, a read-only file system, a full disk) become OutputError."""
+    (rights, a read-only file system, a full disk) become OutputError.
+
+    Standard output (``-``), a character device or a FIFO (``/dev/null``, a named pipe) is
+    yielded as it is and written in place, with no partial file and no --force; a block
+    device only with ``force``. None of them is ever replaced or removed."""
+    kind = special_file(dst)
+    if is_stdio(dst) or kind is not None:
+        if directory:
+            raise InputError(f"cannot write a folder of frames to {dst}")
+        if kind == stat.S_IFBLK and not force:
+            raise OutputExistsError(f"{dst} is a block device; pass --force to write onto it")
+        with _os_errors(Path(dst)):
+            yield Path(dst)
+        return
     path = check_output(dst, force=force, inputs=inputs)
     with _os_errors(path):
         tmp, lock = _claim(path, directory)

@@ -26,6 +26,11 @@ from vcodec.frames import (
 from vcodec.notes import ReadLog
 
 DEFAULT_FPS = Fraction(25)
+# frames decoded on opening: their timestamps, in presentation order, give the frame rate
+# (enough for B-frame reordering; a few frames of memory)
+PEEK_FRAMES = 8
+RATE_TOLERANCE = Fraction(1, 20)  # a stated rate this close to the timestamps' is taken
+MAX_RATE_DENOMINATOR = 1001
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
 RAW_FORMATS = {".264": "h264", ".h264": "h264", ".265": "hevc", ".h265": "hevc", ".hevc": "hevc"}
 COLORSPACE_BT601 = 6  # AVCOL_SPC_SMPTE170M: what RGB sources are converted with
@@ -73,12 +78,12 @@ class VideoReader:
         self._container: av.container.InputContainer | None = None
         self.log = ReadLog()
         self._frames = self._start()
-        first = next(self._frames, None)
-        if first is None:
+        peeked = list(itertools.islice(self._frames, PEEK_FRAMES))
+        if not peeked:
             self.close()
             raise InputError(f"Input {path} has no decodable video frame.")
-        self._first: av.VideoFrame | None = first
-        self.info = self._describe(first, fps)
+        self._peeked: list[av.VideoFrame] | None = peeked
+        self.info = self._describe(peeked, fps)
 
     def gops(self, gop_size: int = GOP_SIZE, max_frames: int | None = None) -> Iterator[Gop]:
         """Yield GOPs of up to ``gop_size`` frames (the last may be shorter), one in memory."""
@@ -110,9 +115,9 @@ class VideoReader:
         self.close()
 
     def _restart(self) -> Iterator[av.VideoFrame]:
-        if self._first is not None:  # the frame decoded for `info` opens the first pass
-            first, self._first = self._first, None
-            return itertools.chain([first], self._frames)
+        if self._peeked is not None:  # the frames decoded for `info` open the first pass
+            peeked, self._peeked = self._peeked, None
+            return itertools.chain(peeked, self._frames)
         self.close()
         self._frames = self._start()
         return self._frames
@@ -132,12 +137,19 @@ class VideoReader:
         self._container = container
         return _container_frames(container, self.log)
 
-    def _describe(self, frame: av.VideoFrame, fps: Fraction | None) -> VideoInfo:
+    def _describe(self, frames: list[av.VideoFrame], fps: Fraction | None) -> VideoInfo:
+        frame = frames[0]
         if self._container is None:  # a frame directory
             count, rate, stream = len(frame_files(self.path)), None, None
         else:
             stream = self._container.streams.video[0]
-            count, rate = stream.frames or None, stream.average_rate or stream.guessed_rate
+            rate = frame_rate(frames, stream.average_rate, stream.guessed_rate)
+            count = stream.frames or None
+            ticks = stream.time_base and stream.average_rate == 1 / stream.time_base
+            if count and rate and ticks and rate != stream.average_rate:
+                # an AVI at one packet a tick counts the empty packets standing for the ticks
+                # with no frame (its B-frames' placeholders, a lower rate's gaps)
+                count = round(count * rate / stream.average_rate)
         colour = _colour(frame, None if stream is None else stream.codec_context)
         fps = fps or (Fraction(rate) if rate else DEFAULT_FPS)
         return VideoInfo(frame.width, frame.height, fps, count, *colour)
@@ -158,6 +170,23 @@ class VideoReader:
             self.log.add(frame)
             n += 1
         return Gop(y[:n], u[:n], v[:n], start=start) if n else None
+
+
+def frame_rate(frames: list[av.VideoFrame], *stated: Fraction | None) -> Fraction | None:
+    """The frame rate the decoded ``frames``' timestamps show, in presentation order (the
+    median interval): the first ``stated`` rate within RATE_TOLERANCE of it (they are exact
+    where timestamps are rounded, as Matroska's milliseconds), else the timestamps' own.
+    Without timestamps, the first stated rate."""
+    pts = sorted(f.pts for f in frames if f.pts is not None)
+    steps = sorted(b - a for a, b in zip(pts, pts[1:], strict=False) if b > a)
+    stated_rates = [Fraction(r) for r in stated if r]
+    if not steps or frames[0].time_base is None:
+        return stated_rates[0] if stated_rates else None
+    shown = 1 / (steps[len(steps) // 2] * Fraction(frames[0].time_base))
+    for rate in stated_rates:
+        if abs(rate - shown) <= RATE_TOLERANCE * shown:
+            return rate
+    return shown.limit_denominator(MAX_RATE_DENOMINATOR)
 
 
 def _container_frames(

@@ -24,9 +24,7 @@ class ReadLog:
     timed: bool = True  # frames carry timestamps (a container, not a folder of images)
     frames: int = 0
     formats: dict[str, int] = field(default_factory=dict)  # pixel format -> frames
-    first_pts: int | None = None
-    last_pts: int | None = None
-    steps: tuple[int, int] | None = None  # shortest and longest pts interval
+    pts: list[int] = field(default_factory=list)  # the frames' timestamps, as decoded
     time_base: Fraction | None = None
     broken_packets: int = 0
     read_error: str | None = None  # why demuxing stopped before the end of the file
@@ -38,13 +36,17 @@ class ReadLog:
         self.formats[name] = self.formats.get(name, 0) + 1
         if not self.timed or frame.pts is None:
             return
-        if self.last_pts is None:
-            self.first_pts, self.time_base = frame.pts, frame.time_base
-        else:
-            step = frame.pts - self.last_pts
-            low, high = self.steps or (step, step)
-            self.steps = (min(low, step), max(high, step))
-        self.last_pts = frame.pts
+        if not self.pts:
+            self.time_base = frame.time_base
+        self.pts.append(frame.pts)
+
+    @property
+    def steps(self) -> tuple[int, int] | None:
+        """The shortest and longest interval between frames in presentation order (the
+        decoder's order of timestamps is the demuxer's: an AVI's are its decode order)."""
+        pts = sorted(self.pts)
+        steps = [b - a for a, b in zip(pts, pts[1:], strict=False)]
+        return (min(steps), max(steps)) if steps else None
 
     def notes(self, info: VideoInfo) -> list[str]:
         """One line for each thing the user should know about this pass."""
@@ -75,10 +77,11 @@ class ReadLog:
         if self.steps is None or self.time_base is None:
             return None
         low, high = self.steps
+        first, last = min(self.pts), max(self.pts)
         if low > 0 and high - low <= max(ROUNDING_TICKS, VFR_TOLERANCE * low):
             return None
         tb = self.time_base
-        span = float((self.last_pts - self.first_pts + high) * tb)
+        span = float((last - first + high) * tb)
         return (
             f"the input has a variable frame rate (frames {1000 * float(low * tb):.1f} to "
             f"{1000 * float(high * tb):.1f} ms apart, {span:.2f} s in all): its "

@@ -4,20 +4,24 @@ from __future__ import annotations
 
 import contextlib
 import io
+import sys
 from collections.abc import Iterator
 from fractions import Fraction
 from pathlib import Path
+from typing import BinaryIO
 
 import av
 import numpy as np
 from av.video.reformatter import ColorRange, Colorspace
 
 from vcodec.errors import InputError
+from vcodec.files import is_stdio, special_file
 from vcodec.frames import COLOR_RANGE_PC, COLOR_RANGE_TV, Gop, VideoInfo
 from vcodec.io import ACCURATE, SWS_MATRIX, frame_from_planes, reason
 
 OUTPUT_FORMATS = ("y4m", "mp4", "mkv", "png")
 SUPPORTED_OUTPUTS = ".y4m, .mp4, .mkv or a directory of PNG frames"
+STREAM_FORMATS = ("y4m", "mkv")  # what goes to standard output, a pipe or a device
 
 
 def open_writer(
@@ -57,10 +61,18 @@ def output_format(path: str | Path, fmt: str | None = None) -> str:
     means PNG frames). Raises InputError for anything else."""
     path = Path(path)
     suffix = path.suffix.lower()
+    stream = is_stdio(path) or special_file(path) is not None  # written in place, in order
     if fmt is None and suffix in (".y4m", ".mp4", ".mkv"):
         fmt = suffix[1:]
+    elif fmt is None and stream:
+        fmt = "y4m"
     elif fmt is None and (path.is_dir() or not suffix):
         fmt = "png"
+    if stream and fmt not in STREAM_FORMATS:
+        raise InputError(
+            f"Cannot write {fmt} to {'standard output' if is_stdio(path) else path}: a pipe or "
+            f"device takes {' or '.join(STREAM_FORMATS)} (--format)."
+        )
     if fmt not in OUTPUT_FORMATS:
         shown = f" as {fmt!r}" if fmt else ""
         raise InputError(f"Cannot write {path}{shown}: supported outputs are {SUPPORTED_OUTPUTS}.")
@@ -123,11 +135,33 @@ class Y4mWriter(VideoWriter):
         self._file.close()
 
 
-def _open_output(path: Path) -> io.BufferedWriter:
+def _open_output(path: Path) -> BinaryIO:
+    """The file to write ``path`` into: standard output for ``-`` (closing it only flushes)."""
+    if is_stdio(path):
+        return _Unclosed(sys.stdout.buffer)
     try:
         return open(path, "wb")
     except OSError as e:
         raise InputError(f"Cannot write {path} ({reason(e)}).") from e
+
+
+class _Unclosed(io.RawIOBase):
+    """Standard output for a writer: written through, flushed on close, never closed."""
+
+    def __init__(self, stream: BinaryIO) -> None:
+        self.stream = stream
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data: bytes) -> int:
+        self.stream.write(data)
+        return len(data)
+
+    def close(self) -> None:
+        if not self.closed:
+            self.stream.flush()
+        super().close()
 
 
 class PngWriter(VideoWriter):
@@ -173,7 +207,8 @@ class X264Writer(VideoWriter):
         self._time_base = 1 / Fraction(info.fps)  # frame pts count frames
         fmt = "mp4" if container_format == "mp4" else "matroska"
         try:
-            self._out = av.open(str(path), "w", format=fmt)
+            target = _open_output(path) if is_stdio(path) else str(path)
+            self._out = av.open(target, "w", format=fmt)
         except (av.error.FFmpegError, OSError) as e:
             raise InputError(f"Cannot write {path} ({reason(e)}).") from e
         self._video = self._add_video(lossless, crf)

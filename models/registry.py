@@ -5,21 +5,19 @@ A stream names each model it needs by that string and its id, the first bytes of
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-import torch
-from torch import nn
-
 from vcodec.bitstream.container import MODEL_ID_BYTES
 from vcodec.errors import UnknownModelError
-from vcodec.models.params import ParamNet
-from vcodec.models.postprocess import LitePostNet, PostNet
-from vcodec.models.reconstruction import ReconstructionNet, ReconstructionNetV2
-from vcodec.models.selector import MaskSelector
+from vcodec.lazy import lazy_module
+
+torch = lazy_module("torch")
+nn = lazy_module("torch.nn")
 
 WEIGHTS_DIR = Path(__file__).resolve().parent / "weights"
 
@@ -43,6 +41,15 @@ class ModelSpec:
         return self.sha256[: 2 * MODEL_ID_BYTES]
 
 
+def _factory(module: str, name: str, *args: object) -> Callable[[], nn.Module]:
+    """Builds ``vcodec.models.<module>.<name>(*args)``, importing it (and torch) only then."""
+
+    def build() -> nn.Module:
+        return getattr(importlib.import_module(f"vcodec.models.{module}"), name)(*args)
+
+    return build
+
+
 MASK_CANDIDATES = 32  # K: candidate masks per patch, index 0 the empty mask
 
 REGISTRY: dict[str, ModelSpec] = {
@@ -58,49 +65,49 @@ REGISTRY: dict[str, ModelSpec] = {
             "recon-v1",
             "recon-v1.pt",
             "988952a2f10b557107639933f5fc1ddd53e98a9bdaf303e563b30460b52ade42",
-            ReconstructionNet,
+            _factory("reconstruction", "ReconstructionNet"),
         ),
         ModelSpec(
             "recon-v2",
             "recon-v2.pt",
             "d4810077fa12e81e9bfdc27fe5fa436d15e06e898b3eb6fa815b105fa68640eb",
-            ReconstructionNetV2,
+            _factory("reconstruction", "ReconstructionNetV2"),
         ),
         ModelSpec(
             "selector-v1",
             "selector-v1.pt",
             "23ef42c5387a31f80233a5f038e8f1cc708917110fbc220430d1101ee1807a20",
-            lambda: MaskSelector(MASK_CANDIDATES),
+            _factory("selector", "MaskSelector", MASK_CANDIDATES),
         ),
         ModelSpec(
             "post-v1",
             "post-v1.pt",
             "9ceb5558917463c0dc86dfbb95f0904bacb3fb931c405b258399aa73cc1d45eb",
-            PostNet,
+            _factory("postprocess", "PostNet"),
         ),
         ModelSpec(
             "post-v2",
             "post-v2.pt",
             "70dc09a6a612d4f9f1a148b8a26ccf7e1fb306af04fbe6f4662f1cce47ad73f4",
-            LitePostNet,
+            _factory("postprocess", "LitePostNet"),
         ),
         ModelSpec(
             "post-task-v1",
             "post-task-v1.pt",
             "251b0cb171c82b9587a40c31b6fdaa5b4939f27f027103fa361604de27465594",
-            PostNet,
+            _factory("postprocess", "PostNet"),
         ),
         ModelSpec(
             "predict-v1",
             "predict-v1.pt",
             "6bf186e4cd0d9aa54b5de48c7521af9c03e8c0c60ccf883a72fd7c2659775cb7",
-            PostNet,
+            _factory("postprocess", "PostNet"),
         ),
         ModelSpec(
             "params-v2",
             "params-v2.pt",
             "6fcb40e77d78d501cf06351e98266e1ac5e2fdf7cbdbf7e971cf01d83ec37c33",
-            ParamNet,
+            _factory("params", "ParamNet"),
         ),
     )
 }

@@ -36,7 +36,7 @@ from vcodec.stages.base_layer import BaseDecoder
 from vcodec.stages.masks import MaskCodec, held_prediction, recon_model
 from vcodec.stages.post import post_model
 from vcodec.stages.roi import RoiMap
-from vcodec.stages.scale import base_qp, coded_size
+from vcodec.stages.scale import base_qp, check_base_size
 from vcodec.stages.stage import Cost, GopContext
 from vcodec.stages.temporal import PREDICT_MODEL, coded_frames
 from vcodec.writers import open_writer, output_format
@@ -233,13 +233,8 @@ class VcxDecoder:
         and cropped, dropped frames predicted, post-processed at its strength, through its
         Wiener filters, then its SAMPLES."""
         chunk, params = waiting.chunk, waiting.params
-        h, w = self.header.height, self.header.width
-        coded_h, coded_w = coded_size(h, w, params.scale)
-        expected = (coded_h // params.scale, coded_w // params.scale)
-        segment = waiting.segment
-        if (segment.height, segment.width) != expected or any(
-            f[0].shape != expected for f in frames
-        ):
+        expected = check_base_size(waiting.segment, self.header, params.scale, chunk.index)
+        if any(f[0].shape != expected for f in frames):
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
         ctx = GopContext(chunk.index, chunk.n_frames, self.header.qp, params.scale)
         ctx.base_qp, ctx.step = base_qp(self.header.qp, params.scale), params.temporal_step

@@ -25,7 +25,8 @@ from vcodec.bitstream.container import (
     Wiener,
 )
 from vcodec.device import resolve_device
-from vcodec.files import atomic_output
+from vcodec.errors import InputError
+from vcodec.files import atomic_output, check_output, special_file
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.io import open_video, read_audio
 from vcodec.models.registry import REGISTRY
@@ -40,6 +41,7 @@ from vcodec.stages.stage import Cost, GopContext
 from vcodec.stages.temporal import coded_frames
 
 Progress = Callable[[int], None]  # called with the number of frames just done
+VCX_SUFFIX = ".vcx"
 SPOOL_BYTES = 64 << 20  # a spooled stream stays in memory up to this size
 BEFORE_GOP_CHUNK = (Wiener,)  # payload chunks written before their GOP chunk (FORMAT.md)
 
@@ -57,6 +59,7 @@ class EncodeStats:
     fps: float
     costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    audio_bytes: int = 0  # of ``bytes``, the audio track's (carried, not in the video's rate)
 
     @property
     def bpp(self) -> float:
@@ -85,6 +88,9 @@ def encode(
     from vcodec.pipeline.stream import with_notes
 
     config = config.validate()
+    if special_file(dst) is None:  # first the checks that protect files, then the name's
+        check_output(dst, force=force, inputs=[src])
+    check_vcx_name(dst)
     start = time.perf_counter()
     with open_video(src) as reader, atomic_output(dst, force=force, inputs=[src]) as tmp:
         seconds = None if config.frames is None else config.frames / reader.info.fps
@@ -97,15 +103,26 @@ def encode(
                 gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs
             )
             notes = reader.notes()
-            with_notes(spool, out, notes)
-        size = Path(tmp).stat().st_size
+            size = with_notes(spool, out, notes)
     for note in notes:
         warnings.warn(note, VcxWarning, stacklevel=2)
     info = reader.info
     return EncodeStats(
         frames, size, time.perf_counter() - start, info.width, info.height, float(info.fps),
-        costs, peak_rss_mb(),
+        costs, peak_rss_mb(), len(audio or b""),
     )  # fmt: skip
+
+
+def check_vcx_name(dst: str | Path) -> None:
+    """InputError unless ``dst`` is named ``*.vcx`` (or is a device or pipe): an encode never
+    writes .vcx data under a name that says it is something else (``out.mp4``). A folder
+    is left to the output's own checks (never replaced: OutputExistsError)."""
+    path = Path(dst)
+    if path.suffix.lower() != VCX_SUFFIX and special_file(path) is None and not path.is_dir():
+        raise InputError(
+            f"{dst}: the output of an encode is a .vcx file; name it {Path(dst).stem}.vcx "
+            "(decode it to get an mp4)"
+        )
 
 
 def encode_gops(

@@ -25,6 +25,7 @@ from vcodec.models.registry import REGISTRY, require
 from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
 from vcodec.stages.roi import RoiMap, read_roi
+from vcodec.stages.scale import check_base_size
 from vcodec.stages.wiener_payload import WienerDecoder
 
 
@@ -47,14 +48,19 @@ def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, 
         wiener = WienerDecoder(reader.version)
         filtered: Counter[str] = Counter()  # GOPs with a filter on each plane
         end = End(0, 0)
+        segment: Segment | None = None
         offset = reader.offset
         for chunk in reader:
             kind = type(chunk).__name__
             counts[kind] += 1
             sizes[kind] += reader.offset - offset
             offset = reader.offset
-            if isinstance(chunk, GopChunk):
+            if isinstance(chunk, Segment):
+                segment = chunk
+            elif isinstance(chunk, GopChunk):
                 params = _side_info(chunk, reader)
+                if segment is not None:  # the decoder's check: pure mode has no base layer
+                    check_base_size(segment, reader.header, params.scale, chunk.index)
                 scales[params.scale] += 1
                 if params.post is not None:
                     strengths[params.strength] += 1
@@ -69,7 +75,7 @@ def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, 
             elif isinstance(chunk, End):
                 end = chunk
     h = reader.header
-    total = Path(path).stat().st_size
+    total = reader.offset  # every byte, read once (a pipe cannot be asked its size)
     seconds = end.frame_count * h.fps_den / h.fps_num
     names = {
         Segment: "segment",

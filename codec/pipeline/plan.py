@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import torch
-
 from vcodec.bitstream.container import FORMAT_VERSION, StreamHeader
 from vcodec.frames import Gop, VideoInfo
+from vcodec.lazy import lazy_module
 from vcodec.pipeline.config import SPEED_WIENER_LAYOUTS, EncodeConfig
-from vcodec.stages.masks import RECON_DTYPE, MaskStage, recon_model
+from vcodec.stages.masks import MaskStage, recon_dtype, recon_model
 from vcodec.stages.post import PostStage, post_model
 from vcodec.stages.roi import RoiStage, roi_finder
 from vcodec.stages.scale import ScaleStage, base_qp
@@ -22,6 +21,8 @@ from vcodec.stages.temporal import (
     still_step,
 )
 from vcodec.stages.wiener import WienerStage
+
+torch = lazy_module("torch")
 
 
 @dataclass
@@ -79,7 +80,7 @@ def choose_base(gop: Gop, qp: int) -> str:
 
 def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) -> Plan:
     """The stages ``config`` (resolved: every switch True or False) turns on."""
-    dtype = RECON_DTYPE if config.masks else torch.float32  # the samples' prediction rounds alike
+    dtype = recon_dtype() if config.masks else None  # the samples' prediction rounds alike
     roi = None
     if config.roi != "none":
         finder = roi_finder(config.roi, config.roi_model, str(device))
@@ -114,7 +115,7 @@ def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) ->
 def decoder_plan(header: StreamHeader, version: int, device: torch.device) -> Plan:
     """The stages a hybrid stream's header names (its models and format ``version``)."""
     recon = recon_model(header.models)
-    dtype = RECON_DTYPE if recon else torch.float32
+    dtype = recon_dtype() if recon else None
     post = post_model(header.models)
     return Plan(
         scale=ScaleStage("1", header.qp, header.height, header.width, device, auto=False),

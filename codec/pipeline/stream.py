@@ -3,7 +3,9 @@ finishing a writer, copying a stream with its notes or without the models no GOP
 
 from __future__ import annotations
 
+import io
 import shutil
+import sys
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
@@ -22,13 +24,17 @@ from vcodec.bitstream.container import (
     read_header,
 )
 from vcodec.errors import InputError
+from vcodec.files import is_stdio
 from vcodec.pipeline.side_info import unpack_side_info
 from vcodec.stages.masks import CANDIDATES_MODEL
 from vcodec.stages.post import post_model
 
 
 def open_vcx(path: str | Path) -> BinaryIO:
-    """Open a .vcx file for reading, turning a missing or unreadable file into InputError."""
+    """Open a .vcx file for reading (``-``: standard input, read once, in order), turning a
+    missing or unreadable file into InputError."""
+    if is_stdio(path):
+        return sys.stdin.buffer
     try:
         return open(path, "rb")
     except FileNotFoundError:
@@ -53,17 +59,20 @@ def finish_stream(writer: VcxWriter) -> int:
     return writer.frames
 
 
-def with_notes(stream: BinaryIO, out: BinaryIO, notes: Sequence[str]) -> None:
+def with_notes(stream: BinaryIO, out: BinaryIO, notes: Sequence[str]) -> int:
     """Copy a whole stream from its start, its header given ``notes`` (the first MAX_NOTES,
-    each cut to MAX_NOTE_BYTES); the chunks are copied byte for byte."""
+    each cut to MAX_NOTE_BYTES); the chunks are copied byte for byte. Returns the bytes
+    written."""
+    size = stream.seek(0, io.SEEK_END)
     stream.seek(0)
     if not notes:
         shutil.copyfileobj(stream, out)
-        return
-    header, _, _ = read_header(stream)
+        return size
+    header, offset, _ = read_header(stream)
     cut = tuple(n.encode()[:MAX_NOTE_BYTES].decode(errors="ignore") for n in notes[:MAX_NOTES])
-    out.write(encode_header(replace(header, notes=cut)))
+    written = out.write(encode_header(replace(header, notes=cut)))
     shutil.copyfileobj(stream, out)
+    return written + size - offset
 
 
 def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:

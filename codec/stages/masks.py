@@ -14,15 +14,13 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from vcodec.bitstream.container import Samples
 from vcodec.entropy import FrequencyTable, SymbolDecoder, SymbolEncoder, rd_lambda
 from vcodec.errors import MalformedError
 from vcodec.frames import Gop
+from vcodec.lazy import lazy_module, no_grad
 from vcodec.models import registry
-from vcodec.models.reconstruction import RESIDUAL_UNIT, STEP_UNIT
 from vcodec.stages.mask_samples import (
     DENSITY_CLASSES,
     GEOMETRIC_RATIOS,
@@ -35,6 +33,11 @@ from vcodec.stages.mask_samples import (
     sample_step,
 )
 from vcodec.stages.stage import GopContext, Stage
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+nn = lazy_module("torch.nn")
+reconstruction = lazy_module("vcodec.models.reconstruction")
 
 PATCH_T, PATCH_H, PATCH_W = 16, 8, 8  # a patch: 16 frames of 8x8 samples
 # the networks run on tiles of at most TILE_ROWS x TILE_COLS (and each network's ``halo``: the
@@ -51,10 +54,14 @@ FLAG = FrequencyTable.uniform(2)
 CANDIDATES_MODEL = "masks-v1"  # the candidate masks, named in every mask-coded stream's header
 RECON_MODELS = ("recon-v1", "recon-v2")  # reconstruction networks a stream may name
 RECON_MODEL = "recon-v2"  # what new streams use (--recon-model)
+
+
 # The reconstruction runs in float64: a CPU and a GPU then agree to ~1e-12 before rounding, so a
 # stream decodes to the same frames on both (float32 can differ in the last bit and flip a
 # rounded pixel, and pure mode predicts each GOP from the last). Costs ~1.5x on the CPU.
-RECON_DTYPE = torch.float64
+def recon_dtype() -> torch.dtype:
+    """The reconstruction's dtype: float64 (see above)."""
+    return torch.float64
 
 
 def mask_models(recon_model: str = RECON_MODEL) -> tuple[str, str]:
@@ -110,12 +117,12 @@ def recon_input(
     flags = torch.ones_like(p)
     return torch.stack(
         [
-            samples * mask / RESIDUAL_UNIT,
+            samples * mask / reconstruction.RESIDUAL_UNIT,
             mask,
-            (p - 128.0) / RESIDUAL_UNIT,
+            (p - 128.0) / reconstruction.RESIDUAL_UNIT,
             flags * float(pure),
             flags * float(chroma),
-            flags * (step / STEP_UNIT),
+            flags * (step / reconstruction.STEP_UNIT),
         ],
         dim=1,
     )
@@ -128,11 +135,11 @@ def selector_input(
     flags = torch.ones_like(p)
     return torch.stack(
         [
-            (x - p) / RESIDUAL_UNIT,
-            (p - 128.0) / RESIDUAL_UNIT,
+            (x - p) / reconstruction.RESIDUAL_UNIT,
+            (p - 128.0) / reconstruction.RESIDUAL_UNIT,
             flags * float(pure),
             flags * float(chroma),
-            flags * (step / STEP_UNIT),
+            flags * (step / reconstruction.STEP_UNIT),
             flags * (float(np.log2(lam)) / 8.0),
         ],
         dim=1,
@@ -193,7 +200,7 @@ class MaskCodec:
         candidates: torch.Tensor | None = None,
         recon: torch.nn.Module | None = None,
         selector: torch.nn.Module | None = None,
-        dtype: torch.dtype = RECON_DTYPE,
+        dtype: torch.dtype | None = None,
         recon_model: str = RECON_MODEL,
     ) -> None:
         """The shipped models (the reconstruction network ``recon_model``), unless given
@@ -210,16 +217,16 @@ class MaskCodec:
         self.candidates = candidates.to(device, torch.float32)
         self.density = self.candidates.flatten(1).mean(1).cpu().numpy()
         self.classes = density_class(self.density)
-        self.dtype = dtype
+        self.dtype = dtype or recon_dtype()
         # copies: .to() changes a module in place, and registry.load's modules are shared
-        self.recon_net = copy.deepcopy(recon or registry.load(recon_model)).to(device, dtype)
+        self.recon_net = copy.deepcopy(recon or registry.load(recon_model)).to(device, self.dtype)
         if search == "net" and selector is None:
             selector = registry.load("selector-v1")
         self.selector = copy.deepcopy(selector).to(device) if selector is not None else None
 
     # -- the decoder side ------------------------------------------------------------------
 
-    @torch.no_grad()
+    @no_grad
     def reconstruct(
         self, group: PlaneGroup, index: torch.Tensor, levels: torch.Tensor
     ) -> torch.Tensor:
@@ -254,7 +261,7 @@ class MaskCodec:
             p = group.p[..., rows, cols]
             if residual.dim() == 5:  # fills: [B, F, T, H, W]
                 p = p[:, None]
-            out = p + residual * RESIDUAL_UNIT
+            out = p + residual * reconstruction.RESIDUAL_UNIT
             return out.clamp(0, 255).round().to(torch.float32)
 
         h, w = group.p.shape[-2:]
@@ -262,7 +269,7 @@ class MaskCodec:
 
     # -- the encoder side ------------------------------------------------------------------
 
-    @torch.no_grad()
+    @no_grad
     def select(self, group: PlaneGroup) -> torch.Tensor:
         """Candidate index per patch ``[B, h, w]``: by the network, by exhaustive RD search,
         or (fills) by the RD search on the network's fills, which shortlists SHORTLIST
@@ -285,7 +292,7 @@ class MaskCodec:
         h, w = group.p.shape[-2:]
         return tiled(self.selector, inputs, h, w, PATCH_H, self.selector.halo).argmax(dim=1)
 
-    @torch.no_grad()
+    @no_grad
     def rd_costs(
         self, group: PlaneGroup, fills: bool = False, levels: np.ndarray | None = None
     ) -> torch.Tensor:

@@ -5,14 +5,17 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from vcodec.errors import MalformedError
 from vcodec.frames import Gop, yuv_mse
-from vcodec.models.postprocess import LUMA_UNSHUFFLE, NEIGHBOURS, RECEPTIVE_RADIUS, condition
+from vcodec.lazy import lazy_module, no_grad
 from vcodec.models.registry import load
 from vcodec.stages.stage import GopContext, Stage
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+postprocess = lazy_module("vcodec.models.postprocess")
+nn = lazy_module("torch.nn")
 
 # How much of the post-processing network's correction a GOP takes (output = base + a (net -
 # base)); the encoder picks the a with the least error, since the network trained on CPU
@@ -25,7 +28,6 @@ POST_MODEL = "post-v1"  # the default post-processing network (its registry name
 POST_MODELS = (POST_MODEL, "post-task-v1", "post-v2")
 FRAMES_PER_PASS = 4  # frames through the network at once (bounded memory)
 TILE_ROWS = 256  # luma rows per stripe (a multiple of 4)
-TILE_HALO = RECEPTIVE_RADIUS  # luma rows of context above and below a stripe: the whole reach
 
 
 class PostProcessor:
@@ -38,20 +40,20 @@ class PostProcessor:
     def __init__(
         self,
         device: torch.device,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         net: torch.nn.Module | None = None,
         name: str = POST_MODEL,
     ) -> None:
-        self.device, self.dtype = device, dtype
+        self.device, self.dtype = device, dtype or torch.float32
         shared = net if net is not None else load(name)
-        self.net = copy.deepcopy(shared).to(device=device, dtype=dtype).eval()
+        self.net = copy.deepcopy(shared).to(device=device, dtype=self.dtype).eval()
 
-    @torch.no_grad()
+    @no_grad
     def __call__(self, gop: Gop, base_qp: int, scale: int, frames: list[int] | None = None) -> Gop:
         """``gop``: the upscaled base layer cropped to the stream's size (any size). Returns
         every frame processed, or only ``frames`` (each still seeing its neighbours)."""
         h, w = gop.height, gop.width
-        r = LUMA_UNSHUFFLE
+        r = postprocess.LUMA_UNSHUFFLE
         hp, wp = -(-h // r) * r, -(-w // r) * r  # padded luma size; chroma is exactly half
         planes = [
             _padded(p, size, self.device, self.dtype)
@@ -59,7 +61,7 @@ class PostProcessor:
                 gop.planes(), ((hp, wp), (hp // 2, wp // 2), (hp // 2, wp // 2)), strict=True
             )
         ]
-        cond = condition(base_qp, scale).to(self.device, self.dtype)
+        cond = postprocess.condition(base_qp, scale).to(self.device, self.dtype)
         window = neighbour_window(gop.n_frames)
         if frames is not None:
             window = window[frames]
@@ -79,10 +81,11 @@ class PostProcessor:
         y, u, v = planes
         c = cond.expand(len(y), -1)
         height = y.shape[-2]
+        halo = postprocess.RECEPTIVE_RADIUS  # luma rows of context each side: the whole reach
         parts = []
         for top in range(0, height, TILE_ROWS):
             bottom = min(height, top + TILE_ROWS)
-            lo, hi = max(0, top - TILE_HALO), min(height, bottom + TILE_HALO)
+            lo, hi = max(0, top - halo), min(height, bottom + halo)
             res = self.net(
                 y[..., lo:hi, :], u[..., lo // 2 : hi // 2, :], v[..., lo // 2 : hi // 2, :], c
             )
@@ -95,7 +98,7 @@ def neighbour_window(n: int) -> torch.Tensor:
     """[n, NEIGHBOURS]: the frames the network sees for each frame of an ``n``-frame GOP (the
     previous, itself, the next; edge-replicated at the GOP's ends, as the decoder does)."""
     order = torch.arange(n)
-    half = NEIGHBOURS // 2
+    half = postprocess.NEIGHBOURS // 2
     return torch.stack([(order + k).clamp(0, n - 1) for k in range(-half, half + 1)], 1)
 
 

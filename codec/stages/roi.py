@@ -17,16 +17,17 @@ from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from vcodec.bitstream.container import Roi
 from vcodec.entropy import SymbolDecoder, SymbolEncoder
 from vcodec.errors import InputError, MalformedError
 from vcodec.frames import Gop
-from vcodec.models.detectors import load_yolo
+from vcodec.lazy import lazy_module
 from vcodec.stages.base_layer import QpRegion
 from vcodec.stages.stage import GopContext, Stage
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
 
 # --roi; the index is the ROI chunk's source byte
 ROI_SOURCES = ("none", "motion", "yolo", "nanodet")
@@ -263,6 +264,8 @@ class YoloFinder:
     source = "yolo"
 
     def __init__(self, model: str | Path | None, device: str = "cpu") -> None:
+        from vcodec.models.detectors import load_yolo
+
         self.model = load_yolo(model)
         self.device = device
 

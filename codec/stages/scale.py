@@ -7,12 +7,17 @@ from __future__ import annotations
 import copy
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
+from vcodec.bitstream.container import Segment, StreamHeader
+from vcodec.errors import MalformedError
 from vcodec.frames import Gop
+from vcodec.lazy import lazy_module, no_grad
 from vcodec.models.registry import load
 from vcodec.stages.stage import GopContext, Stage
+
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+nn = lazy_module("torch.nn")
 
 SCALES = (1, 2)  # spatial down-scaling factors a GOP may use; side info codes the index
 # A GOP at half size is coded at a lower QP, so that --qp keeps a smooth rate: at s = 2 with
@@ -62,7 +67,7 @@ class ParamModule:
     def __init__(self, net: torch.nn.Module | None = None) -> None:
         self.net = copy.deepcopy(net if net is not None else load(PARAMS_MODEL)).float().eval()
 
-    @torch.no_grad()
+    @no_grad
     def scale(self, gop: Gop, qp: int) -> int:
         """s for ``gop`` under --qp ``qp``; 1 below the QPs the module was trained at."""
         if qp < PARAMS_MIN_QP:
@@ -72,6 +77,18 @@ class ParamModule:
 
 UPSCALE_FRAMES = 2  # frames up-scaled at once (float64: bounded memory at 4K)
 MIN_BASE_SIDE = 64  # base-layer frames are at least this big: x265 corrupts its heap on tiny ones
+
+
+def check_base_size(
+    segment: Segment, header: StreamHeader, scale: int, gop: int
+) -> tuple[int, int]:
+    """The base layer's (height, width) for a GOP at ``scale``; MalformedError when its
+    SEGMENT says another size (decoder and `info` alike)."""
+    coded_h, coded_w = coded_size(header.height, header.width, scale)
+    expected = (coded_h // scale, coded_w // scale)
+    if (segment.height, segment.width) != expected:
+        raise MalformedError(f"GOP {gop}: base layer size does not match its scale")
+    return expected
 
 
 def coded_size(height: int, width: int, scale: int) -> tuple[int, int]:
@@ -109,10 +126,10 @@ def crop_gop(gop: Gop, height: int, width: int) -> Gop:
 
 
 def _to_tensor(
-    plane: np.ndarray, device: torch.device, dtype: torch.dtype = torch.float32
+    plane: np.ndarray, device: torch.device, dtype: torch.dtype | None = None
 ) -> torch.Tensor:
     """[T, H, W] uint8 -> [T, 1, H, W] float in 0..255."""
-    return torch.from_numpy(plane).to(device).unsqueeze(1).to(dtype)
+    return torch.from_numpy(plane).to(device).unsqueeze(1).to(dtype or torch.float32)
 
 
 def _to_uint8(x: torch.Tensor) -> np.ndarray:

@@ -16,13 +16,16 @@ from functools import cache
 
 import cv2
 import numpy as np
-import torch
 
 from vcodec.frames import Gop, yuv_mse
+from vcodec.lazy import lazy_module
 from vcodec.models.registry import load
 from vcodec.stages.post import PostProcessor
 from vcodec.stages.scale import gop_features
 from vcodec.stages.stage import GopContext, Stage
+
+torch = lazy_module("torch")
+nn = lazy_module("torch.nn")
 
 # Temporal scaling: a GOP at step k codes its frames t with t mod k = 0 and its last in the
 # base layer; the decoder makes the others from the coded frames around them. Steps 4 and 8
@@ -214,7 +217,7 @@ class FramePredictor:
     def __init__(
         self,
         device: torch.device,
-        dtype: torch.dtype = torch.float32,
+        dtype: torch.dtype | None = None,
         net: torch.nn.Module | None = None,
     ) -> None:
         self.run = PostProcessor(device, dtype, net if net is not None else load(PREDICT_MODEL))
@@ -249,7 +252,7 @@ class TemporalStage(Stage):
         drop: bool = False,
         flow: bool = False,
         model: bool = False,
-        dtype=torch.float32,
+        dtype: torch.dtype | None = None,
     ) -> None:
         super().__init__()
         self.drop = drop  # encoder: whether GOPs may drop frames at all

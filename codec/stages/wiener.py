@@ -20,12 +20,11 @@ import itertools
 from dataclasses import dataclass
 
 import numpy as np
-import torch
-import torch.nn.functional as F
 
 from vcodec.bitstream.container import Wiener
 from vcodec.entropy import base_lambda
 from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
+from vcodec.lazy import lazy_module
 from vcodec.stages.stage import GopContext, Stage
 from vcodec.stages.wiener_payload import (
     COEF_LIMIT,
@@ -44,6 +43,9 @@ from vcodec.stages.wiener_payload import (
     taps,
 )
 
+torch = lazy_module("torch")
+F = lazy_module("torch.nn.functional")
+
 LUMA_PAD = 2  # the largest |offset| of LUMA_TAPS
 # class boundaries on a pixel's activity: the 3x3 box sum of |2x - left - right| +
 # |2x - up - down|
@@ -57,7 +59,6 @@ RIDGE = 1e-3  # added to the normal equations' diagonal, per pixel: keeps them s
 STATISTICS_SAMPLES = 1 << 13
 CHUNK_FRAMING_BYTES = 7  # a WIENER chunk's type, length, GOP index and CRC32
 WEIGHT_RANGE = (0.25, 4.0)  # the bounds of a chroma plane's SSE worth (plane_weights)
-_ACTIVITY_EDGES = torch.tensor(ACTIVITY_EDGES, dtype=torch.float32)
 ALL = (slice(None), slice(None))  # every pixel of a frame
 
 
@@ -122,7 +123,9 @@ def _classes(
     gh = (2 * c - p[r : r + h, r - 1 : r - 1 + w] - p[r : r + h, r + 1 : r + 1 + w]).abs_()
     gv = (2 * c - p[r - 1 : r - 1 + h, r : r + w] - p[r + 1 : r + 1 + h, r : r + w]).abs_()
     box_h, box_v = (_box3(_padded(g, 1))[sel] for g in (gh, gv))
-    activity = torch.bucketize(box_h + box_v, _ACTIVITY_EDGES, right=True)
+    activity = torch.bucketize(
+        box_h + box_v, torch.tensor(ACTIVITY_EDGES, dtype=torch.float32), right=True
+    )
     if LAYOUTS[layout] == len(ACTIVITY_EDGES) + 1:
         return activity
     activity *= DIRECTIONS
