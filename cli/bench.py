@@ -59,8 +59,9 @@ def bench(
         Path,
         typer.Option(
             "--out",
-            help="Folder for bench.json, bench.csv, rd.png, pareto.png. A folder that holds "
-            "only these is replaced by the next run; beside other files, --force.",
+            help="Folder for bench.json, bench.csv, rd.png, pareto.png and report.html (all in "
+            "one page). A folder that holds only these is replaced by the next run; beside "
+            "other files, --force.",
         ),
     ] = Path("bench_out"),
     task: Annotated[

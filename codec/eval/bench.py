@@ -24,8 +24,10 @@ from vcodec.eval.anchors import (
     run_anchor,
 )
 from vcodec.eval.clips import Clip, clip_entry, load_clip, sample_clip, with_rois
+from vcodec.eval.frame_crops import FrameCrop, centre_crop, middle_frame
+from vcodec.eval.html_report import ClipFrames, write_html_report
 from vcodec.eval.metrics import MetricAccumulator, RegionPsnr
-from vcodec.eval.outputs import bench_outputs, check_out_dir
+from vcodec.eval.outputs import OUTPUT_FILES, bench_outputs, check_out_dir
 from vcodec.eval.pareto import MAP_METRIC, MIN_SHARED_DB, map_rows, plot_pareto
 from vcodec.eval.report import (
     BenchPoint,
@@ -188,11 +190,12 @@ def run_bench(
             for c in clips
         ]
     points, per_class, scores, costs = [], [], {}, {}
+    crops: dict[tuple[str, str, int], FrameCrop] = {}  # report.html's: a frame of each point
     for clip in clips:
         for codec in config.codecs:
             for qp in config.qps:
                 cost: dict = {}
-                point, task = bench_point(clip, codec, qp, config, detector, cost)
+                point, task = bench_point(clip, codec, qp, config, detector, cost, crops)
                 points.append(point)
                 if cost:
                     costs[clip.name, point.codec, qp] = cost
@@ -215,10 +218,25 @@ def run_bench(
         doc = settings(config, detector)
         write_json(temp("bench.json"), points, rows, doc, entries, per_class, speed_map, costs)
         write_csv(temp("bench.csv"), points)
-        plot_rd(temp("rd.png"), points)
-        plot_pareto(temp("pareto.png"), speed_map, reference_label(config))
-    files = [out_dir / n for n in ("bench.json", "bench.csv", "rd.png", "pareto.png")]
-    tables = render_tables(points, rows, speed_map, reference_label(config))
+        rd, pareto = temp("rd.png"), temp("pareto.png")
+        plot_rd(rd, points)
+        plot_pareto(pareto, speed_map, reference_label(config))
+        tables = render_tables(points, rows, speed_map, reference_label(config))
+        plots = [("Rate-distortion curves", rd), ("Speed/size map", pareto)]
+        sources = [
+            ClipFrames(c.name, c.info, centre_crop(c.gops, middle_frame(c.gops))) for c in clips
+        ]
+        write_html_report(
+            temp("report.html"),
+            settings=doc,
+            plots=plots,
+            tables=tables,
+            clips=sources,
+            points=points,
+            bd_rows=rows,
+            crops=crops,
+        )
+    files = [out_dir / n for n in OUTPUT_FILES]
     return BenchResult(points, rows, files, tables, speed_map)
 
 
@@ -227,16 +245,19 @@ def reference_label(config: BenchConfig) -> str:
 
 
 def bench_point(
-    clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None, costs=None
+    clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None, costs=None, crops=None
 ) -> tuple[BenchPoint, TaskScore | None]:
     """One point, and with a detector (config.task) its task scores. ``costs``, a dict, gets
-    a vcx point's encode and decode seconds and each stage's seconds and bytes."""
+    a vcx point's encode and decode seconds and each stage's seconds and bytes; ``crops``, a
+    dict, the centre crop of its middle frame (report.html's) by (clip, codec, q)."""
     name = config.name(codec)
     if name.vcx:
         decoded, n_bytes, enc_s, dec_s = _run_vcx(clip, qp, config, name, costs)
     else:
         decoded, n_bytes, enc_s, dec_s = run_anchor(clip, name, qp, config.preset)
     task = score(config.task, detector, decoded, clip.truth) if detector is not None else None
+    if crops is not None:
+        crops[clip.name, name.name, qp] = centre_crop(decoded, middle_frame(decoded))
     metrics = MetricAccumulator()
     regions = RegionPsnr()
     device = str(resolve_device(config.device))

@@ -2,14 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from vcodec.errors import InputError, OutputExistsError
+from vcodec.errors import InputError, OutputError, OutputExistsError
 
-OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png", "pareto.png")
+OUTPUT_FILES = ("bench.json", "bench.csv", "rd.png", "pareto.png", "report.html")
 
 
 def check_out_dir(out_dir: Path, *, force: bool) -> None:
@@ -18,6 +20,7 @@ def check_out_dir(out_dir: Path, *, force: bool) -> None:
     A folder that holds nothing but bench outputs is the bench's own: a new run replaces them,
     so the same command can run twice. Other files are never touched."""
     if not out_dir.exists():
+        probe_out_dir(out_dir)
         return
     if not out_dir.is_dir():
         raise InputError(f"--out {out_dir} is not a folder")
@@ -33,6 +36,31 @@ def check_out_dir(out_dir: Path, *, force: bool) -> None:
             f"--force to replace the bench's files there ({', '.join(OUTPUT_FILES)}) or choose "
             "another --out"
         )
+    probe_out_dir(out_dir)
+
+
+PROBE_BYTES = 64 << 10  # written and removed before the bench starts: a full disk says so now
+
+
+def probe_out_dir(out_dir: Path) -> None:
+    """OutputError now, not after every point has run, when ``out_dir`` cannot be made or
+    written (no rights, a read-only or full file system); it is left as it was."""
+    made = [p for p in (out_dir, *out_dir.parents) if not p.exists()]  # the folders to make
+    try:
+        out_dir.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(prefix=".probe.", suffix=".partial.tmp", dir=out_dir)
+        try:
+            os.write(fd, bytes(PROBE_BYTES))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+            os.unlink(name)
+    except OSError as exc:
+        raise OutputError(f"cannot write --out {out_dir}: {exc.strerror or exc}") from None
+    finally:
+        for folder in made:  # innermost first: only those this made, and only empty
+            with contextlib.suppress(OSError):
+                folder.rmdir()
 
 
 @contextmanager
