@@ -13,6 +13,7 @@ from vcodec.bitstream.fields import ByteReader, ByteWriter
 
 # the header's names, re-exported: the container is where readers and writers find them
 from vcodec.bitstream.header import BASE_CODECS as BASE_CODECS
+from vcodec.bitstream.header import CUT_VERSION as CUT_VERSION
 from vcodec.bitstream.header import DEFAULT_MAX_GOP_FRAMES as DEFAULT_MAX_GOP_FRAMES
 from vcodec.bitstream.header import DEFAULT_MAX_PIXELS as DEFAULT_MAX_PIXELS
 from vcodec.bitstream.header import FORMAT_VERSION as FORMAT_VERSION
@@ -34,6 +35,7 @@ MAX_CHUNK_BYTES = 1 << 28  # 256 MiB: a larger length field can only be damage
 AUDIO_PIECE_BYTES = 1 << 20  # audio is split into chunks of at most 1 MiB
 ANCILLARY_BIT = 0x80  # chunk types with this bit set may be skipped by a decoder that lacks them
 MIN_BASE_SIDE = 64  # a base layer's coded side is at least this (FORMAT.md, SEGMENT)
+MAX_CUT_MODELS = 64  # a CUT chunk naming more models than this is damage
 
 
 class ChunkType(IntEnum):
@@ -43,6 +45,7 @@ class ChunkType(IntEnum):
     AUDIO = 0x04  # a piece of the audio track (an audio-only Matroska, pieces concatenated)
     SAMPLES = 0x05  # one GOP's mask indices and masked samples (range coded)
     WIENER = 0x06  # the next GOP's Wiener filters (range coded)
+    CUT = 0x08  # starts an independent segment: its base codec, qp, threads and models
     END = 0x7F  # last chunk: totals; a stream without it is truncated
     ROI = 0x86  # ancillary: one GOP's region-of-interest map (range coded)
 
@@ -53,6 +56,24 @@ class Segment:
     width: int  # coded size of the base layer
     height: int
     extradata: bytes = b""
+
+
+@dataclass(frozen=True)
+class Cut:
+    """Starts an independent segment (format 9): every chunk up to the next CUT or END
+    belongs to it, and it decodes without anything before it. ``base``: its base codec;
+    ``qp``: the quality it was coded at; ``threads``: the base encoder's threads (its bytes
+    depend on them); ``models``: the header's models it uses (names); ``target``: what the
+    user asked of it, as text (``qp 32``, ``size 25000000``, ``psnr 38.0``)."""
+
+    first_gop: int
+    first_frame: int
+    frames: int
+    base: str
+    qp: int
+    threads: int
+    models: tuple[str, ...] = ()
+    target: str = ""
 
 
 @dataclass(frozen=True)
@@ -110,7 +131,7 @@ class End:
     gop_count: int
 
 
-Chunk = Segment | GopChunk | BaseData | Samples | Wiener | Roi | AudioPiece | End
+Chunk = Segment | Cut | GopChunk | BaseData | Samples | Wiener | Roi | AudioPiece | End
 
 
 def _stream_size(stream: BinaryIO) -> int | None:
@@ -138,6 +159,12 @@ def _encode_payload(chunk: Chunk) -> tuple[int, bytes]:
     if isinstance(chunk, Segment):
         w.text(chunk.codec).varint(chunk.width).varint(chunk.height).blob(chunk.extradata)
         return ChunkType.SEGMENT, w.getvalue()
+    if isinstance(chunk, Cut):
+        w.varint(chunk.first_gop).varint(chunk.first_frame).varint(chunk.frames)
+        w.text(chunk.base).varint(chunk.qp).varint(chunk.threads).varint(len(chunk.models))
+        for name in chunk.models:
+            w.text(name)
+        return ChunkType.CUT, w.text(chunk.target).getvalue()
     if isinstance(chunk, GopChunk):
         w.varint(chunk.index).varint(chunk.first_frame).varint(chunk.n_frames)
         return ChunkType.GOP, w.raw(chunk.side_info).getvalue()
@@ -161,6 +188,14 @@ def _decode_payload(ctype: int, payload: bytes, where: str) -> Chunk | None:
     r = ByteReader(payload, where)
     if ctype == ChunkType.SEGMENT:
         out: Chunk = Segment(r.text(), r.varint(), r.varint(), r.blob())
+    elif ctype == ChunkType.CUT:
+        first_gop, first_frame, frames = r.varint(), r.varint(), r.varint()
+        base, qp, threads = r.text(), r.varint(), r.varint()
+        count = r.varint()
+        if count > MAX_CUT_MODELS:
+            raise MalformedError(f"{where}: {count} models is implausible, the file is damaged")
+        models = tuple(r.text() for _ in range(count))
+        out = Cut(first_gop, first_frame, frames, base, qp, threads, models, r.text())
     elif ctype == ChunkType.GOP:
         out = GopChunk(r.varint(), r.varint(), r.varint(), r.rest())
     elif ctype == ChunkType.BASE:
@@ -229,6 +264,7 @@ class VcxReader:
     def __iter__(self) -> Iterator[Chunk]:
         frames = gops = samples = rois = 0
         wiener = -1  # the GOP of the last WIENER chunk
+        self.cut: Cut | None = None  # the segment the chunks now read belong to
         for number in range(1 << 62):
             chunk = self._next_chunk(number)
             if chunk is None:
@@ -249,10 +285,15 @@ class VcxReader:
                 wiener = chunk.gop
             elif isinstance(chunk, Segment):
                 self._check_segment(chunk, number)
+            elif isinstance(chunk, Cut):
+                self._check_cut(chunk, number, gops, frames)
+                self.cut = chunk
             elif isinstance(chunk, Roi):
                 if not chunk.gop == rois < gops:
                     raise MalformedError(f"chunk #{number}: ROI of GOP {chunk.gop} out of order")
                 rois += 1
+            if isinstance(chunk, End):
+                self._check_cut_end(f"chunk #{number} (END)", frames)
             if isinstance(chunk, End) and wiener >= gops:
                 raise MalformedError(
                     f"the stream ends before GOP {wiener}, which has a WIENER chunk"
@@ -299,13 +340,38 @@ class VcxReader:
         if not 1 <= chunk.n_frames <= self.header.gop_size:
             raise MalformedError(f"chunk #{number}: GOP of {chunk.n_frames} frames")
 
-    def _check_segment(self, chunk: Segment, number: int) -> None:
-        """The base codec is the header's, and the coded size at most the full-scale one."""
-        h = self.header
-        if chunk.codec != h.base_codec:
+    def _check_cut(self, chunk: Cut, number: int, gops: int, frames: int) -> None:
+        """A CUT (format 9 on) starts where the last segment ended, names a known base codec
+        and only models the header names."""
+        where = f"chunk #{number} (CUT)"
+        if self.version < CUT_VERSION:
+            raise MalformedError(f"{where} in a format {self.version} stream")
+        self._check_cut_end(where, frames)
+        if (chunk.first_gop, chunk.first_frame) != (gops, frames) or chunk.frames < 1:
+            raise MalformedError(f"{where}: a segment out of order")
+        if chunk.base not in BASE_CODECS or not 0 <= chunk.qp <= 63:
+            raise MalformedError(f"{where}: base codec {chunk.base!r} or qp {chunk.qp}")
+        unknown = [m for m in chunk.models if m not in self.header.models]
+        if unknown:
+            raise MalformedError(f"{where}: model {unknown[0]!r} is not in the header")
+
+    def _check_cut_end(self, where: str, frames: int) -> None:
+        """The segment read so far holds the frames its CUT said."""
+        if self.cut is not None and frames != self.cut.first_frame + self.cut.frames:
             raise MalformedError(
-                f"chunk #{number} (SEGMENT): base codec {chunk.codec!r} is not the header's "
-                f"{h.base_codec!r}: the file is damaged"
+                f"{where}: the segment before holds {frames - self.cut.first_frame} frames, "
+                f"its CUT says {self.cut.frames}"
+            )
+
+    def _check_segment(self, chunk: Segment, number: int) -> None:
+        """The base codec is its segment's (the CUT's; before any, the header's), and the
+        coded size at most the full-scale one."""
+        h = self.header
+        base = self.cut.base if self.cut is not None else h.base_codec
+        if chunk.codec != base:
+            raise MalformedError(
+                f"chunk #{number} (SEGMENT): base codec {chunk.codec!r} is not its segment's "
+                f"{base!r}: the file is damaged"
             )
         most = (
             max(MIN_BASE_SIDE, h.width + h.width % 2),

@@ -20,9 +20,11 @@ from vcodec.errors import (
 MAGIC = b"VCX"
 # the byte after the magic; 2 added SAMPLES chunks, 3 the post strength, 4 the temporal step,
 # 5 WIENER chunks, 6 short model ids and luma taps in the chroma Wiener filters, 7 the temporal
-# step symbol in every hybrid GOP, 8 temporal steps 4 and 8
-FORMAT_VERSION = 8
-READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8)  # a decoder refuses any other value
+# step symbol in every hybrid GOP, 8 temporal steps 4 and 8, 9 CUT chunks (independent
+# segments, each with its own base codec, qp and models)
+FORMAT_VERSION = 9
+CUT_VERSION = 9
+READABLE_VERSIONS = (1, 2, 3, 4, 5, 6, 7, 8, 9)  # a decoder refuses any other value
 METADATA_VERSION = 1  # "metadata_version" inside the metadata block
 MAX_METADATA_BYTES = 1 << 16  # 64 KiB
 MODEL_ID_BYTES = 4  # a model id's bytes from SHORT_ID_VERSION (the whole sha256, 32, before)

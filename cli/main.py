@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 import sys
+from collections import Counter
+from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -224,6 +226,46 @@ def encode(
             "optical flow (not with mask samples) (default: off at every --speed)."
         ),
     ] = None,
+    jobs: Annotated[
+        int,
+        typer.Option(
+            "--jobs",
+            "-j",
+            min=0,
+            help="Segments coded at once, in worker processes (0: one per core). The bytes do "
+            "not depend on it.",
+        ),
+    ] = 0,
+    threads: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="The base encoder's threads per segment (0: cores / jobs, at least 1). Equal "
+            "threads give equal bytes, whatever --jobs or --cluster.",
+        ),
+    ] = 0,
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Code the segments as Ray tasks: auto (join the cluster `ray start` runs "
+            "here), HOST:PORT, or local (start one for this run). Needs vcodec[cluster].",
+        ),
+    ] = None,
+    resume: Annotated[
+        bool,
+        typer.Option(
+            "--resume",
+            help="Reuse the segments an interrupted encode of the same input and options kept "
+            "beside the output.",
+        ),
+    ] = False,
+    segment_seconds: Annotated[
+        float,
+        typer.Option(
+            help="The longest segment, in seconds. Segments are also cut at scene changes and "
+            "where a still scene starts or stops moving; each chooses its own base layer.",
+        ),
+    ] = 10.0,
     stats: Annotated[
         bool,
         typer.Option(
@@ -234,13 +276,14 @@ def encode(
     device: Device = "auto",
     force: Force = False,
 ) -> None:
-    """Encode a video into a .vcx file."""
+    """Encode a video into a .vcx file: cut into segments, coded in parallel."""
     with reported_errors():
         from vcodec.files import readable_input
         from vcodec.io import open_video
         from vcodec.pipeline.config import EncodeConfig
         from vcodec.pipeline.encoder import check_vcx_name
         from vcodec.pipeline.encoder import encode as run_encode
+        from vcodec.pipeline.workers import cores, local_runner, ray_runner
 
         config = EncodeConfig(
             qp=qp, base=base, scale=scale, preset=preset, tune=tune, frames=frames, device=device,
@@ -249,8 +292,11 @@ def encode(
             post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
             roi_qp_offset=roi_qp_offset, background_qp_offset=background_qp_offset, task=task,
-            detector=detector,
-        ).validate()  # fmt: skip
+            detector=detector, segment_seconds=segment_seconds,
+        )  # fmt: skip
+        jobs = jobs or cores()
+        config = replace(config, threads=threads or max(1, cores() // jobs)).validate()
+        runner = ray_runner(cluster, config.threads) if cluster else local_runner(jobs)
         if is_stdio(src):  # before standard input is read
             check_vcx_name(output)
         with readable_input(src) as path:
@@ -258,7 +304,10 @@ def encode(
                 total = reader.info.frame_count
             total = min(total, frames) if total and frames else total or frames
             with frame_progress(f"encoding {_name(src)}", total) as progress:
-                result = run_encode(path, output, config, force=force, progress=progress)
+                result = run_encode(
+                    path, output, config, force=force, progress=progress, runner=runner,
+                    resume=resume,
+                )  # fmt: skip
         out.print(_encode_line(output, result))
         if stats:
             out.print(_cost_table(result))
@@ -363,6 +412,27 @@ def _cost_table(result) -> Table:
     return table
 
 
+SHOWN_SEGMENTS = 12  # `info` lists this many segments, then a count of the rest
+
+
+def _segments_line(segments: list[dict[str, Any]]) -> str:
+    """Each segment: its frames, base codec, qp (and what was asked, when not a qp), bytes."""
+    if not segments:
+        return "one (a stream from before segments)"
+    bases = Counter(s["base"] for s in segments)
+    parts = [f"{len(segments)} segments ({', '.join(f'{b}: {n}' for b, n in bases.items())})"]
+    for s in segments[:SHOWN_SEGMENTS]:
+        last = s["first_frame"] + s["frames"] - 1
+        asked = "" if s["target"].startswith("qp") else f", asked {s['target']}"
+        parts.append(
+            f"frames {s['first_frame']}-{last}: {s['base']} qp {s['qp']}{asked}, "
+            f"{s['bytes']:,} bytes"
+        )
+    if len(segments) > SHOWN_SEGMENTS:
+        parts.append(f"... {len(segments) - SHOWN_SEGMENTS} more (--json lists them)")
+    return "\n".join(parts)
+
+
 RANGE_NAMES = {0: "unspecified", 1: "limited (tv)", 2: "full (pc)"}
 MATRIX_NAMES = {
     0: "rgb",
@@ -390,9 +460,11 @@ def _info_table(s: dict[str, Any]) -> Table:
             "mode",
             f"pure, qp {h['qp']}"
             if h["mode"] == "pure"
-            else f"hybrid, base {h['base_codec']}, qp {h['qp']}",
+            else f"hybrid, qp {h['qp']}"
+            + ("" if s["segments"] else f", base {h['base_codec']}"),
         ),
         ("task", h["task"]),
+        ("segments", _segments_line(s["segments"])),
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
             "post strength",

@@ -77,6 +77,13 @@ class OutputExistsError(VcxError, FileExistsError):
     exit_code = EXIT_OUTPUT_EXISTS
 
 
+class WorkerError(VcxError, RuntimeError):
+    """A worker process or cluster node coding a segment was lost (and, on a cluster, its
+    retries too): the run stops cleanly, nothing is written."""
+
+    exit_code = EXIT_INTERNAL
+
+
 class VcxWarning(UserWarning):
     """Something the user should know that did not stop the run: a truncated or
     variable-frame-rate input, a converted pixel format, audio that was not written."""

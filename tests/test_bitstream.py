@@ -11,6 +11,7 @@ import pytest
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
+    Cut,
     End,
     GopChunk,
     Roi,
@@ -34,10 +35,10 @@ from vcodec.errors import (
 )
 
 HEADER = StreamHeader(width=64, height=48, fps_num=25, fps_den=1)
-GOLDEN_HEADER = "564358081401403019010002020200100004783236352000008d85b7f1"
+GOLDEN_HEADER = "564358091401403019010002020200100004783236352000004de19fe6"
 # ... 01 model: 07 "post-v1", 04 its id 9ceb5558; 00 the empty encoder text; CRC32
 GOLDEN_HEADER_MODEL = (
-    "56435808210140301901000202020010000478323635200107706f73742d7631049ceb5558004e61c664"
+    "56435809210140301901000202020010000478323635200107706f73742d7631049ceb555800867658ab"
 )
 GOLDEN_CHUNKS = [
     (Segment("x265", 32, 24, b""), "010804783236352018004c0c2df6"),
@@ -48,6 +49,12 @@ GOLDEN_CHUNKS = [
     (Roi(2, 1, 3, 4, b"\x56"), "860502010304569c2a3900"),
     (AudioPiece(b"xyz"), "040378797a469dd835"),
     (End(16, 1), "7f0210017f99592c"),
+    # 08 CUT, 18 its length: first GOP 2, first frame 32, 16 frames, "av1", qp 30, 1 thread,
+    # 1 model "post-v1", target "qp 30"; CRC32
+    (
+        Cut(2, 32, 16, "av1", 30, 1, ("post-v1",), "qp 30"),
+        "0818022010036176311e010107706f73742d763105717020333043bb79ea",
+    ),
 ]
 
 
@@ -151,8 +158,8 @@ def test_wrong_magic_and_empty_file() -> None:
 
 def test_future_format_version() -> None:
     data = bytearray(make_stream())
-    data[3] = 9
-    with pytest.raises(UnsupportedVersionError, match="format version 9"):
+    data[3] = 10
+    with pytest.raises(UnsupportedVersionError, match="format version 10"):
         read_all(bytes(data))
 
 
@@ -333,7 +340,7 @@ def test_fields_varint_and_bounds() -> None:
 
 
 # ... 00 the empty encoder text, then the notes: 01 of them, 04 "grey"; CRC32
-GOLDEN_HEADER_NOTES = "564358081a0140301901000202020010000478323635200000010467726579552d99de"
+GOLDEN_HEADER_NOTES = "564358091a014030190100020202001000047832363520000001046772657948d02cdf"
 
 
 def test_notes_follow_the_encoder_field() -> None:
@@ -345,7 +352,7 @@ def test_notes_follow_the_encoder_field() -> None:
 
 
 # ... 00 the empty encoder text, 00 notes, 01 the task (detect); CRC32
-GOLDEN_HEADER_TASK = "5643580816014030190100020202001000047832363520000000019e91b7c8"
+GOLDEN_HEADER_TASK = "564358091601403019010002020200100004783236352000000001b9f49249"
 
 
 def test_task_follows_the_notes() -> None:
@@ -366,8 +373,8 @@ def test_segments_name_the_header_codec_and_fit_its_frames() -> None:
     header = encode_header(HEADER)
     end = encode_chunk(End(0, 0))
     for segment, message in (
-        (Segment("x264", 32, 24), "not the header's"),
-        (Segment("*265", 32, 24), "not the header's"),
+        (Segment("x264", 32, 24), "not its segment's 'x265'"),
+        (Segment("*265", 32, 24), "not its segment's"),
         (Segment("x265", 65, 24), "does not fit"),
         (Segment("x265", 0, 24), "does not fit"),
     ):

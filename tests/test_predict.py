@@ -15,7 +15,7 @@ from test_mask_stream import clip
 from test_postprocess import busy_net, random_gop
 from typer.testing import CliRunner
 
-from vcodec.bitstream.container import BaseData, VcxReader, encode_header
+from vcodec.bitstream.container import BaseData, Cut, End, VcxReader, VcxWriter, encode_header
 from vcodec.cli.main import app
 from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop, VideoInfo
@@ -202,11 +202,19 @@ def test_a_static_scene_drops_frames_and_decodes_whole(predict_net) -> None:
 
 
 def test_a_version_7_stream_decodes_as_before() -> None:
-    """Version 8 only added temporal modes: a stream whose GOPs all keep every frame (mode 0
-    codes no bytes under either table) reads alike under the version byte 7."""
+    """Version 8 only added temporal modes (and 9 CUT chunks): a stream whose GOPs all keep
+    every frame (mode 0 codes no bytes under either table), without its CUT, reads alike under
+    the version byte 7."""
     info, gops = clip(64, 48, 40)
     original = _encode(info, gops, post=False)
-    data = bytearray(original)
+    reader = VcxReader(io.BytesIO(original))
+    uncut = io.BytesIO()
+    writer = VcxWriter(uncut, reader.header)
+    for chunk in reader:
+        if not isinstance(chunk, (Cut, End)):
+            writer.write(chunk)
+    writer.close()
+    data = bytearray(uncut.getvalue())
     head = len(encode_header(VcxReader(io.BytesIO(original)).header)) - 4
     data[3] = 7
     data[head : head + 4] = zlib.crc32(bytes(data[:head])).to_bytes(4, "little")

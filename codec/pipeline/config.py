@@ -7,6 +7,7 @@ from dataclasses import dataclass, replace
 from vcodec.bitstream.container import MODES, TASKS
 from vcodec.device import resolve_device
 from vcodec.errors import InputError
+from vcodec.pipeline.segments import DEFAULT_SEGMENT_SECONDS
 from vcodec.stages.base_layer import BASE_CODECS, PRESETS, TUNES, get_codec
 from vcodec.stages.masks import MASK_SEARCHES, RECON_MODEL, RECON_MODELS
 from vcodec.stages.post import POST_MODEL, POST_MODELS
@@ -148,6 +149,12 @@ class EncodeConfig:
     # it turns on the ROI stage with --detector's boxes (else motion) and TASK_SETTINGS
     task: str = "none"
     detector: str | None = None  # with --task: onnx-nanodet:PATH or ultralytics:PATH|NAME
+    # the base encoder's threads per segment (0: its own default, every core); x265's bytes
+    # depend on them, so equal threads give equal bytes whatever the number of workers
+    threads: int = 0
+    # the longest independent segment, in seconds (segments.py: cuts at scene and activity
+    # changes too); each segment is coded alone, its base layer and stages chosen on it
+    segment_seconds: float = DEFAULT_SEGMENT_SECONDS
 
     def resolved(self) -> EncodeConfig:
         """This config with every stage switch left to --speed filled in from SPEED_STAGES (and
@@ -239,5 +246,11 @@ class EncodeConfig:
             raise InputError(
                 f"--background-scale must be one of {', '.join(map(str, BACKGROUND_SCALES))}"
             )
+        if self.threads < 0:
+            raise InputError(
+                f"--threads must be 0 (the encoder's default) or more, got {self.threads}"
+            )
+        if not self.segment_seconds > 0:
+            raise InputError(f"--segment-seconds must be positive, got {self.segment_seconds}")
         resolve_device(self.device)
         return self

@@ -6,7 +6,7 @@ from __future__ import annotations
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 from itertools import chain
 from pathlib import Path
@@ -15,11 +15,13 @@ from typing import BinaryIO
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
+    Cut,
     End,
     GopChunk,
     Roi,
     Samples,
     Segment,
+    StreamHeader,
     StreamLimits,
     VcxReader,
     Wiener,
@@ -87,15 +89,10 @@ class VcxDecoder:
         self.pure = self.header.mode == "pure"
         self.plan: Plan | None = None
         self.masks: MaskCodec | None = None  # pure mode's
-        if self.pure:
-            recon = recon_model(self.header.models)
-            if recon is None:
-                raise MalformedError("a pure-mode stream must name the mask codec's models")
-            if post_model(self.header.models) or PREDICT_MODEL in self.header.models:
-                raise MalformedError("a pure-mode stream has no base layer to post-process")
-            self.masks = MaskCodec(self.header.qp, True, self.device, None, recon_model=recon)
-        else:
-            self.plan = decoder_plan(self.header, self._reader.version, self.device)
+        self.segment_header = self.header  # the header as the current segment sees it
+        self._cut_gop = self._cut_frame = 0  # where the current segment starts
+        self._rois: list[RoiMap] = []  # the ROI maps of the segments before the current one
+        self._start_segment(self.header)
         self.base_cost = Cost()
         self._chunks = iter(self._reader)
         pieces = []
@@ -104,6 +101,27 @@ class VcxDecoder:
             pieces.append(self._first.data)
             self._first = next(self._chunks)
         self.audio = b"".join(pieces) or None
+
+    def _start_segment(self, header: StreamHeader) -> None:
+        """The stages of a segment (of the whole stream before format 9) from its header."""
+        self.segment_header = header
+        if self.pure:
+            recon = recon_model(header.models)
+            if recon is None:
+                raise MalformedError("a pure-mode stream must name the mask codec's models")
+            if post_model(header.models) or PREDICT_MODEL in header.models:
+                raise MalformedError("a pure-mode stream has no base layer to post-process")
+            self.masks = MaskCodec(header.qp, True, self.device, None, recon_model=recon)
+        else:
+            self.plan = decoder_plan(header, self._reader.version, self.device)
+
+    def _cut(self, cut: Cut) -> None:
+        """A new segment: its stages start afresh, with its base codec, qp and models."""
+        if self.plan is not None and self.plan.roi is not None:
+            self._rois += self.plan.roi.maps
+        models = {name: self.header.models[name] for name in cut.models}
+        self._start_segment(replace(self.header, base_codec=cut.base, qp=cut.qp, models=models))
+        self._cut_gop, self._cut_frame = cut.first_gop, cut.first_frame
 
     @property
     def info(self) -> VideoInfo:
@@ -121,7 +139,7 @@ class VcxDecoder:
     @property
     def rois(self) -> list[RoiMap]:
         """The ROI chunks' maps read so far, in GOP order."""
-        return self.plan.roi.maps if self.plan is not None else []
+        return self._rois + self.plan.roi.maps if self.plan is not None else []
 
     def costs(self) -> dict[str, dict[str, float | int]]:
         """Seconds spent so far decoding the base layer and in each stage."""
@@ -140,17 +158,27 @@ class VcxDecoder:
         frames: list[tuple] = []
         samples: dict[int, bytes] = {}
         for chunk in chunks:
-            if isinstance(chunk, (Segment, End)) and base is not None:
+            if isinstance(chunk, (Segment, Cut, End)) and base is not None:
                 with self.base_cost.timed():
                     frames += base.flush()
                 yield from self._ready(pending, frames, samples)
-            if isinstance(chunk, Segment):
+            if isinstance(chunk, Cut):
+                if pending or frames:
+                    raise MalformedError(
+                        f"the segment before GOP {chunk.first_gop} ends with {len(frames)} "
+                        f"base frames left over and {len(pending)} GOPs waiting"
+                    )
+                self._cut(chunk)
+                base = segment = None
+            elif isinstance(chunk, Segment):
                 size = (chunk.width, chunk.height)
                 segment, base = chunk, BaseDecoder(chunk.codec, chunk.extradata, size)
             elif isinstance(chunk, GopChunk):
                 if segment is None:
                     raise MalformedError(f"GOP {chunk.index} comes before any SEGMENT chunk")
-                params = unpack_side_info(chunk.side_info, self.header.models, self._reader.version)
+                params = unpack_side_info(
+                    chunk.side_info, self.segment_header.models, self._reader.version
+                )
                 pending.append(_Waiting(chunk, params, segment, wiener))
                 wiener = None
                 yield from self._ready(pending, frames, samples)  # its frames may be here
@@ -195,18 +223,24 @@ class VcxDecoder:
     def _pure_gops(self, chunks: Iterator) -> Iterator[Gop]:
         """Pure mode: GOP chunks, each followed by its SAMPLES over the last decoded frame."""
         pending: deque[GopChunk] = deque()
-        previous: Gop | None = None  # the last decoded GOP
+        previous: Gop | None = None  # the last decoded GOP of the segment
         size = (self.header.height, self.header.width)
         for chunk in chunks:
-            if isinstance(chunk, GopChunk):
+            if isinstance(chunk, Cut):
+                if pending:
+                    raise MalformedError(f"{len(pending)} GOPs have no SAMPLES chunk")
+                self._cut(chunk)
+                previous = None
+            elif isinstance(chunk, GopChunk):
                 pending.append(chunk)
             elif isinstance(chunk, Samples):
                 if not pending:
                     raise MalformedError(f"SAMPLES of GOP {chunk.gop} before its GOP chunk")
                 gop = pending.popleft()
-                held = held_prediction(previous, gop.n_frames, gop.first_frame, size)
+                start = gop.first_frame - self._cut_frame
+                held = held_prediction(previous, gop.n_frames, start, size)
                 previous = self.masks.decode_gop(chunk.data, held)
-                yield previous
+                yield replace(previous, start=gop.first_frame)
             elif isinstance(chunk, (Segment, BaseData, Wiener)):
                 raise MalformedError("a pure-mode stream has no base layer")
             elif isinstance(chunk, AudioPiece):
@@ -236,14 +270,16 @@ class VcxDecoder:
         expected = check_base_size(waiting.segment, self.header, params.scale, chunk.index)
         if any(f[0].shape != expected for f in frames):
             raise MalformedError(f"GOP {chunk.index}: base layer size does not match its scale")
-        ctx = GopContext(chunk.index, chunk.n_frames, self.header.qp, params.scale)
-        ctx.base_qp, ctx.step = base_qp(self.header.qp, params.scale), params.temporal_step
+        # GOP numbers and frames as the segment's encoder saw them: from its start
+        qp = self.segment_header.qp
+        ctx = GopContext(chunk.index - self._cut_gop, chunk.n_frames, qp, params.scale)
+        ctx.base_qp, ctx.step = base_qp(qp, params.scale), params.temporal_step
         chunks = {"wiener": waiting.wiener, "masks": samples}  # chunk payloads by stage
-        gop = Gop.from_frames(frames, chunk.first_frame)
+        gop = Gop.from_frames(frames, chunk.first_frame - self._cut_frame)
         for stage in self.plan.after_base():
             payload = params if stage.side_info else chunks.get(stage.name)
             gop = stage.decode_gop(gop, payload, ctx)
-        return gop
+        return replace(gop, start=chunk.first_frame)
 
 
 def decode(

@@ -3,13 +3,13 @@ GOP by GOP and writes their payloads (side info, chunks) into the container."""
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import resource
-import shutil
 import tempfile
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -17,11 +17,11 @@ from typing import Any, BinaryIO
 from vcodec import __version__
 from vcodec.bitstream.container import (
     BaseData,
+    Cut,
     GopChunk,
     Samples,
     Segment,
     StreamHeader,
-    VcxWriter,
     Wiener,
 )
 from vcodec.device import resolve_device
@@ -32,8 +32,9 @@ from vcodec.io import open_video, read_audio
 from vcodec.models.registry import REGISTRY
 from vcodec.pipeline.config import AUTO_BASE, STILL_BASE, EncodeConfig
 from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
+from vcodec.pipeline.segments import SegmentGop, frames_digest, segment_gops
 from vcodec.pipeline.side_info import GopParams
-from vcodec.pipeline.stream import finish_stream, start_stream, without_models
+from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
 from vcodec.stages.masks import MaskCodec, held_prediction, mask_models
 from vcodec.stages.scale import base_qp, coded_size
@@ -78,13 +79,20 @@ def encode(
     *,
     force: bool = False,
     progress: Progress | None = None,
+    runner: SegmentRunner | None = None,
+    resume: bool = False,
 ) -> EncodeStats:
-    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``. What
+    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``, segment
+    by segment (``runner``: where they are coded, default one after the other here). What
     reading the input changed or found (a converted pixel format, a variable frame rate made
-    constant, a truncated input) goes into the header's notes and is warned (VcxWarning)."""
+    constant, a truncated input) goes into the header's notes and is warned (VcxWarning).
+
+    Each coded segment is kept beside the partial output until the encode ends; a run killed
+    midway leaves them, and the same encode with ``resume`` takes them back (ResumeStore)."""
     import warnings
 
     from vcodec.errors import VcxWarning
+    from vcodec.pipeline.resume import ResumeStore
     from vcodec.pipeline.stream import with_notes
 
     config = config.validate()
@@ -92,18 +100,26 @@ def encode(
         check_output(dst, force=force, inputs=[src])
     check_vcx_name(dst)
     start = time.perf_counter()
-    with open_video(src) as reader, atomic_output(dst, force=force, inputs=[src]) as tmp:
+    with (
+        open_video(src) as reader,
+        atomic_output(dst, force=force, inputs=[src]) as tmp,
+        contextlib.ExitStack() as stack,
+    ):
         seconds = None if config.frames is None else config.frames / reader.info.fps
         audio = read_audio(src, seconds)  # --frames: as long as the video
+        store = ResumeStore.open(dst, config, resume=resume, keep=special_file(dst) is None)
+        stack.callback(store.abandon)  # on any error, a store that kept nothing goes
         # spooled: the notes, known once the input is read, go into the header
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool, open(tmp, "wb") as out:
             gops = reader.gops(GOP_SIZE, config.frames)
             costs: dict[str, dict] = {}
             frames = encode_gops(
-                gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs
-            )
+                gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs,
+                runner=runner, store=store,
+            )  # fmt: skip
             notes = reader.notes()
             size = with_notes(spool, out, notes)
+        store.finish()
     for note in notes:
         warnings.warn(note, VcxWarning, stacklevel=2)
     info = reader.info
@@ -134,50 +150,142 @@ def encode_gops(
     audio: bytes | None = None,
     progress: Progress | None = None,
     costs: dict[str, dict[str, Any]] | None = None,
+    runner: SegmentRunner | None = None,
+    store: Any = None,
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count.
-    ``costs``, when given, receives each stage's seconds and bytes (and the base layer's)."""
+
+    The frames are cut into segments (segments.py), each coded alone by ``runner`` (default:
+    here, one after the other; workers.py has processes and Ray) and joined in order, so the
+    bytes are the same whoever codes them. ``costs``, when given, receives each stage's
+    seconds and bytes (and the base layer's), summed over the segments. ``store``: a
+    ResumeStore whose kept segments are taken instead of coding them again."""
     config = config.validate()
+    jobs = _segment_jobs(segment_gops(gops, info.fps, config.segment_seconds), info, config)
+    merger = SegmentMerger()
+    totals = costs if costs is not None else {}
+    run = runner or run_here
+    for job, result in zip_results(jobs, run, store):
+        merger.add(result.data)
+        for name, cost in result.costs.items():
+            total = totals.setdefault(name, {"seconds": 0.0, "bytes": 0})
+            total["seconds"] += cost["seconds"]
+            total["bytes"] += cost["bytes"]
+        if progress:
+            progress(job.frames)
+    header = _header(info, replace(config, base=merger.base or STILL_BASE), [])
+    merger.write(out, header, audio)
+    return merger.frames
+
+
+@dataclass
+class SegmentJob:
+    """One segment to code: its GOPs (``start`` from the segment's first frame), the stream's
+    size and rate, the config, and the sha256 of its frames (what resume checks)."""
+
+    index: int
+    gops: list[Gop]
+    info: VideoInfo
+    config: EncodeConfig
+    digest: str = ""
+
+    @property
+    def frames(self) -> int:
+        return sum(g.n_frames for g in self.gops)
+
+
+@dataclass
+class SegmentResult:
+    """A coded segment: a .vcx of its own (segment_stream) and its stages' costs."""
+
+    data: bytes
+    costs: dict[str, dict[str, Any]]
+
+
+SegmentRunner = Callable[[Iterator[SegmentJob]], Iterator[SegmentResult]]
+
+
+def _segment_jobs(
+    gops: Iterable[SegmentGop], info: VideoInfo, config: EncodeConfig
+) -> Iterator[SegmentJob]:
+    for index, group in itertools.groupby(gops, key=lambda g: g.segment):
+        members = [g.gop for g in group]
+        yield SegmentJob(index, members, info, config, frames_digest(members))
+
+
+def zip_results(
+    jobs: Iterator[SegmentJob], run: SegmentRunner, store: Any
+) -> Iterator[tuple[SegmentJob, SegmentResult]]:
+    """Each job with its result, in order: a segment the store kept is taken from it, the
+    others go to ``run`` (which keeps their order) and into the store."""
+    done: deque[tuple[SegmentJob, SegmentResult | None]] = deque()
+
+    def todo() -> Iterator[SegmentJob]:
+        for job in jobs:
+            kept = store.kept(job) if store is not None else None
+            done.append((job, None if kept is None else SegmentResult(kept, {})))
+            if kept is None:
+                yield job
+
+    results = run(todo())
+    ready: deque[SegmentResult] = deque()  # the runner's results, in the order of its jobs
+    exhausted = False
+    while done or not exhausted:
+        job, kept = done[0] if done else (None, None)
+        if job is not None and kept is not None:
+            done.popleft()
+            yield job, kept
+        elif job is not None and ready:
+            done.popleft()
+            result = ready.popleft()
+            if store is not None:
+                store.keep(job, result.data)
+            yield job, result
+        elif exhausted:
+            raise RuntimeError(f"segment {job.index} came back from no worker")
+        else:
+            try:
+                ready.append(next(results))
+            except StopIteration:
+                exhausted = True
+
+
+def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+    """The default runner: every segment coded in this process, in order."""
+    for job in jobs:
+        yield encode_segment(job)
+
+
+def encode_segment(job: SegmentJob) -> SegmentResult:
+    """Code one segment alone (its base layer and stages chosen on its own frames, --base
+    auto on its first GOP) into a .vcx of its own."""
+    config = job.config.validate()
+    gops = iter(job.gops)
     if config.base == AUTO_BASE:  # on the first GOP; the base's stage switches then resolve
-        gops = iter(gops)
-        first = next(gops, None)
-        if first is not None:
-            gops = itertools.chain([first], gops)
-        chosen = STILL_BASE if first is None else choose_base(first, config.qp)
-        config = replace(config, base=chosen).validate()
+        config = replace(config, base=choose_base(job.gops[0], config.qp)).validate()
     device = resolve_device(config.device)
+    chunks = ChunkList()
+    cut = Cut(0, 0, 0, config.base, config.qp, config.threads, target=f"qp {config.qp}")
     if config.mode == "pure":
         masks = MaskCodec(
             config.qp, True, device, config.mask_search, recon_model=config.recon_model
         )
         models = list(mask_models(config.recon_model))
-        writer = start_stream(out, _header(info, config, models), audio)
-        _encode_pure(gops, writer, masks, progress)
-        return finish_stream(writer)
-    plan = encoder_plan(config, info, device)
-    # The stream is spooled: the models of a stage that no GOP ended up using are then taken
-    # out (with its SAMPLES chunks or side-info symbol), so asking for a stage never costs
-    # more than going without.
-    with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool:
-        writer = start_stream(spool, _header(info, config, plan.models()), audio)
-        hybrid = _HybridEncoder(writer, info, config, plan, progress)
-        hybrid.run(gops)
-        frames = finish_stream(writer)
-        spool.seek(0)
-        unused = plan.unused_models()
-        with hybrid.container.timed():
-            if unused:
-                without_models(spool, out, unused)
-            else:
-                shutil.copyfileobj(spool, out)
-    if costs is not None:
-        costs.update(hybrid.costs())
-    return frames
+        _encode_pure(gops, chunks, masks)
+        data = segment_stream(_header(job.info, config, models), cut, chunks, set())
+        return SegmentResult(data, {})
+    plan = encoder_plan(config, job.info, device)
+    hybrid = _HybridEncoder(chunks, job.info, config, plan)
+    hybrid.run(gops)
+    # the models of a stage that no GOP ended up using are taken out (with its SAMPLES
+    # chunks or side-info symbol), so asking for a stage never costs more than going without
+    with hybrid.container.timed():
+        header = _header(job.info, config, plan.models())
+        data = segment_stream(header, cut, chunks, plan.unused_models())
+    return SegmentResult(data, hybrid.costs())
 
 
-def _encode_pure(
-    gops: Iterable[Gop], writer: VcxWriter, masks: MaskCodec, progress: Progress | None
-) -> None:
+def _encode_pure(gops: Iterable[Gop], writer: ChunkList, masks: MaskCodec) -> None:
     """Pure mode: each GOP coded by masked samples over the previous GOP's last frame."""
     previous = None
     for gop in gops:
@@ -186,8 +294,6 @@ def _encode_pure(
         held = held_prediction(previous, gop.n_frames, gop.start, (gop.height, gop.width))
         payload, previous = masks.encode_gop(gop, held)
         writer.write(Samples(index, payload))
-        if progress:
-            progress(gop.n_frames)
 
 
 class _HybridEncoder:
@@ -196,15 +302,9 @@ class _HybridEncoder:
     symbols), ROI chunk and SAMPLES follow once that GOP's frames are decoded."""
 
     def __init__(
-        self,
-        writer: VcxWriter,
-        info: VideoInfo,
-        config: EncodeConfig,
-        plan: Plan,
-        progress: Progress | None,
+        self, writer: ChunkList, info: VideoInfo, config: EncodeConfig, plan: Plan
     ) -> None:
         self.writer, self.info, self.config, self.plan = writer, info, config, plan
-        self.progress = progress
         self.base: BaseEncoder | None = None
         self.local: BaseDecoder | None = None  # decodes our own base layer
         self.waiting: deque[tuple[Gop, GopContext]] = deque()  # (source, context), GOP order
@@ -254,7 +354,7 @@ class _HybridEncoder:
             self.base = BaseEncoder(
                 config.base, width // scale, height // scale, self.info.fps,
                 base_qp(config.qp, scale), config.preset, config.roi != "none",
-                tune=config.tune,
+                tune=config.tune, threads=config.threads,
             )  # fmt: skip
         segment = Segment(config.base, width // scale, height // scale, self.base.extradata)
         self.writer.write(segment)
@@ -305,8 +405,6 @@ class _HybridEncoder:
             self.writer.write(GopChunk(ctx.index, self.writer.frames, ctx.n_frames, side_info))
             for chunk in after:
                 self.writer.write(chunk)
-            if self.progress:
-                self.progress(ctx.n_frames)
 
 
 def _header(info: VideoInfo, config: EncodeConfig, models: list[str]) -> StreamHeader:

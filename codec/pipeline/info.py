@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 from collections import Counter
-from dataclasses import asdict
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
 from vcodec.bitstream.container import (
     AudioPiece,
     BaseData,
+    Cut,
     End,
     GopChunk,
     Roi,
@@ -49,16 +50,27 @@ def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, 
         filtered: Counter[str] = Counter()  # GOPs with a filter on each plane
         end = End(0, 0)
         segment: Segment | None = None
+        segments: list[dict[str, Any]] = []  # the CUT chunks' segments (format 9 on)
+        header = reader.header  # as the current segment sees it
+        first_roi = 0  # a segment's ROI maps are coded from its own first one
         offset = reader.offset
         for chunk in reader:
             kind = type(chunk).__name__
             counts[kind] += 1
             sizes[kind] += reader.offset - offset
+            if segments and not isinstance(chunk, (Cut, End)):
+                segments[-1]["bytes"] += reader.offset - offset
             offset = reader.offset
-            if isinstance(chunk, Segment):
+            if isinstance(chunk, Cut):
+                header = replace(reader.header, base_codec=chunk.base, qp=chunk.qp, models={
+                    m: reader.header.models[m] for m in chunk.models
+                })  # fmt: skip
+                segments.append(_segment_entry(chunk, reader.offset - offset))
+                first_roi, segment = len(rois), None
+            elif isinstance(chunk, Segment):
                 segment = chunk
             elif isinstance(chunk, GopChunk):
-                params = _side_info(chunk, reader)
+                params = _side_info(chunk, reader, header)
                 if segment is not None:  # the decoder's check: pure mode has no base layer
                     check_base_size(segment, reader.header, params.scale, chunk.index)
                 scales[params.scale] += 1
@@ -71,13 +83,15 @@ def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, 
                 filtered.update(p for p, f in zip("yuv", on, strict=True) if f)
             elif isinstance(chunk, Roi):
                 h = reader.header
-                rois.append(read_roi(chunk, h.height, h.width, rois[-1] if rois else None))
+                before = rois[-1] if len(rois) > first_roi else None
+                rois.append(read_roi(chunk, h.height, h.width, before))
             elif isinstance(chunk, End):
                 end = chunk
     h = reader.header
     total = reader.offset  # every byte, read once (a pipe cannot be asked its size)
     seconds = end.frame_count * h.fps_den / h.fps_num
     names = {
+        Cut: "cut",
         Segment: "segment",
         GopChunk: "gop",
         BaseData: "base",
@@ -107,9 +121,10 @@ def describe(path: str | Path, limits: StreamLimits | None = None) -> dict[str, 
         }
         if rois
         else None,
+        "segments": segments,
         "chunks": {
             names.get(t, "end"): {"count": counts[t.__name__], "bytes": sizes[t.__name__]}
-            for t in (Segment, GopChunk, BaseData, Samples, Wiener, Roi, AudioPiece, End)
+            for t in (Cut, Segment, GopChunk, BaseData, Samples, Wiener, Roi, AudioPiece, End)
             if counts[t.__name__]
         },
     }
@@ -129,7 +144,21 @@ def missing_models(header: StreamHeader) -> list[str]:
     return missing
 
 
-def _side_info(chunk: GopChunk, reader: VcxReader) -> GopParams:
-    if reader.header.mode == "pure":
+def _side_info(chunk: GopChunk, reader: VcxReader, header: StreamHeader) -> GopParams:
+    if header.mode == "pure":
         return GopParams.unpack(chunk.side_info)
-    return unpack_side_info(chunk.side_info, reader.header.models, reader.version)
+    return unpack_side_info(chunk.side_info, header.models, reader.version)
+
+
+def _segment_entry(cut: Cut, size: int) -> dict[str, Any]:
+    """A segment as `info` lists it: where it starts, its frames, base, qp, bytes, models."""
+    return {
+        "first_frame": cut.first_frame,
+        "frames": cut.frames,
+        "base": cut.base,
+        "qp": cut.qp,
+        "threads": cut.threads,
+        "target": cut.target,
+        "models": list(cut.models),
+        "bytes": size,
+    }

@@ -6,20 +6,27 @@ from __future__ import annotations
 import io
 import shutil
 import sys
+import tempfile
 from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
 from typing import BinaryIO
 
 from vcodec.bitstream.container import (
+    FORMAT_VERSION,
     MAX_NOTE_BYTES,
     MAX_NOTES,
+    Chunk,
+    Cut,
     End,
     GopChunk,
+    Roi,
     Samples,
     StreamHeader,
     VcxReader,
     VcxWriter,
+    Wiener,
+    encode_chunk,
     encode_header,
     read_header,
 )
@@ -28,6 +35,8 @@ from vcodec.files import is_stdio
 from vcodec.pipeline.side_info import unpack_side_info
 from vcodec.stages.masks import CANDIDATES_MODEL
 from vcodec.stages.post import post_model
+
+SPOOL_BYTES = 64 << 20  # a stream being joined stays in memory up to this size
 
 
 def open_vcx(path: str | Path) -> BinaryIO:
@@ -52,13 +61,6 @@ def start_stream(out: BinaryIO, header: StreamHeader, audio: bytes | None) -> Vc
     return writer
 
 
-def finish_stream(writer: VcxWriter) -> int:
-    if writer.gops == 0:
-        raise InputError("the input has no frames to encode")
-    writer.close()
-    return writer.frames
-
-
 def with_notes(stream: BinaryIO, out: BinaryIO, notes: Sequence[str]) -> int:
     """Copy a whole stream from its start, its header given ``notes`` (the first MAX_NOTES,
     each cut to MAX_NOTE_BYTES); the chunks are copied byte for byte. Returns the bytes
@@ -75,21 +77,100 @@ def with_notes(stream: BinaryIO, out: BinaryIO, notes: Sequence[str]) -> int:
     return written + size - offset
 
 
-def without_models(stream: BinaryIO, out: BinaryIO, unused: set[str]) -> None:
-    """Copy a hybrid stream leaving out the ``unused`` models: the mask codec's (its SAMPLES
-    chunks, all off), the post-processing network's (its strength symbol, all 0) and the
-    frame-prediction network's (the step symbol stays: from format 7 every hybrid GOP has it)."""
-    reader = VcxReader(stream)
-    models = reader.header.models
+class ChunkList:
+    """What a VcxWriter takes (``write``, ``frames``, ``gops``), kept as a list: one segment's
+    chunks, before its header (which names the models it ended up using) is known."""
+
+    def __init__(self) -> None:
+        self.chunks: list[Chunk] = []
+        self.frames = 0
+        self.gops = 0
+
+    def write(self, chunk: Chunk) -> None:
+        if isinstance(chunk, GopChunk):
+            self.frames += chunk.n_frames
+            self.gops += 1
+        self.chunks.append(chunk)
+
+    def write_audio(self, data: bytes) -> None:
+        raise ValueError("a segment carries no audio: the whole stream's comes first")
+
+
+def segment_stream(header: StreamHeader, cut: Cut, chunks: ChunkList, unused: set[str]) -> bytes:
+    """One segment as a whole .vcx of its own: ``header`` (less the ``unused`` models), its
+    CUT, its chunks (less the SAMPLES and post strengths of unused models), END."""
+    models = header.models
     drop_post = post_model(models) is not None and post_model(models) in unused
-    writer = VcxWriter(out, replace(reader.header, models={
-        k: v for k, v in models.items() if k not in unused
-    }))  # fmt: skip
-    for chunk in reader:
-        if isinstance(chunk, End) or (isinstance(chunk, Samples) and CANDIDATES_MODEL in unused):
+    used = {k: v for k, v in models.items() if k not in unused}
+    out = io.BytesIO()
+    writer = VcxWriter(out, replace(header, models=used))
+    writer.write(replace(cut, frames=chunks.frames, models=tuple(used)))
+    for chunk in chunks.chunks:
+        if isinstance(chunk, Samples) and CANDIDATES_MODEL in unused:
             continue
         if isinstance(chunk, GopChunk) and drop_post:
-            params = unpack_side_info(chunk.side_info, models, reader.version)
+            params = unpack_side_info(chunk.side_info, models, FORMAT_VERSION)
             chunk = replace(chunk, side_info=replace(params, post=None).pack())
         writer.write(chunk)
+    if writer.gops == 0:
+        raise InputError("the input has no frames to encode")
     writer.close()
+    return out.getvalue()
+
+
+class SegmentMerger:
+    """Segments (each a .vcx of its own, from segment_stream) joined in order into one stream:
+    GOP indices and frame numbers shifted, the header's models their union."""
+
+    def __init__(self) -> None:
+        self.spool = tempfile.SpooledTemporaryFile(SPOOL_BYTES)
+        self.models: dict[str, str] = {}
+        self.frames = self.gops = self.segments = 0
+        self.base: str | None = None  # the first segment's: the header's base codec
+
+    def add(self, data: bytes) -> Cut:
+        """Append one segment; returns its CUT as the joined stream has it."""
+        reader = VcxReader(io.BytesIO(data))
+        self.models |= reader.header.models
+        cut = None
+        shift_gop, shift_frame = self.gops, self.frames
+        for chunk in reader:
+            if isinstance(chunk, End):
+                break
+            chunk = _shifted(chunk, shift_gop, shift_frame)
+            if isinstance(chunk, Cut):
+                cut = chunk
+                self.base = self.base or chunk.base
+            elif isinstance(chunk, GopChunk):
+                self.frames += chunk.n_frames
+                self.gops += 1
+            self.spool.write(encode_chunk(chunk))
+        self.segments += 1
+        return cut
+
+    def write(self, out: BinaryIO, header: StreamHeader, audio: bytes | None) -> int:
+        """The joined stream: ``header`` (with the segments' models and the first one's base
+        codec), the audio, every segment, END; returns its bytes."""
+        if self.gops == 0:
+            raise InputError("the input has no frames to encode")
+        header = replace(header, models=self.models, base_codec=self.base or header.base_codec)
+        writer = start_stream(out, header, audio)
+        self.spool.seek(0)
+        shutil.copyfileobj(self.spool, out)
+        writer.bytes_written += self.spool.tell()
+        writer.frames, writer.gops = self.frames, self.gops
+        writer.close()
+        self.spool.close()
+        return writer.bytes_written
+
+
+def _shifted(chunk: Chunk, gops: int, frames: int) -> Chunk:
+    """``chunk`` of a segment coded alone, numbered as in the joined stream."""
+    if isinstance(chunk, Cut):
+        first = chunk.first_frame + frames
+        return replace(chunk, first_gop=chunk.first_gop + gops, first_frame=first)
+    if isinstance(chunk, GopChunk):
+        return replace(chunk, index=chunk.index + gops, first_frame=chunk.first_frame + frames)
+    if isinstance(chunk, (Samples, Wiener, Roi)):
+        return replace(chunk, gop=chunk.gop + gops)
+    return chunk

@@ -1,0 +1,137 @@
+"""Where segments are coded: here, in local worker processes (--jobs), or as Ray tasks on a
+cluster (--cluster). Each is a SegmentRunner: segments in, their results out in the same order,
+so the stream's bytes do not depend on who coded what."""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import multiprocessing
+import os
+from collections import deque
+from collections.abc import Iterator
+from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+from vcodec.errors import InputError, VcxError, WorkerError
+from vcodec.pipeline.encoder import (
+    SegmentJob,
+    SegmentResult,
+    SegmentRunner,
+    encode_segment,
+    run_here,
+)
+
+RAY_RETRIES = 3  # a segment whose Ray worker or node is lost is tried this many times more
+LOCAL_CLUSTER = "local"  # --cluster local: a Ray cluster started for this run on this machine
+RAY_OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store (segments' frames pass it)
+
+
+def cores() -> int:
+    """The cores this process may run on (taskset and cgroups included)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+def local_runner(jobs: int) -> SegmentRunner:
+    """``jobs`` worker processes, each coding one segment at a time; a stream of a single
+    segment is coded here, with no process started."""
+    if jobs <= 1:
+        return run_here
+
+    def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+        first = list(itertools.islice(segments, 2))
+        if len(first) < 2:
+            yield from run_here(iter(first))
+            return
+        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        try:
+            inflight: deque[Future] = deque()
+            for job in itertools.chain(first, segments):
+                inflight.append(pool.submit(encode_segment, job))
+                if len(inflight) > jobs:
+                    yield _result(inflight.popleft())
+            while inflight:
+                yield _result(inflight.popleft())
+        finally:
+            _stop(pool)
+
+    return run
+
+
+def _result(future: Future) -> SegmentResult:
+    try:
+        return future.result()
+    except BrokenProcessPool:
+        raise WorkerError("a worker process died while coding a segment") from None
+
+
+def _stop(pool: ProcessPoolExecutor) -> None:
+    """Shut the pool down at once: queued segments dropped, running workers ended."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        with contextlib.suppress(Exception):
+            process.terminate()
+
+
+def ray_runner(address: str, threads: int) -> SegmentRunner:
+    """Ray Core tasks on the cluster at ``address`` (``auto``: the one ``ray start`` runs
+    here; ``local``: one started for this run), each segment a task needing ``threads`` CPUs
+    and retried RAY_RETRIES times if its worker or node is lost. The segment's frames travel
+    through Ray's object store."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'") from None
+
+    def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+        started = _connect(ray, address)
+        try:
+            task = ray.remote(max_retries=RAY_RETRIES, num_cpus=max(1, threads))(encode_segment)
+            capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads))
+            inflight: deque[Any] = deque()
+            for job in segments:
+                inflight.append(task.remote(job))
+                if len(inflight) > capacity:
+                    yield _ray_result(ray, inflight.popleft())
+            while inflight:
+                yield _ray_result(ray, inflight.popleft())
+        finally:
+            if started:
+                ray.shutdown()
+
+    return run
+
+
+def _connect(ray: Any, address: str) -> bool:
+    """Join (or, for ``local``, start) the cluster; True when this run started it."""
+    if ray.is_initialized():
+        return False
+    try:
+        if address == LOCAL_CLUSTER:
+            ray.init(
+                object_store_memory=RAY_OBJECT_STORE_BYTES,
+                include_dashboard=False,
+                log_to_driver=False,
+            )
+        else:
+            ray.init(address=address, log_to_driver=False)
+    except (ConnectionError, RuntimeError, ValueError) as exc:
+        raise InputError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
+    return True
+
+
+def _ray_result(ray: Any, ref: Any) -> SegmentResult:
+    try:
+        return ray.get(ref)
+    except ray.exceptions.RayTaskError as exc:
+        cause = getattr(exc, "cause", None)
+        if isinstance(cause, VcxError):
+            raise cause from None
+        raise WorkerError(f"a segment failed on the cluster: {cause or exc}") from None
+    except ray.exceptions.RayError as exc:
+        raise WorkerError(f"a segment was lost on the cluster: {type(exc).__name__}") from None

@@ -1,0 +1,184 @@
+"""Segments: cut by content, coded alone (each its own base layer), byte-identical whatever
+codes them (one process, workers, a Ray cluster), resumable after a kill."""
+
+from __future__ import annotations
+
+import importlib.util
+import io
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+from conftest import synthetic_planes
+from typer.testing import CliRunner
+
+from vcodec.bitstream.container import Cut, VcxReader
+from vcodec.cli.main import app
+from vcodec.errors import MalformedError
+from vcodec.frames import GOP_SIZE, Gop
+from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.resume import store_path
+from vcodec.pipeline.segments import segment_gops
+
+runner = CliRunner()
+FPS = 25
+KILL_WAIT_S = 120
+
+
+def vcodec(*args: object):
+    return runner.invoke(app, [str(a) for a in args])
+
+
+def write_y4m(path: Path, planes: list[tuple[np.ndarray, ...]]) -> Path:
+    height, width = planes[0][0].shape
+    with open(path, "wb") as f:
+        f.write(f"YUV4MPEG2 W{width} H{height} F{FPS}:1 Ip A1:1 C420jpeg\n".encode())
+        for yuv in planes:
+            f.write(b"FRAME\n" + b"".join(p.tobytes() for p in yuv))
+    return path
+
+
+def still_then_moving(width: int = 96, height: int = 64, still: int = 112, moving: int = 112):
+    """A still textured scene (no noise: a parked camera), then the moving test pattern."""
+    rng = np.random.default_rng(7)
+    ch, cw = (height + 1) // 2, (width + 1) // 2
+    y = rng.integers(40, 200, (height, width)).astype(np.uint8)
+    y = (y // 32 * 32).astype(np.uint8)  # flat patches: cheap to code, but not empty
+    first = [(y, np.full((ch, cw), 120, np.uint8), np.full((ch, cw), 130, np.uint8))] * still
+    return first + synthetic_planes(width, height, moving)
+
+
+def cuts_of(gops) -> list[tuple[int, int]]:
+    """(segment, frames) of each segment."""
+    out: dict[int, int] = {}
+    for piece in gops:
+        out[piece.segment] = out.get(piece.segment, 0) + piece.gop.n_frames
+    return sorted(out.items())
+
+
+def as_gops(planes, size: int = 7) -> list[Gop]:
+    """The frames as GOPs of an odd size: the cuts must not depend on how they are read."""
+    return [Gop.from_frames(planes[i : i + size], i) for i in range(0, len(planes), size)]
+
+
+def test_cuts_at_a_scene_change_an_activity_change_and_the_longest_length() -> None:
+    planes = synthetic_planes(64, 48, 40)
+    cut = [tuple(255 - p for p in yuv) for yuv in planes[:30]]  # a new scene at frame 40
+    pieces = list(segment_gops(as_gops(planes + cut), Fraction(FPS), seconds=100))
+    assert cuts_of(pieces) == [(0, 40), (1, 30)]
+    assert all(p.gop.n_frames <= GOP_SIZE for p in pieces)
+    assert [p.gop.start for p in pieces if p.segment == 1] == [0, 16]  # from its own start
+    long = list(segment_gops(as_gops(synthetic_planes(64, 48, 100)), Fraction(FPS), seconds=2))
+    assert cuts_of(long) == [(0, 48), (1, 48), (2, 4)]  # 2 s = 50 frames: whole GOPs, 48
+    moving = list(segment_gops(as_gops(still_then_moving()), Fraction(FPS), seconds=100))
+    assert cuts_of(moving) == [(0, 112), (1, 112)]
+
+
+def test_each_segment_picks_its_own_base_layer(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", still_then_moving())
+    out = tmp_path / "a.vcx"
+    assert vcodec("encode", src, "-o", out, "--jobs", "1", "--qp", "32").exit_code == 0
+    summary = json.loads(vcodec("info", out, "--json").stdout)
+    assert [(s["frames"], s["base"]) for s in summary["segments"]] == [
+        (112, "x265"),
+        (112, "av1"),
+    ]
+    text = vcodec("info", out).stdout
+    assert "2 segments" in text and "x265" in text and "av1" in text
+    assert vcodec("decode", out, "-o", tmp_path / "a.y4m").exit_code == 0
+    with open(out, "rb") as f:
+        decoded = list(VcxDecoder(f, "cpu").gops())
+    assert sum(g.n_frames for g in decoded) == 224
+    assert [g.start for g in decoded[:9]] == [0, 16, 32, 48, 64, 80, 96, 112, 128]
+
+
+def test_the_bytes_do_not_depend_on_the_workers(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 80))
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"j{jobs}.vcx"
+        args = ("--jobs", jobs, "--threads", "1", "--segment-seconds", "1")
+        result = vcodec("encode", src, "-o", out, *args)
+        assert result.exit_code == 0, result.output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    with open(tmp_path / "j1.vcx", "rb") as f:
+        cuts = [c for c in VcxReader(f) if isinstance(c, Cut)]
+    assert len(cuts) == 5 and all(c.threads == 1 for c in cuts)  # 1 s: 16-frame GOPs
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
+def test_a_ray_cluster_gives_the_same_bytes(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 64))
+    args = ("--threads", "1", "--segment-seconds", "1")
+    assert vcodec("encode", src, "-o", tmp_path / "a.vcx", "--jobs", "1", *args).exit_code == 0
+    result = vcodec("encode", src, "-o", tmp_path / "r.vcx", "--cluster", "local", *args)
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "r.vcx").read_bytes() == (tmp_path / "a.vcx").read_bytes()
+
+
+def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(128, 96, 320))
+    args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64", "--base", "x265"]
+    whole = tmp_path / "whole.vcx"
+    assert vcodec("encode", src, "-o", whole, *args).exit_code == 0
+    out = tmp_path / "out.vcx"
+    command = [sys.executable, "-m", "vcodec.cli.main", "encode", str(src), "-o", str(out)]
+    process = subprocess.Popen(command + args, stderr=subprocess.DEVNULL)
+    manifest = store_path(out) / "manifest.json"
+    deadline = time.monotonic() + KILL_WAIT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        try:
+            if len(json.loads(manifest.read_text())["segments"]) >= 3:
+                break
+        except (OSError, ValueError, KeyError):
+            pass
+        time.sleep(0.01)
+    os.kill(process.pid, signal.SIGKILL)
+    process.wait()
+    assert not out.exists() and manifest.exists()
+    kept = len(json.loads(manifest.read_text())["segments"])
+    assert 3 <= kept < 20
+    again = vcodec("encode", src, "-o", out, *args, "--resume")
+    assert again.exit_code == 0, again.output
+    assert out.read_bytes() == whole.read_bytes() and not store_path(out).exists()
+    assert not list(tmp_path.glob(".*partial*"))
+
+
+def test_kept_segments_are_not_reused_without_resume_or_with_other_options(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 48))
+    out = tmp_path / "out.vcx"
+    store = store_path(out)
+    args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64"]
+    store.mkdir()
+    (store / "manifest.json").write_text(json.dumps({"key": {}, "segments": {"0": {}}}))
+    result = vcodec("encode", src, "-o", out, *args, "--resume")
+    assert result.exit_code == 0 and "other options" in result.stderr
+    store.mkdir()
+    (store / "manifest.json").write_text(json.dumps({"key": {}, "segments": {"0": {}}}))
+    result = vcodec("encode", src, "-o", out, *args, "--force")
+    assert "other options" in result.stderr and not store.exists()
+
+
+def test_a_cut_out_of_place_is_damage(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 48))
+    out = tmp_path / "a.vcx"
+    assert vcodec("encode", src, "-o", out, "--segment-seconds", "0.64").exit_code == 0
+    data = out.read_bytes()
+    with open(out, "rb") as f:
+        reader = VcxReader(f)
+        cuts = [c for c in reader if isinstance(c, Cut)]
+    assert len(cuts) == 3
+    from vcodec.bitstream.container import encode_chunk
+
+    second = encode_chunk(cuts[1])
+    bad = data.replace(second, encode_chunk(Cut(1, 20, 16, "av1", 32, 0)), 1)  # frame 16
+    with pytest.raises(MalformedError, match="CUT"):
+        list(VcxReader(io.BytesIO(bad)))
