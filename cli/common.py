@@ -13,7 +13,15 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TimeRemainingColumn
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    ProgressColumn,
+    Task,
+    TimeRemainingColumn,
+)
+from rich.text import Text
 from typer.core import TyperGroup
 
 from vcodec.errors import EXIT_BAD_INPUT, EXIT_INTERNAL, EXIT_USAGE, VcxError, VcxWarning
@@ -161,17 +169,36 @@ def _usage_line(message: str, code: int) -> None:
     sys.exit(code or EXIT_USAGE)
 
 
+class FpsColumn(ProgressColumn):
+    """Frames a second, over the bar's recent updates."""
+
+    def render(self, task: Task) -> Text:
+        return Text(f"{task.speed:.1f} fps" if task.speed else "", style="progress.data.speed")
+
+
 @contextmanager
-def frame_progress(label: str, total: int | None) -> Iterator[Callable[[int], None]]:
-    """A rich progress bar counting frames; yields the callback the library calls."""
+def frame_progress(
+    label: str, total: int | None, unit: str | None = None
+) -> Iterator[Callable[[int], None]]:
+    """A rich progress bar counting frames (fps, time left); yields the callback the library
+    calls. With ``unit`` (``segments``), each call is one of them done, counted in the label."""
     with Progress(
         "[progress.description]{task.description}",
         BarColumn(),
         MofNCompleteColumn(),
+        FpsColumn(),
         TimeRemainingColumn(),
         console=err,
         transient=True,
         disable=not err.is_terminal,
     ) as bar:
         task = bar.add_task(label, total=total)
-        yield lambda n: bar.advance(task, n)
+        calls = 0
+
+        def advance(frames: int) -> None:
+            nonlocal calls
+            calls += 1
+            shown = f"{label}, {calls} {unit} done" if unit else label
+            bar.update(task, advance=frames, description=shown)
+
+        yield advance

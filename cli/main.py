@@ -303,7 +303,7 @@ def encode(
             with open_video(path) as reader:
                 total = reader.info.frame_count
             total = min(total, frames) if total and frames else total or frames
-            with frame_progress(f"encoding {_name(src)}", total) as progress:
+            with frame_progress(f"encoding {_name(src)}", total, "segments") as progress:
                 result = run_encode(
                     path, output, config, force=force, progress=progress, runner=runner,
                     resume=resume,
@@ -460,8 +460,7 @@ def _info_table(s: dict[str, Any]) -> Table:
             "mode",
             f"pure, qp {h['qp']}"
             if h["mode"] == "pure"
-            else f"hybrid, qp {h['qp']}"
-            + ("" if s["segments"] else f", base {h['base_codec']}"),
+            else f"hybrid, qp {h['qp']}" + ("" if s["segments"] else f", base {h['base_codec']}"),
         ),
         ("task", h["task"]),
         ("segments", _segments_line(s["segments"])),

@@ -98,6 +98,27 @@ class VideoReader:
             start += gop.n_frames
         self.log.ended = max_frames is None or start < max_frames
 
+    def frames_at(self, first: int, seek_pts: int | None = None) -> Iterator[Gop]:
+        """One-frame GOPs from frame ``first`` on (``start`` counting from it): decoding from
+        the keyframe before ``seek_pts`` (that frame's presentation timestamp) where given and
+        the input is a container, else from the start, skipping the frames before."""
+        self.close()
+        self._peeked = None
+        self._frames = self._start()
+        frames: Iterator[av.VideoFrame] = self._frames
+        if seek_pts is not None and self._container is not None:
+            stream = self._container.streams.video[0]
+            self._container.seek(seek_pts, stream=stream, backward=True)
+            frames = itertools.dropwhile(
+                lambda f: f.pts is not None and f.pts < seek_pts,
+                _container_frames(self._container, self.log),
+            )
+        else:
+            frames = itertools.islice(frames, first, None)
+        for n, frame in enumerate(frames):
+            y, u, v = planes_from_frame(frame)
+            yield Gop(y[None], u[None], v[None], start=n)
+
     def notes(self) -> list[str]:
         """What the last ``gops()`` pass converted or found, one line each (FORMAT.md, notes)."""
         return self.log.notes(self.info)
@@ -334,7 +355,8 @@ def _remux_audio(
     buffer = io.BytesIO()
     if seconds is not None:  # from where the file starts, as its video does
         seconds = Fraction(seconds) + Fraction(container.start_time or 0, av.time_base)
-    with av.open(buffer, "w", format="matroska") as output:
+    # bitexact: no random segment UID or muxer version, so the same input gives the same bytes
+    with av.open(buffer, "w", format="matroska", options={"fflags": "+bitexact"}) as output:
         out_stream = output.add_stream_from_template(stream)
         for packet in container.demux(stream):
             if packet.dts is None:  # the flush packet at the end, or one with no timing

@@ -182,3 +182,10 @@ def test_a_cut_out_of_place_is_damage(tmp_path) -> None:
     bad = data.replace(second, encode_chunk(Cut(1, 20, 16, "av1", 32, 0)), 1)  # frame 16
     with pytest.raises(MalformedError, match="CUT"):
         list(VcxReader(io.BytesIO(bad)))
+
+
+def test_the_same_input_gives_the_same_bytes_audio_included(tmp_path, clip_factory) -> None:
+    src = clip_factory("in.mp4", 64, 48, 20, audio=True)
+    for name in ("a.vcx", "b.vcx"):
+        assert vcodec("encode", src, "-o", tmp_path / name, "--threads", "1").exit_code == 0
+    assert (tmp_path / "a.vcx").read_bytes() == (tmp_path / "b.vcx").read_bytes()

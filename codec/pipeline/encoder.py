@@ -5,7 +5,9 @@ from __future__ import annotations
 
 import contextlib
 import itertools
+import os
 import resource
+import sys
 import tempfile
 import time
 from collections import deque
@@ -13,6 +15,8 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
+
+import cv2
 
 from vcodec import __version__
 from vcodec.bitstream.container import (
@@ -25,14 +29,22 @@ from vcodec.bitstream.container import (
     Wiener,
 )
 from vcodec.device import resolve_device
-from vcodec.errors import InputError
+from vcodec.errors import InputError, WorkerError
 from vcodec.files import atomic_output, check_output, special_file
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
-from vcodec.io import open_video, read_audio
+from vcodec.io import VideoReader, open_video, read_audio
 from vcodec.models.registry import REGISTRY
 from vcodec.pipeline.config import AUTO_BASE, STILL_BASE, EncodeConfig
+from vcodec.pipeline.jobs import (
+    SegmentJob,
+    SegmentResult,
+    SegmentRunner,
+    SegmentSource,
+    inline_jobs,
+    zip_results,
+)
 from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
-from vcodec.pipeline.segments import SegmentGop, frames_digest, segment_gops
+from vcodec.pipeline.segments import segment_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
@@ -111,11 +123,14 @@ def encode(
         stack.callback(store.abandon)  # on any error, a store that kept nothing goes
         # spooled: the notes, known once the input is read, go into the header
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool, open(tmp, "wb") as out:
-            gops = reader.gops(GOP_SIZE, config.frames)
             costs: dict[str, dict] = {}
+            if runner is None or runner is run_here:  # one pass: read and coded here
+                gops, jobs = reader.gops(GOP_SIZE, config.frames), None
+            else:  # a first pass cuts; the workers read their segments themselves
+                gops, jobs = (), plan_sources(reader, src, config)
             frames = encode_gops(
                 gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs,
-                runner=runner, store=store,
+                runner=runner, store=store, jobs=jobs,
             )  # fmt: skip
             notes = reader.notes()
             size = with_notes(spool, out, notes)
@@ -152,6 +167,7 @@ def encode_gops(
     costs: dict[str, dict[str, Any]] | None = None,
     runner: SegmentRunner | None = None,
     store: Any = None,
+    jobs: Iterator[SegmentJob] | None = None,
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count.
 
@@ -159,9 +175,15 @@ def encode_gops(
     here, one after the other; workers.py has processes and Ray) and joined in order, so the
     bytes are the same whoever codes them. ``costs``, when given, receives each stage's
     seconds and bytes (and the base layer's), summed over the segments. ``store``: a
-    ResumeStore whose kept segments are taken instead of coding them again."""
+    ResumeStore whose kept segments are taken instead of coding them again. ``jobs``: the
+    segments already cut (plan_sources: workers read their frames themselves); ``gops`` is
+    then not read."""
     config = config.validate()
-    jobs = _segment_jobs(segment_gops(gops, info.fps, config.segment_seconds), info, config)
+    if jobs is None:
+        run_elsewhere = runner is not None and runner is not run_here
+        kept = store is not None and bool(store.entries)
+        tagged = segment_gops(gops, info.fps, config.segment_seconds)
+        jobs = inline_jobs(tagged, info, config, materialise=run_elsewhere or kept)
     merger = SegmentMerger()
     totals = costs if costs is not None else {}
     run = runner or run_here
@@ -178,76 +200,38 @@ def encode_gops(
     return merger.frames
 
 
-@dataclass
-class SegmentJob:
-    """One segment to code: its GOPs (``start`` from the segment's first frame), the stream's
-    size and rate, the config, and the sha256 of its frames (what resume checks)."""
-
-    index: int
-    gops: list[Gop]
-    info: VideoInfo
-    config: EncodeConfig
-    digest: str = ""
-
-    @property
-    def frames(self) -> int:
-        return sum(g.n_frames for g in self.gops)
-
-
-@dataclass
-class SegmentResult:
-    """A coded segment: a .vcx of its own (segment_stream) and its stages' costs."""
-
-    data: bytes
-    costs: dict[str, dict[str, Any]]
-
-
-SegmentRunner = Callable[[Iterator[SegmentJob]], Iterator[SegmentResult]]
-
-
-def _segment_jobs(
-    gops: Iterable[SegmentGop], info: VideoInfo, config: EncodeConfig
+def plan_sources(
+    reader: VideoReader, path: str | Path, config: EncodeConfig
 ) -> Iterator[SegmentJob]:
-    for index, group in itertools.groupby(gops, key=lambda g: g.segment):
-        members = [g.gop for g in group]
-        yield SegmentJob(index, members, info, config, frames_digest(members))
+    """The first pass for workers that read their own frames: each segment, as soon as it is
+    cut, with its first frame, length, frames' sha256 and the timestamp to seek to (where the
+    timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
+    first, checked, rising = 0, 1, True
+    gops = reader.gops(GOP_SIZE, config.frames)
+    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
+    for job in inline_jobs(tagged, reader.info, config, materialise=False):
+        for _ in job.read():
+            pass
+        pts = reader.log.pts
+        rising = rising and all(pts[i - 1] < pts[i] for i in range(checked, len(pts)))
+        checked = len(pts)
+        seek = pts[first] if rising and len(pts) > first else None
+        source = SegmentSource(str(path), first, job.frames, seek)
+        yield replace(job, gops=None, digest=job.read_digest, source=source)
+        first += job.frames
 
 
-def zip_results(
-    jobs: Iterator[SegmentJob], run: SegmentRunner, store: Any
-) -> Iterator[tuple[SegmentJob, SegmentResult]]:
-    """Each job with its result, in order: a segment the store kept is taken from it, the
-    others go to ``run`` (which keeps their order) and into the store."""
-    done: deque[tuple[SegmentJob, SegmentResult | None]] = deque()
-
-    def todo() -> Iterator[SegmentJob]:
-        for job in jobs:
-            kept = store.kept(job) if store is not None else None
-            done.append((job, None if kept is None else SegmentResult(kept, {})))
-            if kept is None:
-                yield job
-
-    results = run(todo())
-    ready: deque[SegmentResult] = deque()  # the runner's results, in the order of its jobs
-    exhausted = False
-    while done or not exhausted:
-        job, kept = done[0] if done else (None, None)
-        if job is not None and kept is not None:
-            done.popleft()
-            yield job, kept
-        elif job is not None and ready:
-            done.popleft()
-            result = ready.popleft()
-            if store is not None:
-                store.keep(job, result.data)
-            yield job, result
-        elif exhausted:
-            raise RuntimeError(f"segment {job.index} came back from no worker")
-        else:
-            try:
-                ready.append(next(results))
-            except StopIteration:
-                exhausted = True
+def _set_threads(threads: int) -> None:
+    """The stages' own threads (torch, OpenCV) follow --threads: a float sum's order, and so
+    a decision taken on it, then depends on --threads alone, not on the machine's cores.
+    Torch is told now if loaded, else by OMP_NUM_THREADS when a stage loads it."""
+    if not threads:
+        return
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)
 
 
 def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
@@ -258,11 +242,26 @@ def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
 
 def encode_segment(job: SegmentJob) -> SegmentResult:
     """Code one segment alone (its base layer and stages chosen on its own frames, --base
-    auto on its first GOP) into a .vcx of its own."""
+    auto on its first GOP) into a .vcx of its own. A segment a worker read itself must give
+    the frames the first pass saw (its digest): read after a seek, they are read again from
+    the input's start where they do not (an open-GOP stream's leading pictures)."""
+    result = _encode_frames(job, job.read())
+    if job.source is not None and job.digest and job.read_digest != job.digest:
+        result = _encode_frames(job, job.read(seek=False))
+        if job.read_digest != job.digest:
+            raise WorkerError(f"segment {job.index}: the input changed while it was read")
+    return replace(result, digest=job.read_digest, frames=job.frames)
+
+
+def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
     config = job.config.validate()
-    gops = iter(job.gops)
+    _set_threads(config.threads)
+    first = next(frames, None)
+    if first is None:
+        raise InputError("the input has no frames to encode")
+    gops = itertools.chain([first], frames)
     if config.base == AUTO_BASE:  # on the first GOP; the base's stage switches then resolve
-        config = replace(config, base=choose_base(job.gops[0], config.qp)).validate()
+        config = replace(config, base=choose_base(first, config.qp)).validate()
     device = resolve_device(config.device)
     chunks = ChunkList()
     cut = Cut(0, 0, 0, config.base, config.qp, config.threads, target=f"qp {config.qp}")

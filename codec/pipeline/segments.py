@@ -23,6 +23,7 @@ SCENE_DIFF, SCENE_RATIO = 20.0, 4.0
 # sensor noise), once the segment is MIN_SEGMENT_SECONDS long
 ACTIVITY_RATIO, ACTIVITY_FLOOR = 4.0, 0.3
 MIN_SEGMENT_SECONDS = 4.0
+MIN_SCENE_FRAMES = 8  # a scene change closer than this to the segment's start is no cut (a flash)
 DEFAULT_SEGMENT_SECONDS = 10.0  # the longest segment
 
 
@@ -77,7 +78,8 @@ def segment_gops(
     for gop in gops:
         for t in range(gop.n_frames):
             diff = cutter.difference(gop.y[t])
-            if cutter.scene_change(diff) and (length or window):
+            scene = cutter.scene_change(diff)
+            if scene and length + len(window) >= MIN_SCENE_FRAMES:
                 if window:
                     yield emit()
                 segment, length, level, window, diffs = segment + 1, 0, None, [], []

@@ -114,6 +114,7 @@ def _connect(ray: Any, address: str) -> bool:
     try:
         if address == LOCAL_CLUSTER:
             ray.init(
+                address="local",
                 object_store_memory=RAY_OBJECT_STORE_BYTES,
                 include_dashboard=False,
                 log_to_driver=False,
