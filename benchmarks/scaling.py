@@ -2,7 +2,8 @@
 (encoder threads 1 each), and the same through a two-node local Ray cluster; the outputs must be
 byte-identical. Prints one JSON line per run and the speed-ups.
 
-    python benchmarks/scaling.py ../shared/data/clips/fixedcam_overhead_terrace_mono_1280x800_627f.mp4 --frames 600
+    python benchmarks/scaling.py \
+        ../shared/data/clips/fixedcam_overhead_terrace_mono_1280x800_627f.mp4 --frames 600
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ def main() -> None:
         results["ray, 2 nodes of 1 CPU"] = ray_run(vcodec, common, args.frames, out)
         print(json.dumps({"ray": results["ray, 2 nodes of 1 CPU"]}), flush=True)
     one = results["1 worker, core 0"]["seconds"]
-    for name, result in results.items():
+    for result in results.values():
         result["speedup"] = round(one / result["seconds"], 2)
     identical = len({r["sha256"] for r in results.values()}) == 1
     print(json.dumps({"clip": args.clip, "frames": args.frames, "identical": identical,

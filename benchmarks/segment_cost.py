@@ -67,6 +67,11 @@ def _like(source: list[Gop], decoded: list[Gop]) -> list[Gop]:
     return out
 
 
+def bd_rate(rate: dict, dbs: dict, test: str, anchor: str) -> float:
+    """BD-rate (%) of curve ``test`` against ``anchor``, PSNR-YUV."""
+    return round(bd.bd_rate(rate[anchor], dbs[anchor], rate[test], dbs[test], "akima"), 2)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("clips", nargs="+")
@@ -85,14 +90,11 @@ def main() -> None:
         rate = {k: [p["bytes"] for p in v] for k, v in curves.items()}
         dbs = {k: [p["psnr_yuv"] for p in v] for k, v in curves.items()}
 
-        def bd_rate(test: str, anchor: str) -> float:
-            return round(bd.bd_rate(rate[anchor], dbs[anchor], rate[test], dbs[test], "akima"), 2)
-
         print(json.dumps({
             "clip": Path(path).name, "frames": clip.frames, "qps": qps,
-            "segments_vs_one": bd_rate("segments", "one"),
-            "segments_vs_av1": bd_rate("segments", "av1"),
-            "one_vs_av1": bd_rate("one", "av1"),
+            "segments_vs_one": bd_rate(rate, dbs, "segments", "one"),
+            "segments_vs_av1": bd_rate(rate, dbs, "segments", "av1"),
+            "one_vs_av1": bd_rate(rate, dbs, "one", "av1"),
             "curves": curves,
         }), flush=True)  # fmt: skip
 

@@ -259,6 +259,24 @@ def encode(
             "beside the output.",
         ),
     ] = False,
+    target_size: Annotated[
+        str | None,
+        typer.Option(
+            help="The whole file's size (25MB, 1.5GiB): each segment's qp chosen from probe "
+            "encodes so that the file lands on it (instead of --qp).",
+        ),
+    ] = None,
+    bitrate: Annotated[
+        str | None,
+        typer.Option(help="The video's rate (800k, 2M bits a second), as --target-size does."),
+    ] = None,
+    target_psnr: Annotated[
+        float | None,
+        typer.Option(
+            help="Each segment at the highest qp whose PSNR-YUV reaches this many dB (probe "
+            "encodes, decoded and measured).",
+        ),
+    ] = None,
     segment_seconds: Annotated[
         float,
         typer.Option(
@@ -306,7 +324,8 @@ def encode(
             with frame_progress(f"encoding {_name(src)}", total, "segments") as progress:
                 result = run_encode(
                     path, output, config, force=force, progress=progress, runner=runner,
-                    resume=resume,
+                    resume=resume, target_size=target_size, bitrate=bitrate,
+                    target_psnr=target_psnr,
                 )  # fmt: skip
         out.print(_encode_line(output, result))
         if stats:

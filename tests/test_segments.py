@@ -189,3 +189,31 @@ def test_the_same_input_gives_the_same_bytes_audio_included(tmp_path, clip_facto
     for name in ("a.vcx", "b.vcx"):
         assert vcodec("encode", src, "-o", tmp_path / name, "--threads", "1").exit_code == 0
     assert (tmp_path / "a.vcx").read_bytes() == (tmp_path / "b.vcx").read_bytes()
+
+
+def test_a_size_target_is_met_and_each_segment_reaches_a_psnr_target(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 96))
+    args = ("--jobs", "1", "--threads", "1", "--segment-seconds", "1")
+    out = tmp_path / "size.vcx"
+    result = vcodec("encode", src, "-o", out, "--target-size", "40kB", *args)
+    assert result.exit_code == 0, result.output
+    assert abs(out.stat().st_size - 40_000) <= 0.03 * 40_000
+    summary = json.loads(vcodec("info", out, "--json").stdout)
+    assert {s["target"] for s in summary["segments"]} == {"size 40000"}
+    out = tmp_path / "psnr.vcx"
+    result = vcodec("encode", src, "-o", out, "--target-psnr", "36", *args)
+    assert result.exit_code == 0, result.output
+    with open(out, "rb") as f:
+        decoded = [g for g in VcxDecoder(f, "cpu").gops()]
+    frames = [f for g in decoded for f in zip(*g.planes(), strict=True)]
+    source = synthetic_planes(96, 64, 96)
+    for segment in json.loads(vcodec("info", out, "--json").stdout)["segments"]:
+        first, count = segment["first_frame"], segment["frames"]
+        errors = np.zeros(3)
+        pairs = zip(source[first : first + count], frames[first : first + count], strict=True)
+        for ref, test in pairs:
+            errors += [np.mean((a.astype(float) - b) ** 2) for a, b in zip(ref, test, strict=True)]
+        mse = (6 * errors[0] + errors[1] + errors[2]) / 8 / count
+        assert 36 <= 10 * np.log10(255**2 / mse) < 38, segment
+    bad = vcodec("encode", src, "-o", tmp_path / "x.vcx", "--target-size", "lots")
+    assert bad.exit_code == 3 and "25MB" in bad.stderr

@@ -47,6 +47,7 @@ from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
 from vcodec.pipeline.segments import segment_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
+from vcodec.pipeline.targets import Target, meet_psnr, meet_size, size_target
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
 from vcodec.stages.masks import MaskCodec, held_prediction, mask_models
 from vcodec.stages.scale import base_qp, coded_size
@@ -93,6 +94,9 @@ def encode(
     progress: Progress | None = None,
     runner: SegmentRunner | None = None,
     resume: bool = False,
+    target_size: str | None = None,
+    bitrate: str | None = None,
+    target_psnr: float | None = None,
 ) -> EncodeStats:
     """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``, segment
     by segment (``runner``: where they are coded, default one after the other here). What
@@ -100,7 +104,10 @@ def encode(
     constant, a truncated input) goes into the header's notes and is warned (VcxWarning).
 
     Each coded segment is kept beside the partial output until the encode ends; a run killed
-    midway leaves them, and the same encode with ``resume`` takes them back (ResumeStore)."""
+    midway leaves them, and the same encode with ``resume`` takes them back (ResumeStore).
+    ``target_size`` (``25MB``: the whole file), ``bitrate`` (``800k``: the video's bits a
+    second) or ``target_psnr`` (dB, PSNR-YUV per segment) choose each segment's qp instead
+    of --qp (targets.py), from probe encodes; they do not resume."""
     import warnings
 
     from vcodec.errors import VcxWarning
@@ -124,7 +131,20 @@ def encode(
         # spooled: the notes, known once the input is read, go into the header
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool, open(tmp, "wb") as out:
             costs: dict[str, dict] = {}
-            if runner is None or runner is run_here:  # one pass: read and coded here
+            if target_size or bitrate or target_psnr:
+                jobs = list(plan_sources(reader, src, config))
+                seconds = sum(j.frames for j in jobs) / reader.info.fps
+                size = size_target(target_size, bitrate, float(seconds))
+                if size and target_size:  # the whole file: the audio's bytes come first
+                    size -= len(audio or b"")
+                if size is not None and size <= 0:
+                    raise InputError(f"--target-size {target_size} leaves no bytes for video")
+                target = Target(size=size, psnr=target_psnr)
+                jobs = [replace(j, target=target.label()) for j in jobs]
+                run = runner or run_here
+                done = meet_size(jobs, size, run) if size else meet_psnr(jobs, target_psnr, run)
+                runner, gops, jobs = _given(done), (), iter(jobs)
+            elif runner is None or runner is run_here:  # one pass: read and coded here
                 gops, jobs = reader.gops(GOP_SIZE, config.frames), None
             else:  # a first pass cuts; the workers read their segments themselves
                 gops, jobs = (), plan_sources(reader, src, config)
@@ -200,6 +220,16 @@ def encode_gops(
     return merger.frames
 
 
+def _given(results: list[SegmentResult]) -> SegmentRunner:
+    """A runner that hands back results already coded, in order."""
+
+    def run(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+        for _job, result in zip(jobs, results, strict=True):
+            yield result
+
+    return run
+
+
 def plan_sources(
     reader: VideoReader, path: str | Path, config: EncodeConfig
 ) -> Iterator[SegmentJob]:
@@ -264,7 +294,8 @@ def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
         config = replace(config, base=choose_base(first, config.qp)).validate()
     device = resolve_device(config.device)
     chunks = ChunkList()
-    cut = Cut(0, 0, 0, config.base, config.qp, config.threads, target=f"qp {config.qp}")
+    asked = job.target or f"qp {config.qp}"
+    cut = Cut(0, 0, 0, config.base, config.qp, config.threads, target=asked)
     if config.mode == "pure":
         masks = MaskCodec(
             config.qp, True, device, config.mask_search, recon_model=config.recon_model

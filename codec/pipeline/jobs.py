@@ -43,6 +43,7 @@ class SegmentJob:
     source: SegmentSource | None = None
     digest: str = ""
     frames: int = 0
+    target: str = ""  # what the user asked of it (targets.Target.label), else its qp
     read_digest: str = field(default="", compare=False)  # what reading it gave
 
     def read(self, seek: bool = True) -> Iterator[Gop]:

@@ -1,0 +1,182 @@
+"""Rate and quality targets: a whole file's size (--target-size, --bitrate) shared out among
+its segments from probe encodes, or each segment at the highest qp that reaches a PSNR
+(--target-psnr), as av1an's target-quality search does with its probes."""
+
+from __future__ import annotations
+
+import io
+import math
+import re
+from dataclasses import dataclass, replace
+
+import numpy as np
+
+from vcodec.errors import InputError
+from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
+from vcodec.pipeline.jobs import SegmentJob, SegmentResult, SegmentRunner, regroup
+
+PROBE_STEP = 6  # the second probe's qp above the first (--qp): about half the bytes
+QP_RANGE = (1, 51)  # the qps a target may choose
+SIZE_TOLERANCE = 0.02  # a size within this share of its target is not corrected further
+MAX_CORRECTIONS = 8  # re-encodes of single segments to bring the total onto the target
+PSNR_ROUNDS = 5  # rounds of the --target-psnr search after the two probes
+UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
+
+
+@dataclass(frozen=True)
+class Target:
+    """What the user asked: the video's bytes (``size``), or a PSNR-YUV per segment (dB)."""
+
+    size: int | None = None
+    psnr: float | None = None
+
+    def label(self) -> str:
+        return f"size {self.size}" if self.size else f"psnr {self.psnr}"
+
+
+def parse_amount(text: str, unit: str) -> float:
+    """``25MB``, ``1.5GiB``, ``800k``, ``2M`` as a number of ``unit`` (B or b)."""
+    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([kmgKMG]i?)?" + unit + r"?\s*", text)
+    if not match or float(match.group(1)) <= 0:
+        raise InputError(f"{text!r} is not an amount like 25MB or 800k")
+    return float(match.group(1)) * UNITS[(match.group(2) or "").lower()]
+
+
+def size_target(target_size: str | None, bitrate: str | None, seconds: float) -> int | None:
+    """The video's bytes asked for by --target-size (bytes) or --bitrate (bits a second)."""
+    if target_size and bitrate:
+        raise InputError("--target-size and --bitrate ask for the same thing: give one")
+    if target_size:
+        return int(parse_amount(target_size, "B"))
+    if bitrate:
+        return int(parse_amount(bitrate, "b") * seconds / 8)
+    return None
+
+
+def psnr_yuv(source: list[Gop], data: bytes) -> float:
+    """The PSNR-YUV of a coded segment (a .vcx of its own) against its frames, over all of
+    its frames' pixels."""
+    from vcodec.pipeline.decoder import VcxDecoder
+
+    decoded = list(regroup(VcxDecoder(io.BytesIO(data), "cpu").gops()))
+    errors = np.zeros(3)
+    for ref, test in zip(regroup(source), decoded, strict=True):
+        for i, (a, b) in enumerate(zip(ref.planes(), test.planes(), strict=True)):
+            errors[i] += np.mean((a.astype(np.float64) - b) ** 2) * ref.n_frames
+    frames = sum(g.n_frames for g in source)
+    mse = float(np.dot(PSNR_YUV_WEIGHTS, errors / frames) / sum(PSNR_YUV_WEIGHTS))
+    return 10 * math.log10(255**2 / max(mse, 1e-10))
+
+
+def at_qps(jobs: list[SegmentJob], qps: list[int], run: SegmentRunner) -> list[SegmentResult]:
+    """Each job coded at its qp (the runner keeps their order)."""
+    coded = [
+        replace(j, config=replace(j.config, qp=q), gops=None)
+        for j, q in zip(jobs, qps, strict=True)
+    ]
+    return list(run(iter(coded)))
+
+
+def _missing(
+    jobs: list[SegmentJob], chosen: list[int], tried: dict, run: SegmentRunner
+) -> list[tuple[int, SegmentResult]]:
+    """The chosen (segment, qp) pairs not coded yet, coded now: (segment, result)."""
+    todo = [i for i in range(len(jobs)) if (i, chosen[i]) not in tried]
+    results = at_qps([jobs[i] for i in todo], [chosen[i] for i in todo], run)
+    return list(zip(todo, results, strict=True))
+
+
+def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[SegmentResult]:
+    """Every segment at a qp such that the total is as close to ``size`` bytes as whole qps
+    allow: two probes each (--qp and PROBE_STEP above), a log-linear model of bytes against
+    qp per segment, one qp q* for all (equal slopes: bits go where they buy most), rounded
+    per segment to the nearest total, then single segments moved a qp at a time while that
+    brings the total closer."""
+    low = [j.config.qp for j in jobs]
+    high = [min(QP_RANGE[1], q + PROBE_STEP) for q in low]
+    tried: dict[tuple[int, int], SegmentResult] = {}
+    for qps in (low, high):
+        for i, result in enumerate(at_qps(jobs, qps, run)):
+            tried[i, qps[i]] = result
+    slopes = [
+        (math.log(len(tried[i, h].data)) - math.log(len(tried[i, lo].data))) / max(1, h - lo)
+        for i, (lo, h) in enumerate(zip(low, high, strict=True))
+    ]
+
+    def predicted(i: int, q: float) -> float:
+        return len(tried[i, low[i]].data) * math.exp(slopes[i] * (q - low[i]))
+
+    lo_q, hi_q = float(QP_RANGE[0]), float(QP_RANGE[1])
+    for _ in range(50):  # bisection on the common qp: sizes fall as it rises
+        mid = (lo_q + hi_q) / 2
+        over = sum(predicted(i, mid) for i in range(len(jobs))) > size
+        lo_q, hi_q = (mid, hi_q) if over else (lo_q, mid)
+    chosen = [min(QP_RANGE[1], max(QP_RANGE[0], round(lo_q))) for _ in jobs]
+    for i, result in _missing(jobs, chosen, tried, run):
+        tried[i, chosen[i]] = result
+    for _ in range(MAX_CORRECTIONS):
+        total = sum(len(tried[i, q].data) for i, q in enumerate(chosen))
+        if abs(total - size) <= SIZE_TOLERANCE * size:
+            break
+        step = 1 if total > size else -1
+        i = max(range(len(jobs)), key=lambda k: len(tried[k, chosen[k]].data))
+        q = chosen[i] + step
+        if not QP_RANGE[0] <= q <= QP_RANGE[1]:
+            break
+        if (i, q) not in tried:
+            tried[i, q] = at_qps([jobs[i]], [q], run)[0]
+        after = total - len(tried[i, chosen[i]].data) + len(tried[i, q].data)
+        if abs(after - size) >= abs(total - size):
+            break
+        chosen[i] = q
+    return [tried[i, q] for i, q in enumerate(chosen)]
+
+
+def meet_psnr(jobs: list[SegmentJob], psnr: float, run: SegmentRunner) -> list[SegmentResult]:
+    """Each segment at the highest qp whose PSNR-YUV reaches ``psnr``: a search per segment,
+    all segments a round at a time (each round codes one qp of every unfinished segment), from
+    the probes (--qp, PROBE_STEP above) by straight lines between the qps that reach it and
+    those that do not, until they are neighbours (PSNR_ROUNDS at most)."""
+    tried: dict[tuple[int, int], SegmentResult] = {}
+    quality: list[dict[int, float]] = [{} for _ in jobs]
+
+    def code(indices: list[int], qps: list[int]) -> None:
+        for i, q, result in zip(
+            indices, qps, at_qps([jobs[i] for i in indices], qps, run), strict=True
+        ):
+            tried[i, q] = result
+            quality[i][q] = psnr_yuv(list(jobs[i].read()), result.data)  # one segment in memory
+
+    everyone = list(range(len(jobs)))
+    code(everyone, [j.config.qp for j in jobs])
+    code(everyone, [min(QP_RANGE[1], j.config.qp + PROBE_STEP) for j in jobs])
+    for _ in range(PSNR_ROUNDS):
+        nexts = {i: q for i in everyone if (q := _next_qp(quality[i], psnr)) is not None}
+        if not nexts:
+            break
+        code(list(nexts), list(nexts.values()))
+    return [tried[i, _best_qp(quality[i], psnr)] for i in everyone]
+
+
+def _best_qp(quality: dict[int, float], psnr: float) -> int:
+    """The highest qp tried that reaches ``psnr``; none does: the lowest tried."""
+    good = [q for q, db in quality.items() if db >= psnr]
+    return max(good) if good else min(quality)
+
+
+def _next_qp(quality: dict[int, float], psnr: float) -> int | None:
+    """The qp to try next, or None when the answer is known (neighbours, or a range end)."""
+    good = [q for q, db in quality.items() if db >= psnr]
+    above = [q for q, db in quality.items() if db < psnr and good and q > max(good)]
+    points = sorted(quality.items())
+    (q0, d0), (q1, d1) = points[0], points[-1]
+    slope = (d1 - d0) / (q1 - q0) if q1 != q0 and d1 != d0 else -0.5
+    guess = round(q0 + (psnr - d0) / slope)
+    if good and above:  # between the best qp that reaches it and the next that does not
+        low, high = max(good), min(above)
+        return None if high - low <= 1 else min(high - 1, max(low + 1, guess))
+    if not good:  # every qp tried misses: lower
+        q = min(min(quality) - 1, guess)
+        return q if q >= QP_RANGE[0] and q not in quality else None
+    q = max(max(quality) + 1, guess)  # every qp tried reaches it: higher
+    return q if q <= QP_RANGE[1] and q not in quality else None
