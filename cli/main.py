@@ -61,15 +61,20 @@ def main(
 
 @app.command()
 def encode(
-    src: Annotated[
-        Path,
+    sources: Annotated[
+        list[Path],
         typer.Argument(
             help="Input video (mp4, mkv, avi, y4m, .264/.265, or a folder of PNG/JPG frames); "
-            "- reads y4m or a container from standard input."
+            "- reads y4m or a container from standard input. Several inputs, or a folder of "
+            "videos, go into the folder -o names, NAME.vcx each.",
+            show_default=False,
         ),
     ],
     output: Annotated[
-        Path, typer.Option("--output", "-o", help="The .vcx file to write (named *.vcx).")
+        Path,
+        typer.Option(
+            "--output", "-o", help="The .vcx file to write (named *.vcx), or the folder of a batch."
+        ),
     ],
     qp: Annotated[int, typer.Option(help="Quality, 0-51 (x264's scale): higher is smaller.")] = 32,
     base: Annotated[
@@ -296,6 +301,7 @@ def encode(
 ) -> None:
     """Encode a video into a .vcx file: cut into segments, coded in parallel."""
     with reported_errors():
+        from vcodec.cli.batch import batch_inputs, run_batch
         from vcodec.files import readable_input
         from vcodec.io import open_video
         from vcodec.pipeline.config import EncodeConfig
@@ -315,18 +321,29 @@ def encode(
         jobs = jobs or cores()
         config = replace(config, threads=threads or max(1, cores() // jobs)).validate()
         runner = ray_runner(cluster, config.threads) if cluster else local_runner(jobs)
+
+        def encode_one(src: Path, output: Path) -> Any:
+            with readable_input(src) as path:
+                with open_video(path) as reader:
+                    total = reader.info.frame_count
+                total = min(total, frames) if total and frames else total or frames
+                with frame_progress(f"encoding {_name(src)}", total, "segments") as progress:
+                    return run_encode(
+                        path, output, config, force=force, progress=progress, runner=runner,
+                        resume=resume, target_size=target_size, bitrate=bitrate,
+                        target_psnr=target_psnr,
+                    )  # fmt: skip
+
+        inputs = batch_inputs(sources)
+        if inputs is not None:
+            code = run_batch(inputs, output, encode_one)
+            if code:
+                raise typer.Exit(code)
+            return
+        src = sources[0]
         if is_stdio(src):  # before standard input is read
             check_vcx_name(output)
-        with readable_input(src) as path:
-            with open_video(path) as reader:
-                total = reader.info.frame_count
-            total = min(total, frames) if total and frames else total or frames
-            with frame_progress(f"encoding {_name(src)}", total, "segments") as progress:
-                result = run_encode(
-                    path, output, config, force=force, progress=progress, runner=runner,
-                    resume=resume, target_size=target_size, bitrate=bitrate,
-                    target_psnr=target_psnr,
-                )  # fmt: skip
+        result = encode_one(src, output)
         out.print(_encode_line(output, result))
         if stats:
             out.print(_cost_table(result))

@@ -217,3 +217,17 @@ def test_a_size_target_is_met_and_each_segment_reaches_a_psnr_target(tmp_path) -
         assert 36 <= 10 * np.log10(255**2 / mse) < 38, segment
     bad = vcodec("encode", src, "-o", tmp_path / "x.vcx", "--target-size", "lots")
     assert bad.exit_code == 3 and "25MB" in bad.stderr
+
+
+def test_a_folder_batch_finishes_the_good_files_and_reports_the_others(tmp_path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    write_y4m(folder / "good.y4m", synthetic_planes(64, 48, 8))
+    (folder / "cut.y4m").write_bytes((folder / "good.y4m").read_bytes()[:40])
+    (folder / "notes.txt").write_text("not a video")
+    result = vcodec("encode", folder, "-o", tmp_path / "out")
+    assert result.exit_code == 3, result.output
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["good.vcx"]
+    errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
+    assert len(errors) == 2 and "cut.y4m" in errors[0] and "notes.txt" in errors[1]
+    assert "good.y4m" in result.stdout and not list(tmp_path.glob("**/.*partial*"))
