@@ -39,6 +39,7 @@ def main() -> None:
     vcodec = shutil.which("vcodec") or "vcodec"
     out = Path(tempfile.mkdtemp(prefix="vcodec-scaling-"))
     common = [args.clip, "--frames", str(args.frames), "--qp", str(args.qp), "--threads", "1"]
+    common += ["--segment-seconds", "10"]  # 600 frames: two segments to share
     runs = {
         "1 worker, core 0": ["taskset", "-c", "0", vcodec, "encode", *common, "--jobs", "1"],
         "2 workers, cores 0-1": ["taskset", "-c", "0,1", vcodec, "encode", *common, "--jobs", "2"],

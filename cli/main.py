@@ -285,10 +285,12 @@ def encode(
     segment_seconds: Annotated[
         float,
         typer.Option(
-            help="The longest segment, in seconds. Segments are also cut at scene changes and "
-            "where a still scene starts or stops moving; each chooses its own base layer.",
+            help="The longest segment, in seconds (each cut is a keyframe: shorter segments "
+            "mean more parallel work and finer resume, and a larger file). Segments are also "
+            "cut at scene changes and where a still scene starts or stops moving; each chooses "
+            "its own base layer.",
         ),
-    ] = 10.0,
+    ] = 60.0,
     stats: Annotated[
         bool,
         typer.Option(

@@ -68,7 +68,7 @@ def as_gops(planes, size: int = 7) -> list[Gop]:
     return [Gop.from_frames(planes[i : i + size], i) for i in range(0, len(planes), size)]
 
 
-def test_cuts_at_a_scene_change_an_activity_change_and_the_longest_length() -> None:
+def test_cuts_at_a_scene_change_a_change_of_choice_and_the_longest_length() -> None:
     planes = synthetic_planes(64, 48, 40)
     cut = [tuple(255 - p for p in yuv) for yuv in planes[:30]]  # a new scene at frame 40
     pieces = list(segment_gops(as_gops(planes + cut), Fraction(FPS), seconds=100))
@@ -78,7 +78,18 @@ def test_cuts_at_a_scene_change_an_activity_change_and_the_longest_length() -> N
     long = list(segment_gops(as_gops(synthetic_planes(64, 48, 100)), Fraction(FPS), seconds=2))
     assert cuts_of(long) == [(0, 48), (1, 48), (2, 4)]  # 2 s = 50 frames: whole GOPs, 48
     moving = list(segment_gops(as_gops(still_then_moving()), Fraction(FPS), seconds=100))
-    assert cuts_of(moving) == [(0, 112), (1, 112)]
+    assert cuts_of(moving) == [(0, 112), (1, 112)]  # the still scene's end is a scene change
+    frames = synthetic_planes(32, 32, 400)  # the choice flips at frame 208, after 8 s
+    flips = list(segment_gops(as_gops(frames), Fraction(FPS), 100, lambda g: g.y.mean() > 0))
+    assert cuts_of(flips) == [(0, 400)]  # no change of choice, no cut
+    flips = segment_gops(as_gops(frames), Fraction(FPS), 100, _choice_from(frames, 208))
+    assert cuts_of(flips) == [(0, 208), (1, 192)]
+
+
+def _choice_from(frames, first: int):
+    """A choice that changes at frame ``first`` (GOPs are matched to frames by content)."""
+    marks = {frames[i][0].tobytes(): i for i in range(len(frames))}
+    return lambda gop: marks[gop.y[0].tobytes()] >= first
 
 
 def test_each_segment_picks_its_own_base_layer(tmp_path) -> None:

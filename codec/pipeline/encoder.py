@@ -4,6 +4,7 @@ GOP by GOP and writes their payloads (side info, chunks) into the container."""
 from __future__ import annotations
 
 import contextlib
+import functools
 import itertools
 import os
 import resource
@@ -202,7 +203,7 @@ def encode_gops(
     if jobs is None:
         run_elsewhere = runner is not None and runner is not run_here
         kept = store is not None and bool(store.entries)
-        tagged = segment_gops(gops, info.fps, config.segment_seconds)
+        tagged = segment_gops(gops, info.fps, config.segment_seconds, _decider(config))
         jobs = inline_jobs(tagged, info, config, materialise=run_elsewhere or kept)
     merger = SegmentMerger()
     totals = costs if costs is not None else {}
@@ -218,6 +219,17 @@ def encode_gops(
     header = _header(info, replace(config, base=merger.base or STILL_BASE), [])
     merger.write(out, header, audio)
     return merger.frames
+
+
+def _decider(config: EncodeConfig) -> Callable[[Gop], str] | None:
+    """The per-GOP choice a segment is cut at when it changes: --base auto's base layer."""
+    if config.base != AUTO_BASE:
+        return None
+    return functools.partial(_choose_base, qp=config.qp)
+
+
+def _choose_base(gop: Gop, qp: int) -> str:
+    return choose_base(gop, qp)
 
 
 def _given(results: list[SegmentResult]) -> SegmentRunner:
@@ -238,7 +250,7 @@ def plan_sources(
     timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
     first, checked, rising = 0, 1, True
     gops = reader.gops(GOP_SIZE, config.frames)
-    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
+    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds, _decider(config))
     for job in inline_jobs(tagged, reader.info, config, materialise=False):
         for _ in job.read():
             pass

@@ -1,11 +1,12 @@
-"""Where a video is cut into independent segments: at scene changes, where a still scene starts
-to move (or stops), and at a maximum length, from cheap frame-difference statistics; never by
-the number of workers, so the cuts (and the bytes) depend on the content and options alone."""
+"""Where a video is cut into independent segments: at scene changes (cheap frame-difference
+statistics), where the encoder's per-segment choice would change (a still scene starts to move:
+another base layer), and at a maximum length; never by the number of workers, so the cuts (and
+the bytes) depend on the content and options alone."""
 
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -18,13 +19,15 @@ THUMB_FACTOR = 8  # frames are compared as luma thumbnails this many times small
 # a scene change: a frame whose mean absolute thumbnail difference to the one before is at
 # least SCENE_DIFF levels and SCENE_RATIO times the mean of the last GOP's
 SCENE_DIFF, SCENE_RATIO = 20.0, 4.0
-# an activity change: a GOP whose mean difference is ACTIVITY_RATIO times its segment's first
-# GOP's, or that far below it (differences under ACTIVITY_FLOOR levels count as that floor:
-# sensor noise), once the segment is MIN_SEGMENT_SECONDS long
-ACTIVITY_RATIO, ACTIVITY_FLOOR = 4.0, 0.3
-MIN_SEGMENT_SECONDS = 4.0
+# a change of choice: a GOP for which the encoder's choice (``decide``: --base auto's) differs
+# from its segment's first GOP's, once the segment is MIN_SEGMENT_SECONDS long. (Cutting at
+# every change of activity instead, a 4x change of the mean difference, cost 13 % against one
+# segment on a highway camera: an SVT-AV1 keyframe where nothing else changed.)
+MIN_SEGMENT_SECONDS = 8.0
 MIN_SCENE_FRAMES = 8  # a scene change closer than this to the segment's start is no cut (a flash)
-DEFAULT_SEGMENT_SECONDS = 10.0  # the longest segment
+# the longest segment: every cut is a keyframe, which a still camera pays dearly for (10 s
+# segments cost +6.2 % and +11.5 % against one segment on two fixed cameras, docs/results.md)
+DEFAULT_SEGMENT_SECONDS = 60.0
 
 
 @dataclass
@@ -61,15 +64,18 @@ class _Cutter:
 
 
 def segment_gops(
-    gops: Iterable[Gop], fps: Fraction, seconds: float = DEFAULT_SEGMENT_SECONDS
+    gops: Iterable[Gop],
+    fps: Fraction,
+    seconds: float = DEFAULT_SEGMENT_SECONDS,
+    decide: Callable[[Gop], Hashable] | None = None,
 ) -> Iterator[SegmentGop]:
     """The frames of ``gops`` regrouped into segments of GOPs of GOP_SIZE frames (a segment's
-    last GOP, and one cut short by a scene change, may be shorter), one GOP in memory."""
+    last GOP, and one cut short by a scene change, may be shorter), one GOP in memory.
+    ``decide``: the encoder's choice for a GOP; a segment is cut where it changes."""
     cutter = _Cutter(fps, seconds)
     segment, length = 0, 0
-    level: float | None = None  # the segment's first GOP's mean difference
+    level: Hashable | None = None  # the segment's first GOP's choice
     window: list[tuple[np.ndarray, ...]] = []
-    diffs: list[float] = []
 
     def emit() -> SegmentGop:
         gop = Gop.from_frames(window, length)
@@ -82,22 +88,20 @@ def segment_gops(
             if scene and length + len(window) >= MIN_SCENE_FRAMES:
                 if window:
                     yield emit()
-                segment, length, level, window, diffs = segment + 1, 0, None, [], []
+                segment, length, level, window = segment + 1, 0, None, []
             window.append((gop.y[t], gop.u[t], gop.v[t]))
-            if diff is not None and len(window) > 1:
-                diffs.append(diff)
             if len(window) < GOP_SIZE:
                 continue
-            activity = max(ACTIVITY_FLOOR, float(np.mean(diffs)) if diffs else 0.0)
-            if level is None:
-                level = activity
-            elif length >= cutter.min_frames and max(activity / level, level / activity) >= (
-                ACTIVITY_RATIO
-            ):
-                segment, length, level = segment + 1, 0, activity
-            yield emit()
+            piece = emit()
+            choice = decide(piece.gop) if decide is not None else None
+            if length == 0:
+                level = choice
+            elif length >= cutter.min_frames and choice != level:
+                segment, length, level = segment + 1, 0, choice
+                piece = emit()
+            yield piece
             length += len(window)
-            window, diffs = [], []
+            window = []
             if length >= cutter.max_frames:
                 segment, length, level = segment + 1, 0, None
     if window:
