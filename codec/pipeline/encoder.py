@@ -225,11 +225,7 @@ def _decider(config: EncodeConfig) -> Callable[[Gop], str] | None:
     """The per-GOP choice a segment is cut at when it changes: --base auto's base layer."""
     if config.base != AUTO_BASE:
         return None
-    return functools.partial(_choose_base, qp=config.qp)
-
-
-def _choose_base(gop: Gop, qp: int) -> str:
-    return choose_base(gop, qp)
+    return functools.partial(choose_base, qp=config.qp)
 
 
 def _given(results: list[SegmentResult]) -> SegmentRunner:

@@ -5,7 +5,6 @@ the bytes) depend on the content and options alone."""
 
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable, Hashable, Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -106,13 +105,3 @@ def segment_gops(
                 segment, length, level = segment + 1, 0, None
     if window:
         yield emit()
-
-
-def frames_digest(gops: Iterable[Gop]) -> str:
-    """The sha256 of a segment's frames (planes in order): what resume checks a kept segment
-    against, so a changed input never reuses it."""
-    digest = hashlib.sha256()
-    for gop in gops:
-        for plane in gop.planes():
-            digest.update(np.ascontiguousarray(plane).data)
-    return digest.hexdigest()
