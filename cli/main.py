@@ -453,10 +453,13 @@ def _cost_table(result) -> Table:
 SHOWN_SEGMENTS = 12  # `info` lists this many segments, then a count of the rest
 
 
-def _segments_line(segments: list[dict[str, Any]]) -> str:
-    """Each segment: its frames, base codec, qp (and what was asked, when not a qp), bytes."""
+def _segments_line(segments: list[dict[str, Any]], mode: str) -> str:
+    """Each segment: its frames, base codec (pure mode: none), qp (and what was asked, when
+    not a qp), bytes."""
     if not segments:
         return "one (a stream from before segments)"
+    if mode == "pure":
+        segments = [s | {"base": "pure"} for s in segments]
     bases = Counter(s["base"] for s in segments)
     parts = [f"{len(segments)} segments ({', '.join(f'{b}: {n}' for b, n in bases.items())})"]
     for s in segments[:SHOWN_SEGMENTS]:
@@ -501,7 +504,7 @@ def _info_table(s: dict[str, Any]) -> Table:
             else f"hybrid, qp {h['qp']}" + ("" if s["segments"] else f", base {h['base_codec']}"),
         ),
         ("task", h["task"]),
-        ("segments", _segments_line(s["segments"])),
+        ("segments", _segments_line(s["segments"], h["mode"])),
         ("scales", ", ".join(f"s={k}: {v} GOPs" for k, v in s["gop_scales"].items())),
         (
             "post strength",

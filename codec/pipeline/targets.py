@@ -175,8 +175,8 @@ def _next_qp(quality: dict[int, float], psnr: float) -> int | None:
     if good and above:  # between the best qp that reaches it and the next that does not
         low, high = max(good), min(above)
         return None if high - low <= 1 else min(high - 1, max(low + 1, guess))
-    if not good:  # every qp tried misses: lower
-        q = min(min(quality) - 1, guess)
-        return q if q >= QP_RANGE[0] and q not in quality else None
-    q = max(max(quality) + 1, guess)  # every qp tried reaches it: higher
-    return q if q <= QP_RANGE[1] and q not in quality else None
+    if not good:  # every qp tried misses: lower, down to the range's end
+        q = max(QP_RANGE[0], min(min(quality) - 1, guess))
+    else:  # every qp tried reaches it: higher, up to the range's end
+        q = min(QP_RANGE[1], max(max(quality) + 1, guess))
+    return None if q in quality else q
