@@ -1,4 +1,4 @@
-"""How close --target-size lands (three sizes a clip: 0.6x, 1x and 1.6x the clip's size at
+"""How close --target-size lands (three sizes a clip: 0.6x, 1x and 1.6x the video bytes at
 --qp 32) and how close each segment of a --target-psnr encode lands, with the seconds each
 took beside one plain encode's. Prints one JSON line per encode.
 
@@ -64,7 +64,7 @@ def main() -> None:
         out = folder / f"{clip.stem}.vcx"
         plain = encode(clip, out, config, force=True)
         for factor in SIZE_FACTORS:
-            size = int(factor * plain.bytes)
+            size = int(factor * (plain.bytes - plain.audio_bytes)) + plain.audio_bytes
             got = encode(clip, out, config, force=True, target_size=str(size))
             print(json.dumps({
                 "clip": clip.name, "target_size": size, "bytes": got.bytes,

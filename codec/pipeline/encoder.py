@@ -46,7 +46,7 @@ from vcodec.pipeline.jobs import (
     zip_results,
 )
 from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
-from vcodec.pipeline.segments import segment_gops
+from vcodec.pipeline.segments import longest_segment, segment_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
 from vcodec.pipeline.targets import Target, meet_psnr, meet_size, size_target
@@ -417,6 +417,7 @@ class _HybridEncoder:
                 config.base, width // scale, height // scale, self.info.fps,
                 base_qp(config.qp, scale), config.preset, config.roi != "none",
                 tune=config.tune, threads=config.threads,
+                keyint=longest_segment(self.info.fps, config.segment_seconds),
             )  # fmt: skip
         segment = Segment(config.base, width // scale, height // scale, self.base.extradata)
         self.writer.write(segment)

@@ -29,6 +29,11 @@ MIN_SCENE_FRAMES = 8  # a scene change closer than this to the segment's start i
 DEFAULT_SEGMENT_SECONDS = 60.0
 
 
+def longest_segment(fps: Fraction, seconds: float) -> int:
+    """The most frames a segment holds: ``seconds`` of video in whole GOPs (at least one)."""
+    return max(GOP_SIZE, int(seconds * fps) // GOP_SIZE * GOP_SIZE)
+
+
 @dataclass
 class SegmentGop:
     """A GOP of segment ``segment`` (0, 1, ...); its ``gop.start`` counts from the segment's
@@ -42,7 +47,7 @@ class _Cutter:
     """The cut rules over a stream of frames (see the module's constants)."""
 
     def __init__(self, fps: Fraction, seconds: float) -> None:
-        self.max_frames = max(GOP_SIZE, int(seconds * fps) // GOP_SIZE * GOP_SIZE)
+        self.max_frames = longest_segment(fps, seconds)
         self.min_frames = int(MIN_SEGMENT_SECONDS * fps)
         self.previous: np.ndarray | None = None
         self.recent: list[float] = []  # the last GOP's differences

@@ -38,24 +38,33 @@ class BaseCodec:
         return max(0, min(self.max_crf, round(qp * self.max_crf / 51)))
 
     def options(
-        self, qp: int, preset: str, roi: bool = False, tune: str = "none", threads: int = 0
+        self,
+        qp: int,
+        preset: str,
+        roi: bool = False,
+        tune: str = "none",
+        threads: int = 0,
+        keyint: int = 0,
     ) -> dict[str, str]:
         """``roi``: the frames will carry ROI QP offsets, which x265 takes only with AQ on.
         ``tune``: psnr (x264/x265's own --tune psnr: no psycho-visual rate-distortion, adaptive
         quantisation at zero strength) or none (the encoder's defaults). SVT-AV1's default
         already aims at PSNR, so it takes none. ``threads`` (0: the encoder's default): x265's
-        thread pool and SVT-AV1's level of parallelism (x264 takes the context's count)."""
+        thread pool and SVT-AV1's level of parallelism (x264 takes the context's count).
+        ``keyint`` (0: the encoder's default): the longest keyframe interval, in frames."""
         crf = str(self.crf(qp))
         if self.name == "av1":
             options = {"crf": crf, "preset": str(svt_preset(preset))}
-            if threads:
-                options["svtav1-params"] = f"lp={threads}"
+            params = [f"lp={threads}"] * bool(threads) + [f"keyint={keyint}"] * bool(keyint)
+            if params:
+                options["svtav1-params"] = ":".join(params)
             return options
         options = {"crf": crf, "preset": preset}
         if tune == "psnr":
             options["tune"] = "psnr"
         if self.name == "x265":
             params = "log-level=error" + (f":pools={threads}" if threads else "")
+            params += f":keyint={keyint}" if keyint else ""
             # (x265 applies the offsets per 32x32 quantisation group; qg-size=16 followed the
             # 16x16 map more closely but lost ROI-PSNR at equal rate: bikes +1.26 against
             # +1.65 dB, intel_car +2.31 against +2.60 dB, masks and post off)
@@ -111,12 +120,14 @@ class BaseEncoder:
         info: bool = False,
         tune: str = "none",
         threads: int = 0,
+        keyint: int = 0,
     ) -> None:
         """``roi``: frames will come with QP regions (encode's ``regions``). ``tune``: as
         BaseCodec.options. ``info``: keep the SEI in which x264/x265 describe themselves
         (version and every option, 0.6-2.3 KB at each encoder start); without it the packets
         carry only what a decoder needs. ``threads``: the encoder's threads (0: its
-        default); x265's bytes depend on them."""
+        default); x265's bytes depend on them. ``keyint``: the most frames from one keyframe
+        to the next (0: the encoder's default; SVT-AV1's is about 5 s)."""
         self.codec = get_codec(codec)
         self.info = info
         self._ctx = av.CodecContext.create(self.codec.encoder, "w")
@@ -125,9 +136,11 @@ class BaseEncoder:
         self._ctx.time_base = 1 / Fraction(fps)
         self._ctx.framerate = Fraction(fps)
         self.roi = roi and self.codec.roi  # SVT-AV1 takes no ROI: its regions are dropped
-        self._ctx.options = self.codec.options(qp, preset, self.roi, tune, threads)
+        self._ctx.options = self.codec.options(qp, preset, self.roi, tune, threads, keyint)
         if threads:
             self._ctx.thread_count = threads
+        if keyint and self.codec.name == "x264":
+            self._ctx.gop_size = keyint
         self._ctx.open()  # now, not at the first frame, so `extradata` is what the codec says
         self._pts = 0
 
