@@ -17,7 +17,7 @@ def bench(
         typer.Argument(help="Clips to benchmark; none: the built-in sample clip."),
     ] = None,
     codecs: Annotated[
-        str,
+        str | None,
         typer.Option(
             help="Comma-separated: vcx, vcx-nomask (no mask samples), vcx-nopost (no "
             "post-processing network), vcx-post / vcx-post2 (--post with post-v1 / post-v2), "
@@ -34,9 +34,11 @@ def bench(
             "QP offsets), x264-psnr / x265-psnr (--tune psnr: vcx's base layer alone). "
             "A classical codec at another preset: x265:slow, x264:veryslow, "
             "av1:6 (SVT-AV1 presets 0-13); a vcx codec at a --speed: vcx:fast, vcx:slow. "
-            "Plain names run at --preset and at vcx's default speed."
+            "Plain names run at --preset and at vcx's default speed. Default: "
+            "vcx,x264,x265,x265-psnr,av1; with --set fixed-cameras, its speed/size map: "
+            "vcx,av1:4,av1:6,av1,av1:10,x265,x265:slow."
         ),
-    ] = "vcx,x264,x265,x265-psnr,av1",
+    ] = None,
     qps: Annotated[
         str | None,
         typer.Option(
@@ -90,13 +92,33 @@ def bench(
             "tuned to one detector helps another."
         ),
     ] = None,
+    set_name: Annotated[
+        str | None,
+        typer.Option(
+            "--set",
+            help="A named set of clips instead of INPUT: fixed-cameras (the fixedcam_*, "
+            "intel_car and highway/traffic camera clips in --clips).",
+        ),
+    ] = None,
+    clips_dir: Annotated[Path, typer.Option("--clips", help="Where --set finds its clips.")] = Path(
+        "../shared/data/clips"
+    ),
     device: Device = "auto",
     force: Force = False,
 ) -> None:
     """Rate-distortion bench of vcx against x264, x265 and SVT-AV1: tables, JSON, CSV, RD
     plot and the speed/size map (pareto.png)."""
     with reported_errors():
+        from vcodec.errors import InputError
         from vcodec.eval.bench import BenchConfig, run_bench
+        from vcodec.eval.clips import CLIP_SETS, clip_set
+
+        if set_name is not None:
+            if inputs:
+                raise InputError("give clips or --set, not both")
+            inputs = clip_set(set_name, clips_dir)
+            codecs = codecs or CLIP_SETS[set_name][1]
+        codecs = codecs or "vcx,x264,x265,x265-psnr,av1"
 
         config = BenchConfig.from_strings(
             codecs=codecs,

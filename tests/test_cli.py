@@ -104,3 +104,17 @@ def test_bench_base_sets_the_vcx_codecs_base_layer(tmp_path, clip_factory) -> No
     result = vcodec(*encode)
     one_line_error(result, EXIT_BAD_INPUT)
     assert "auto, x265, x264, av1" in result.stderr and not (tmp_path / "x.vcx").exists()
+
+
+def test_bench_takes_a_named_set_of_clips(tmp_path, clip_factory) -> None:
+    folder = tmp_path / "clips"
+    folder.mkdir()
+    clip_factory("clips/fixedcam_a.y4m", 64, 48, 4)
+    clip_factory("clips/moving.y4m", 64, 48, 4)  # not a fixed camera: left out
+    out = tmp_path / "bench"
+    args = ("--clips", folder, "--codecs", "x264", "--qp", "32", "--frames", "4", "--out", out)
+    result = vcodec("bench", "--set", "fixed-cameras", *args)
+    assert result.exit_code == 0, result.output
+    clips = {p["clip"] for p in json.loads((out / "bench.json").read_text())["points"]}
+    assert clips == {"fixedcam_a"}
+    assert vcodec("bench", "--set", "nope", *args).exit_code == EXIT_BAD_INPUT

@@ -80,3 +80,27 @@ def clip_entry(clip: Clip) -> dict:
             "pseudo": f"pseudo: the model's output at score >= {PSEUDO_MIN_SCORE} on the source",
         }.get(clip.truth.layout),
     }
+
+
+# named clip sets (`vcodec bench --set NAME`): the file-name patterns they take from a folder,
+# and the codecs they run when --codecs is not given (the speed/size map's points)
+CLIP_SETS = {
+    "fixed-cameras": (
+        ("fixedcam_*", "intel_car*", "bgslib_highway*", "bgslib_wsdot*"),
+        "vcx,av1:4,av1:6,av1,av1:10,x265,x265:slow",
+    ),
+}
+DEFAULT_CLIPS_DIR = Path("../shared/data/clips")  # where the project's shared clips live
+
+
+def clip_set(name: str, folder: Path) -> list[Path]:
+    """The clips of set ``name`` in ``folder``, in name order; InputError if none."""
+    if name not in CLIP_SETS:
+        raise InputError(f"--set must be one of {', '.join(CLIP_SETS)}, got {name!r}")
+    if not folder.is_dir():
+        raise InputError(f"--clips {folder} is not a folder (--set {name} takes its clips there)")
+    patterns, _ = CLIP_SETS[name]
+    clips = sorted({p for pattern in patterns for p in folder.glob(pattern)})
+    if not clips:
+        raise InputError(f"{folder} holds no clip of --set {name} ({', '.join(patterns)})")
+    return clips
