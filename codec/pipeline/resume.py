@@ -9,13 +9,14 @@ import json
 import os
 import shutil
 import warnings
+from collections.abc import Iterator
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION
-from vcodec.errors import VcxWarning
+from vcodec.errors import OutputError, VcxWarning
 from vcodec.files import partial_path
 
 MANIFEST = "manifest.json"
@@ -36,8 +37,10 @@ class ResumeStore:
     """The kept segments of one encode (``open`` finds or starts them; ``kept`` and ``keep``
     read and add one; ``finish`` removes them once the output is whole)."""
 
-    def __init__(self, folder: Path | None, key: dict[str, Any], entries: dict[str, Any]):
-        self.folder, self.key, self.entries = folder, key, entries
+    def __init__(
+        self, folder: Path | None, key: dict[str, Any], entries: dict[str, Any], output: Path
+    ) -> None:
+        self.folder, self.key, self.entries, self.output = folder, key, entries, output
         self.reused = 0
 
     @classmethod
@@ -49,7 +52,7 @@ class ResumeStore:
         key = options_key(config)
         folder = store_path(dst) if keep else None
         if folder is None:
-            return cls(None, key, {})
+            return cls(None, key, {}, Path(dst))
         manifest = _read_manifest(folder)
         entries: dict[str, Any] = {}
         if manifest is not None and manifest.get("key") != key:
@@ -65,9 +68,10 @@ class ResumeStore:
             entries = manifest.get("segments", {})
         if not entries and folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
-        folder.mkdir(exist_ok=True)
-        store = cls(folder, key, entries)
-        store._write_manifest()
+        store = cls(folder, key, entries, Path(dst))
+        with _output_errors(Path(dst)):
+            folder.mkdir(exist_ok=True)
+            store._write_manifest()
         return store
 
     def kept(self, job: Any) -> bytes | None:
@@ -90,11 +94,12 @@ class ResumeStore:
             return
         name = self.folder / f"{job.index:06d}.vcx"
         partial = partial_path(name)
-        partial.write_bytes(data)
-        os.replace(partial, name)
-        digest = hashlib.sha256(data).hexdigest()
-        self.entries[str(job.index)] = {"frames": job.digest, "bytes": digest}
-        self._write_manifest()
+        with _output_errors(self.output):
+            partial.write_bytes(data)
+            os.replace(partial, name)
+            digest = hashlib.sha256(data).hexdigest()
+            self.entries[str(job.index)] = {"frames": job.digest, "bytes": digest}
+            self._write_manifest()
 
     def abandon(self) -> None:
         """The encode failed: a store that kept no segment goes (one that did stays)."""
@@ -118,6 +123,16 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
         if isinstance(manifest, dict):
             return manifest
     return None
+
+
+@contextlib.contextmanager
+def _output_errors(output: Path) -> Iterator[None]:
+    """An OS error writing the kept segments of ``output`` (rights, a full disk) is an
+    OutputError about the output."""
+    try:
+        yield
+    except OSError as exc:
+        raise OutputError(f"cannot write {output}: {exc.strerror or exc}") from None
 
 
 def _warn(message: str) -> None:

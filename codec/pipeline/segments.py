@@ -78,7 +78,7 @@ def segment_gops(
     ``decide``: the encoder's choice for a GOP; a segment is cut where it changes."""
     cutter = _Cutter(fps, seconds)
     segment, length = 0, 0
-    level: Hashable | None = None  # the segment's first GOP's choice
+    first_choice: Hashable | None = None  # the segment's first GOP's
     window: list[tuple[np.ndarray, ...]] = []
 
     def emit() -> SegmentGop:
@@ -92,21 +92,21 @@ def segment_gops(
             if scene and length + len(window) >= MIN_SCENE_FRAMES:
                 if window:
                     yield emit()
-                segment, length, level, window = segment + 1, 0, None, []
+                segment, length, first_choice, window = segment + 1, 0, None, []
             window.append((gop.y[t], gop.u[t], gop.v[t]))
             if len(window) < GOP_SIZE:
                 continue
             piece = emit()
             choice = decide(piece.gop) if decide is not None else None
             if length == 0:
-                level = choice
-            elif length >= cutter.min_frames and choice != level:
-                segment, length, level = segment + 1, 0, choice
+                first_choice = choice
+            elif length >= cutter.min_frames and choice != first_choice:
+                segment, length, first_choice = segment + 1, 0, choice
                 piece = emit()
             yield piece
             length += len(window)
             window = []
             if length >= cutter.max_frames:
-                segment, length, level = segment + 1, 0, None
+                segment, length, first_choice = segment + 1, 0, None
     if window:
         yield emit()
