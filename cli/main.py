@@ -245,8 +245,9 @@ def encode(
         int,
         typer.Option(
             min=0,
-            help="The base encoder's threads per segment (0: cores / jobs, at least 1). Equal "
-            "threads give equal bytes, whatever --jobs or --cluster.",
+            help="The base encoder's threads per segment (0: all cores for a stream of one "
+            "segment, else cores / jobs, 1 on a cluster). Equal --threads give equal bytes, "
+            "whatever --jobs or --cluster.",
         ),
     ] = 0,
     cluster: Annotated[
@@ -321,8 +322,8 @@ def encode(
             detector=detector, segment_seconds=segment_seconds,
         )  # fmt: skip
         jobs = jobs or cores()
-        config = replace(config, threads=threads or max(1, cores() // jobs)).validate()
-        runner = ray_runner(cluster, config.threads) if cluster else local_runner(jobs)
+        config = replace(config, threads=threads).validate()
+        runner = ray_runner(cluster, config.threads or 1) if cluster else local_runner(jobs)
 
         def encode_one(src: Path, output: Path) -> Any:
             with readable_input(src) as path:

@@ -223,10 +223,10 @@ def _decider(config: EncodeConfig) -> Callable[[Gop], str] | None:
     judged on every other row and column of the GOP (6x cheaper, the same choice as the
     whole frame's on 145 of 156 GOPs of the fixed-camera clips, bikes and intel_car; the
     segment's own base is then chosen on its whole first GOP). The stages' threads are set
-    first: the choice sums floats, and so must do it alike on any machine."""
+    first (--threads, else 1): the choice sums floats, and must do it alike on any machine."""
     if config.base != AUTO_BASE:
         return None
-    _set_threads(config.threads)
+    _set_threads(config.threads or 1)
     return functools.partial(_choose_base_halved, qp=config.qp)
 
 

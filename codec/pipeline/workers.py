@@ -12,6 +12,7 @@ from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
 from typing import Any
 
 from vcodec.errors import InputError, VcxError, WorkerError
@@ -38,7 +39,8 @@ def cores() -> int:
 
 def local_runner(jobs: int) -> SegmentRunner:
     """``jobs`` worker processes, each coding one segment at a time; a stream of a single
-    segment is coded here, with no process started."""
+    segment is coded here, with no process started. A segment whose config leaves its threads
+    to the encoder (0) gets cores / jobs of them in a worker, every core here."""
     if jobs <= 1:
         return run_here
 
@@ -47,10 +49,13 @@ def local_runner(jobs: int) -> SegmentRunner:
         if len(first) < 2:
             yield from run_here(iter(first))
             return
+        share = max(1, cores() // jobs)
         pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
         try:
             inflight: deque[Future] = deque()
             for job in itertools.chain(first, segments):
+                if not job.config.threads:
+                    job = replace(job, config=replace(job.config, threads=share))
                 inflight.append(pool.submit(encode_segment, job))
                 if len(inflight) > jobs:
                     yield _result(inflight.popleft())
@@ -95,6 +100,8 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
             capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads))
             inflight: deque[Any] = deque()
             for job in segments:
+                if not job.config.threads:
+                    job = replace(job, config=replace(job.config, threads=threads))
                 inflight.append(task.remote(job))
                 if len(inflight) > capacity:
                     yield _ray_result(ray, inflight.popleft())
