@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sys
 from collections import Counter
-from dataclasses import replace
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -319,10 +318,9 @@ def encode(
             post_model=post_model, temporal=temporal, predict_net=predict_net, flow=flow,
             wiener=wiener, roi=roi, roi_model=roi_model, background_scale=background_scale,
             roi_qp_offset=roi_qp_offset, background_qp_offset=background_qp_offset, task=task,
-            detector=detector, segment_seconds=segment_seconds,
-        )  # fmt: skip
+            detector=detector, threads=threads, segment_seconds=segment_seconds,
+        ).validate()  # fmt: skip
         jobs = jobs or cores()
-        config = replace(config, threads=threads).validate()
         runner = ray_runner(cluster, config.threads or 1) if cluster else local_runner(jobs)
 
         def encode_one(src: Path, output: Path) -> Any:
