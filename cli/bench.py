@@ -52,9 +52,9 @@ def bench(
     base: Annotated[
         str,
         typer.Option(
-            help="The vcx codecs' base layer: auto (vcodec encode's default: x265 for a still "
-            "scene, else av1), x265, x264 or av1 (at --preset's SVT-AV1 preset; with auto or "
-            "av1, av1 runs as well, at that preset). The anchors stay as named."
+            help="The vcx codecs' base layer: auto (vcodec encode's default: av1, x265 with "
+            "--task), x265, x264 or av1 (at --preset's SVT-AV1 preset; with auto or av1, av1 "
+            "runs as well, at that preset). The anchors stay as named."
         ),
     ] = "auto",
     out_dir: Annotated[

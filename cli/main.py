@@ -79,9 +79,9 @@ def encode(
     base: Annotated[
         str,
         typer.Option(
-            help="Base-layer codec: auto (x265 when the first GOP is a still scene, whose "
-            "frames temporal scaling drops, else SVT-AV1: smaller and faster on moving content), "
-            "x265, x264 or av1. --roi, --task and --mode pure take x265 for auto."
+            help="Base-layer codec: auto (SVT-AV1: with one keyframe a segment, smaller than "
+            "x265 with temporal scaling on still cameras too), x265, x264 or av1. --roi, --task "
+            "and --mode pure take x265 for auto."
         ),
     ] = "auto",
     scale: Annotated[
@@ -287,8 +287,7 @@ def encode(
         typer.Option(
             help="The longest segment, in seconds (each cut is a keyframe: shorter segments "
             "mean more parallel work and finer resume, and a larger file). Segments are also "
-            "cut at scene changes and where a still scene starts or stops moving; each chooses "
-            "its own base layer.",
+            "cut at scene changes.",
         ),
     ] = 60.0,
     stats: Annotated[

@@ -19,13 +19,17 @@ import pytest
 from conftest import synthetic_planes
 from typer.testing import CliRunner
 
-from vcodec.bitstream.container import Cut, VcxReader
+from vcodec.bitstream.container import Cut, StreamHeader, VcxReader
 from vcodec.cli.main import app
 from vcodec.errors import MalformedError
-from vcodec.frames import GOP_SIZE, Gop
+from vcodec.frames import GOP_SIZE, Gop, VideoInfo
+from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
+from vcodec.pipeline.encoder import encode_segment
+from vcodec.pipeline.jobs import SegmentJob, regroup
 from vcodec.pipeline.resume import store_path
 from vcodec.pipeline.segments import segment_gops
+from vcodec.pipeline.stream import SegmentMerger
 
 runner = CliRunner()
 FPS = 25
@@ -68,7 +72,7 @@ def as_gops(planes, size: int = 7) -> list[Gop]:
     return [Gop.from_frames(planes[i : i + size], i) for i in range(0, len(planes), size)]
 
 
-def test_cuts_at_a_scene_change_a_change_of_choice_and_the_longest_length() -> None:
+def test_cuts_at_a_scene_change_and_the_longest_length() -> None:
     planes = synthetic_planes(64, 48, 40)
     cut = [tuple(255 - p for p in yuv) for yuv in planes[:30]]  # a new scene at frame 40
     pieces = list(segment_gops(as_gops(planes + cut), Fraction(FPS), seconds=100))
@@ -79,24 +83,23 @@ def test_cuts_at_a_scene_change_a_change_of_choice_and_the_longest_length() -> N
     assert cuts_of(long) == [(0, 48), (1, 48), (2, 4)]  # 2 s = 50 frames: whole GOPs, 48
     moving = list(segment_gops(as_gops(still_then_moving()), Fraction(FPS), seconds=100))
     assert cuts_of(moving) == [(0, 112), (1, 112)]  # the still scene's end is a scene change
-    frames = synthetic_planes(32, 32, 400)  # the choice flips at frame 208, after 8 s
-    flips = list(segment_gops(as_gops(frames), Fraction(FPS), 100, lambda g: g.y.mean() > 0))
-    assert cuts_of(flips) == [(0, 400)]  # no change of choice, no cut
-    flips = segment_gops(as_gops(frames), Fraction(FPS), 100, _choice_from(frames, 208))
-    assert cuts_of(flips) == [(0, 208), (1, 192)]
 
 
-def _choice_from(frames, first: int):
-    """A choice that changes at frame ``first`` (GOPs are matched to frames by content)."""
-    marks = {frames[i][0].tobytes(): i for i in range(len(frames))}
-    return lambda gop: marks[gop.y[0].tobytes()] >= first
-
-
-def test_each_segment_picks_its_own_base_layer(tmp_path) -> None:
-    src = write_y4m(tmp_path / "in.y4m", still_then_moving())
+def test_segments_of_different_base_layers_join_into_one_stream(tmp_path) -> None:
+    """The format lets each segment have its own base layer and stages: a still segment on
+    x265 with temporal scaling, a moving one on SVT-AV1, joined, decode as one stream."""
+    planes = still_then_moving()
+    info = VideoInfo(96, 64, Fraction(FPS))
+    merger = SegmentMerger()
+    for base, frames in (("x265", planes[:112]), ("av1", planes[112:])):
+        gops = list(regroup([Gop.from_frames(frames)]))
+        config = EncodeConfig(qp=32, base=base, device="cpu", threads=1)
+        merger.add(encode_segment(SegmentJob(0, info, config, gops=gops)).data)
     out = tmp_path / "a.vcx"
-    assert vcodec("encode", src, "-o", out, "--jobs", "1", "--qp", "32").exit_code == 0
+    with open(out, "wb") as f:
+        merger.write(f, StreamHeader(96, 64, FPS, 1), None)
     summary = json.loads(vcodec("info", out, "--json").stdout)
+    assert summary["gop_temporal_steps"]["8"] > 0  # the still segment drops frames
     assert [(s["frames"], s["base"]) for s in summary["segments"]] == [
         (112, "x265"),
         (112, "av1"),

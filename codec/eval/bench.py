@@ -346,7 +346,7 @@ def settings(config: BenchConfig, detector=None) -> dict:
     base_preset = config.preset
     if config.base in (AUTO_BASE, "av1"):
         av1 = f"SVT-AV1 preset {svt_preset(config.preset)}"
-        base_preset = f"{config.preset} ({'x265, or ' if config.base == AUTO_BASE else ''}{av1})"
+        base_preset = f"{config.preset} ({av1})"
     defaults = EncodeConfig(base=config.base, preset=config.preset).resolved()
     return {
         "task": config.task,

@@ -64,10 +64,11 @@ SPEED_STAGES: dict[str, dict[str, bool]] = {
 # SVT preset 10, and 2.1 GB for a 1080p encode.
 BASE_STAGES_OFF = {"av1": ("temporal", "wiener")}
 
-# --base auto (the default): the encoder picks x265 or SVT-AV1 on the stream's first GOP
-# (plan.choose_base); where it does not look at the content, x265 (--roi and --task: their
-# offsets and settings were measured on it; --mode pure: no base layer)
-AUTO_BASE, STILL_BASE = "auto", "x265"
+# --base auto (the default): SVT-AV1. With one keyframe per segment it is smaller than x265
+# with temporal scaling on every fixed camera measured, still scenes included (docs/results.md,
+# *Fixed cameras*), as it was on moving content. Where the settings were measured on x265
+# (--roi and --task) and without a base layer (--mode pure): x265.
+AUTO_BASE, AUTO_PICK, STILL_BASE = "auto", "av1", "x265"
 BASES = (AUTO_BASE, *BASE_CODECS)  # what --base takes
 
 # The Wiener filter's class layouts the encoder tries at each --speed (LAYOUTS[:n]): at 720p one
@@ -152,8 +153,8 @@ class EncodeConfig:
     # the base encoder's threads per segment (0: its own default, every core); x265's bytes
     # depend on them, so equal threads give equal bytes whatever the number of workers
     threads: int = 0
-    # the longest independent segment, in seconds (segments.py: cuts at scene and activity
-    # changes too); each segment is coded alone, its base layer and stages chosen on it
+    # the longest independent segment, in seconds (segments.py: cuts at scene changes too);
+    # each segment is coded alone, its stages chosen on it
     segment_seconds: float = DEFAULT_SEGMENT_SECONDS
 
     def resolved(self) -> EncodeConfig:
@@ -161,15 +162,11 @@ class EncodeConfig:
         BASE_STAGES_OFF, TASK_STAGES_OFF), and the mask search to --mode."""
         if self.speed not in SPEEDS:
             raise InputError(f"--speed must be one of {', '.join(SPEEDS)}, got {self.speed!r}")
-        if self.base == AUTO_BASE and (
-            self.mode == "pure" or self.roi != "none" or self.task != "none"
-        ):
-            self = replace(self, base=STILL_BASE)
+        if self.base == AUTO_BASE:
+            x265 = self.mode == "pure" or self.roi != "none" or self.task != "none"
+            self = replace(self, base=STILL_BASE if x265 else AUTO_PICK)
         chosen = dict(SPEED_STAGES[self.speed])
         chosen |= {name: False for name in BASE_STAGES_OFF.get(self.base, ())}
-        if self.base == AUTO_BASE:  # left to the base the encoder picks
-            for name in {n for names in BASE_STAGES_OFF.values() for n in names}:
-                del chosen[name]
         if self.task != "none":
             chosen |= {name: False for name in TASK_STAGES_OFF}
         if self.mask_search is None:

@@ -4,7 +4,6 @@ GOP by GOP and writes their payloads (side info, chunks) into the container."""
 from __future__ import annotations
 
 import contextlib
-import functools
 import itertools
 import os
 import resource
@@ -18,7 +17,6 @@ from pathlib import Path
 from typing import Any, BinaryIO
 
 import cv2
-import numpy as np
 
 from vcodec import __version__
 from vcodec.bitstream.container import (
@@ -36,7 +34,7 @@ from vcodec.files import atomic_output, check_output, special_file
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.io import VideoReader, open_video, read_audio
 from vcodec.models.registry import REGISTRY
-from vcodec.pipeline.config import AUTO_BASE, STILL_BASE, EncodeConfig
+from vcodec.pipeline.config import STILL_BASE, EncodeConfig
 from vcodec.pipeline.jobs import (
     SegmentJob,
     SegmentResult,
@@ -45,7 +43,7 @@ from vcodec.pipeline.jobs import (
     inline_jobs,
     zip_results,
 )
-from vcodec.pipeline.plan import Plan, choose_base, encoder_plan
+from vcodec.pipeline.plan import Plan, encoder_plan
 from vcodec.pipeline.segments import longest_segment, segment_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
@@ -200,7 +198,7 @@ def encode_gops(
     if jobs is None:
         run_elsewhere = runner is not None and runner is not run_here
         kept = store is not None and bool(store.entries)
-        tagged = segment_gops(gops, info.fps, config.segment_seconds, _decider(config))
+        tagged = segment_gops(gops, info.fps, config.segment_seconds)
         jobs = inline_jobs(tagged, info, config, materialise=run_elsewhere or kept)
     merger = SegmentMerger()
     totals = costs if costs is not None else {}
@@ -216,23 +214,6 @@ def encode_gops(
     header = _header(info, replace(config, base=merger.base or STILL_BASE), [])
     merger.write(out, header, audio)
     return merger.frames
-
-
-def _decider(config: EncodeConfig) -> Callable[[Gop], str] | None:
-    """The per-GOP choice a segment is cut at when it changes: --base auto's base layer, as
-    judged on every other row and column of the GOP (6x cheaper, the same choice as the
-    whole frame's on 145 of 156 GOPs of the fixed-camera clips, bikes and intel_car; the
-    segment's own base is then chosen on its whole first GOP). The stages' threads are set
-    first (--threads, else 1): the choice sums floats, and must do it alike on any machine."""
-    if config.base != AUTO_BASE:
-        return None
-    _set_threads(config.threads or 1)
-    return functools.partial(_choose_base_halved, qp=config.qp)
-
-
-def _choose_base_halved(gop: Gop, qp: int) -> str:
-    halved = Gop(*(np.ascontiguousarray(p[:, ::2, ::2]) for p in gop.planes()), gop.start)
-    return choose_base(halved, qp)
 
 
 def _meet_target(
@@ -270,7 +251,7 @@ def plan_sources(
     timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
     first, checked, rising = 0, 1, True
     gops = reader.gops(GOP_SIZE, config.frames)
-    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds, _decider(config))
+    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
     for job in inline_jobs(tagged, reader.info, config, materialise=False):
         for _ in job.read():
             pass
@@ -322,8 +303,6 @@ def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
     if first is None:
         raise InputError("the input has no frames to encode")
     gops = itertools.chain([first], frames)
-    if config.base == AUTO_BASE:  # on the first GOP; the base's stage switches then resolve
-        config = replace(config, base=choose_base(first, config.qp)).validate()
     device = resolve_device(config.device)
     chunks = ChunkList()
     asked = job.target or f"qp {config.qp}"

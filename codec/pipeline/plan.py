@@ -5,20 +5,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from vcodec.bitstream.container import FORMAT_VERSION, StreamHeader
-from vcodec.frames import Gop, VideoInfo
+from vcodec.frames import VideoInfo
 from vcodec.lazy import lazy_module
 from vcodec.pipeline.config import SPEED_WIENER_LAYOUTS, EncodeConfig
 from vcodec.stages.masks import MaskStage, recon_dtype, recon_model
 from vcodec.stages.post import PostStage, post_model
 from vcodec.stages.roi import RoiStage, roi_finder
-from vcodec.stages.scale import ScaleStage, base_qp
+from vcodec.stages.scale import ScaleStage
 from vcodec.stages.stage import Stage
 from vcodec.stages.temporal import (
     PREDICT_MODEL,
-    TEMPORAL_MARGIN,
     TemporalStage,
-    expected_base_error,
-    still_step,
 )
 from vcodec.stages.wiener import WienerStage
 
@@ -55,27 +52,6 @@ class Plan:
 
     def costs(self) -> dict[str, dict[str, float | int]]:
         return {stage.name: stage.cost.as_dict() for stage in self.after_base()}
-
-
-# --base auto: a first GOP of which temporal scaling would keep only one frame in STILL_STEP
-# in the base layer even at STILL_QP (a high quality: the least base error the rule allows) is
-# a still scene, where x265 with that stage is smaller than SVT-AV1 (models/README.md, *--base
-# auto*: a parking lot passes; a highway camera, step 4 at qp 22 and 8 from qp 32, was larger
-# than SVT-AV1 at every rate on x265); any other goes to SVT-AV1, on which no stage of ours
-# pays but which is smaller and faster than x265 on moving content. One test at every --qp
-# from STILL_QP on, so that a clip's rate-quality curve stays on one base layer; below it,
-# SVT-AV1 (x265 keeps every frame there, and on the parking lot at qp 17 it was 16 % larger).
-STILL_STEP, STILL_QP = 8, 22
-
-
-def choose_base(gop: Gop, qp: int) -> str:
-    """--base auto's base layer for a stream at ``qp`` whose first GOP is ``gop``: x265 for a
-    still scene (temporal scaling's step STILL_STEP or longer against its guess of x265's
-    error at STILL_QP and s = 1) at a QP of STILL_QP or more, else SVT-AV1."""
-    if qp < STILL_QP:
-        return "av1"
-    limit = TEMPORAL_MARGIN * expected_base_error(gop, base_qp(STILL_QP, 1), 1)
-    return "x265" if still_step(gop, limit) >= STILL_STEP else "av1"
 
 
 def encoder_plan(config: EncodeConfig, info: VideoInfo, device: torch.device) -> Plan:

@@ -1,11 +1,10 @@
 """Where a video is cut into independent segments: at scene changes (cheap frame-difference
-statistics), where the encoder's per-segment choice would change (a still scene starts to move:
-another base layer), and at a maximum length; never by the number of workers, so the cuts (and
-the bytes) depend on the content and options alone."""
+statistics) and at a maximum length; never by the number of workers, so the cuts (and the
+bytes) depend on the content and options alone."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Hashable, Iterable, Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
 
@@ -18,11 +17,6 @@ THUMB_FACTOR = 8  # frames are compared as luma thumbnails this many times small
 # a scene change: a frame whose mean absolute thumbnail difference to the one before is at
 # least SCENE_DIFF levels and SCENE_RATIO times the mean of the last GOP's
 SCENE_DIFF, SCENE_RATIO = 20.0, 4.0
-# a change of choice: a GOP for which the encoder's choice (``decide``: --base auto's) differs
-# from its segment's first GOP's, once the segment is MIN_SEGMENT_SECONDS long. (Cutting at
-# every change of activity instead, a 4x change of the mean difference, cost 13 % against one
-# segment on a highway camera: an SVT-AV1 keyframe where nothing else changed.)
-MIN_SEGMENT_SECONDS = 8.0
 MIN_SCENE_FRAMES = 8  # a scene change closer than this to the segment's start is no cut (a flash)
 # the longest segment: every cut is a keyframe, which a still camera pays dearly for (10 s
 # segments cost +6.2 % and +11.5 % against one segment on two fixed cameras, docs/results.md)
@@ -48,7 +42,6 @@ class _Cutter:
 
     def __init__(self, fps: Fraction, seconds: float) -> None:
         self.max_frames = longest_segment(fps, seconds)
-        self.min_frames = int(MIN_SEGMENT_SECONDS * fps)
         self.previous: np.ndarray | None = None
         self.recent: list[float] = []  # the last GOP's differences
 
@@ -68,17 +61,12 @@ class _Cutter:
 
 
 def segment_gops(
-    gops: Iterable[Gop],
-    fps: Fraction,
-    seconds: float = DEFAULT_SEGMENT_SECONDS,
-    decide: Callable[[Gop], Hashable] | None = None,
+    gops: Iterable[Gop], fps: Fraction, seconds: float = DEFAULT_SEGMENT_SECONDS
 ) -> Iterator[SegmentGop]:
     """The frames of ``gops`` regrouped into segments of GOPs of GOP_SIZE frames (a segment's
-    last GOP, and one cut short by a scene change, may be shorter), one GOP in memory.
-    ``decide``: the encoder's choice for a GOP; a segment is cut where it changes."""
+    last GOP, and one cut short by a scene change, may be shorter), one GOP in memory."""
     cutter = _Cutter(fps, seconds)
     segment, length = 0, 0
-    first_choice: Hashable | None = None  # the segment's first GOP's
     window: list[tuple[np.ndarray, ...]] = []
 
     def emit() -> SegmentGop:
@@ -92,21 +80,14 @@ def segment_gops(
             if scene and length + len(window) >= MIN_SCENE_FRAMES:
                 if window:
                     yield emit()
-                segment, length, first_choice, window = segment + 1, 0, None, []
+                segment, length, window = segment + 1, 0, []
             window.append((gop.y[t], gop.u[t], gop.v[t]))
             if len(window) < GOP_SIZE:
                 continue
-            piece = emit()
-            choice = decide(piece.gop) if decide is not None else None
-            if length == 0:
-                first_choice = choice
-            elif length >= cutter.min_frames and choice != first_choice:
-                segment, length, first_choice = segment + 1, 0, choice
-                piece = emit()
-            yield piece
+            yield emit()
             length += len(window)
             window = []
             if length >= cutter.max_frames:
-                segment, length, first_choice = segment + 1, 0, None
+                segment, length = segment + 1, 0
     if window:
         yield emit()
