@@ -245,3 +245,14 @@ def test_a_folder_batch_finishes_the_good_files_and_reports_the_others(tmp_path)
     errors = [line for line in result.stderr.splitlines() if line.startswith("error:")]
     assert len(errors) == 2 and "cut.y4m" in errors[0] and "notes.txt" in errors[1]
     assert "good.y4m" in result.stdout and not list(tmp_path.glob("**/.*partial*"))
+
+
+def test_the_bench_scores_a_clip_cut_at_a_scene_change(tmp_path) -> None:
+    planes = synthetic_planes(64, 48, 20)
+    planes += [tuple(255 - p for p in yuv) for yuv in synthetic_planes(64, 48, 20)]
+    src = write_y4m(tmp_path / "cut.y4m", planes)  # a new scene at frame 20, mid-GOP
+    out = tmp_path / "bench"
+    args = ("--codecs", "vcx", "--qp", "32", "--frames", "40", "--out", out, "--device", "cpu")
+    result = vcodec("bench", src, *args)
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "bench.json").read_text())["points"][0]["frames"] == 40

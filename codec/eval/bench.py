@@ -47,6 +47,7 @@ from vcodec.models.detectors import load_detector
 from vcodec.pipeline.config import AUTO_BASE, BASES, EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops
+from vcodec.pipeline.jobs import regroup
 from vcodec.stages.base_layer import PRESETS, svt_preset
 from vcodec.stages.roi import detector_roi, roi_finder
 
@@ -334,7 +335,8 @@ def _run_vcx(
     enc_s = time.perf_counter() - start
     buffer.seek(0)
     start = time.perf_counter()
-    decoded = list(VcxDecoder(buffer, config.device).gops())
+    # in the source's GOPs of 16 (a segment cut at a scene change ends with a shorter GOP)
+    decoded = list(regroup(VcxDecoder(buffer, config.device).gops()))
     dec_s = time.perf_counter() - start
     if costs is not None:
         costs.update(encode_seconds=enc_s, decode_seconds=dec_s, stages=stages)
