@@ -92,7 +92,8 @@ class VcxDecoder:
         self.segment_header = self.header  # the header as the current segment sees it
         self._cut_gop = self._cut_frame = 0  # where the current segment starts
         self._rois: list[RoiMap] = []  # the ROI maps of the segments before the current one
-        self._start_segment(self.header)
+        if self.pure:
+            _check_pure(self.header)
         self.base_cost = Cost()
         self._chunks = iter(self._reader)
         pieces = []
@@ -101,16 +102,14 @@ class VcxDecoder:
             pieces.append(self._first.data)
             self._first = next(self._chunks)
         self.audio = b"".join(pieces) or None
+        if not isinstance(self._first, Cut):  # else the CUT starts the stages, with its models
+            self._start_segment(self.header)
 
     def _start_segment(self, header: StreamHeader) -> None:
         """The stages of a segment (of the whole stream before format 9) from its header."""
         self.segment_header = header
         if self.pure:
-            recon = recon_model(header.models)
-            if recon is None:
-                raise MalformedError("a pure-mode stream must name the mask codec's models")
-            if post_model(header.models) or PREDICT_MODEL in header.models:
-                raise MalformedError("a pure-mode stream has no base layer to post-process")
+            recon = _check_pure(header)
             self.masks = MaskCodec(header.qp, True, self.device, None, recon_model=recon)
         else:
             self.plan = decoder_plan(header, self._reader.version, self.device)
@@ -280,6 +279,17 @@ class VcxDecoder:
             payload = params if stage.side_info else chunks.get(stage.name)
             gop = stage.decode_gop(gop, payload, ctx)
         return replace(gop, start=chunk.first_frame)
+
+
+def _check_pure(header: StreamHeader) -> str:
+    """A pure-mode header's reconstruction network; MalformedError if it names none, or a
+    network of the base layer's."""
+    recon = recon_model(header.models)
+    if recon is None:
+        raise MalformedError("a pure-mode stream must name the mask codec's models")
+    if post_model(header.models) or PREDICT_MODEL in header.models:
+        raise MalformedError("a pure-mode stream has no base layer to post-process")
+    return recon
 
 
 def decode(

@@ -92,9 +92,6 @@ class ChunkList:
             self.gops += 1
         self.chunks.append(chunk)
 
-    def write_audio(self, data: bytes) -> None:
-        raise ValueError("a segment carries no audio: the whole stream's comes first")
-
 
 def segment_stream(header: StreamHeader, cut: Cut, chunks: ChunkList, unused: set[str]) -> bytes:
     """One segment as a whole .vcx of its own: ``header`` (less the ``unused`` models), its
