@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import os
 import resource
-import sys
 import tempfile
 import time
 from collections import deque
@@ -15,8 +13,6 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, BinaryIO
-
-import cv2
 
 from vcodec import __version__
 from vcodec.bitstream.container import (
@@ -32,22 +28,23 @@ from vcodec.device import resolve_device
 from vcodec.errors import InputError, WorkerError
 from vcodec.files import atomic_output, check_output, special_file
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
-from vcodec.io import VideoReader, open_video, read_audio
+from vcodec.io import open_video, read_audio
 from vcodec.models.registry import REGISTRY
 from vcodec.pipeline.config import STILL_BASE, EncodeConfig
 from vcodec.pipeline.jobs import (
     SegmentJob,
     SegmentResult,
     SegmentRunner,
-    SegmentSource,
     inline_jobs,
+    plan_sources,
+    set_threads,
     zip_results,
 )
 from vcodec.pipeline.plan import Plan, encoder_plan
 from vcodec.pipeline.segments import longest_segment, segment_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
-from vcodec.pipeline.targets import Target, meet_psnr, meet_size, size_target
+from vcodec.pipeline.targets import meet_target
 from vcodec.stages.base_layer import BaseDecoder, BaseEncoder
 from vcodec.stages.masks import MaskCodec, held_prediction, mask_models
 from vcodec.stages.scale import base_qp, coded_size
@@ -138,7 +135,7 @@ def encode(
             if targeted:
                 jobs = list(plan_sources(reader, src, config))
                 asked = (target_size, bitrate, target_psnr, len(audio or b""))
-                runner, jobs = _meet_target(jobs, runner or run_here, *asked)
+                runner, jobs = meet_target(jobs, runner or run_here, *asked)
                 gops, jobs = (), iter(jobs)
             elif runner is None or runner is run_here:  # one pass: read and coded here
                 gops, jobs = reader.gops(GOP_SIZE, config.frames), None
@@ -216,67 +213,6 @@ def encode_gops(
     return merger.frames
 
 
-def _meet_target(
-    jobs: list[SegmentJob],
-    run: SegmentRunner,
-    target_size: str | None,
-    bitrate: str | None,
-    target_psnr: float | None,
-    audio_bytes: int,
-) -> tuple[SegmentRunner, list[SegmentJob]]:
-    """Code ``jobs`` to the target asked (targets.py); returns a runner that hands back
-    those results, in order, and the jobs labelled with the target."""
-    seconds = sum(j.frames for j in jobs) / jobs[0].info.fps if jobs else 0
-    size = size_target(target_size, bitrate, float(seconds))
-    if size and target_size:  # the whole file: the audio's bytes come first
-        size -= audio_bytes
-    if size is not None and size <= 0:
-        raise InputError(f"--target-size {target_size} leaves no bytes for the video")
-    target = Target(size=size, psnr=target_psnr)
-    jobs = [replace(j, target=target.label()) for j in jobs]
-    results = meet_size(jobs, size, run) if size else meet_psnr(jobs, target_psnr, run)
-
-    def given(asked: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
-        for _job, result in zip(asked, results, strict=True):
-            yield result
-
-    return given, jobs
-
-
-def plan_sources(
-    reader: VideoReader, path: str | Path, config: EncodeConfig
-) -> Iterator[SegmentJob]:
-    """The first pass for workers that read their own frames: each segment, as soon as it is
-    cut, with its first frame, length, frames' sha256 and the timestamp to seek to (where the
-    timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
-    first, checked, rising = 0, 1, True
-    gops = reader.gops(GOP_SIZE, config.frames)
-    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
-    for job in inline_jobs(tagged, reader.info, config, materialise=False):
-        for _ in job.read():
-            pass
-        pts = reader.log.pts
-        rising = rising and all(pts[i - 1] < pts[i] for i in range(checked, len(pts)))
-        checked = len(pts)
-        seek = pts[first] if rising and len(pts) > first else None
-        source = SegmentSource(str(path), first, job.frames, seek)
-        yield replace(job, gops=None, digest=job.read_digest, source=source)
-        first += job.frames
-
-
-def _set_threads(threads: int) -> None:
-    """The stages' own threads (torch, OpenCV) follow --threads: a float sum's order, and so
-    a decision taken on it, then depends on --threads alone, not on the machine's cores.
-    Torch is told now if loaded, else by OMP_NUM_THREADS when a stage loads it."""
-    if not threads:
-        return
-    cv2.setNumThreads(threads)
-    if "torch" in sys.modules:
-        sys.modules["torch"].set_num_threads(threads)
-    else:
-        os.environ["OMP_NUM_THREADS"] = str(threads)
-
-
 def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
     """The default runner: every segment coded in this process, in order."""
     for job in jobs:
@@ -298,7 +234,7 @@ def encode_segment(job: SegmentJob) -> SegmentResult:
 
 def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
     config = job.config.validate()
-    _set_threads(config.threads)
+    set_threads(config.threads)
     first = next(frames, None)
     if first is None:
         raise InputError("the input has no frames to encode")

@@ -1,21 +1,28 @@
-"""Segments as jobs: what a worker needs to code one (its frames, or where to read them), the
-result it sends back, and the order-keeping join of results with the segments resume kept."""
+"""Segments as jobs: what a worker needs to code one (its frames, or where to read them, found
+by a first pass), the result it sends back, and the order-keeping join of results with the
+segments resume kept."""
 
 from __future__ import annotations
 
 import hashlib
 import itertools
+import os
+import sys
 from collections import deque
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
+import cv2
 import numpy as np
 
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.pipeline.config import EncodeConfig
-from vcodec.pipeline.segments import SegmentGop
+from vcodec.pipeline.segments import SegmentGop, segment_gops
+
+if TYPE_CHECKING:
+    from vcodec.io import VideoReader
 
 
 @dataclass(frozen=True)
@@ -148,3 +155,37 @@ def zip_results(
                 ready.append(next(results))
             except StopIteration:
                 exhausted = True
+
+
+def plan_sources(
+    reader: VideoReader, path: str | Path, config: EncodeConfig
+) -> Iterator[SegmentJob]:
+    """The first pass for workers that read their own frames: each segment, as soon as it is
+    cut, with its first frame, length, frames' sha256 and the timestamp to seek to (where the
+    timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
+    first, checked, rising = 0, 1, True
+    gops = reader.gops(GOP_SIZE, config.frames)
+    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
+    for job in inline_jobs(tagged, reader.info, config, materialise=False):
+        for _ in job.read():
+            pass
+        pts = reader.log.pts
+        rising = rising and all(pts[i - 1] < pts[i] for i in range(checked, len(pts)))
+        checked = len(pts)
+        seek = pts[first] if rising and len(pts) > first else None
+        source = SegmentSource(str(path), first, job.frames, seek)
+        yield replace(job, gops=None, digest=job.read_digest, source=source)
+        first += job.frames
+
+
+def set_threads(threads: int) -> None:
+    """The stages' own threads (torch, OpenCV) follow --threads: a float sum's order, and so
+    a decision taken on it, then depends on --threads alone, not on the machine's cores.
+    Torch is told now if loaded, else by OMP_NUM_THREADS when a stage loads it."""
+    if not threads:
+        return
+    cv2.setNumThreads(threads)
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(threads)
+    else:
+        os.environ["OMP_NUM_THREADS"] = str(threads)

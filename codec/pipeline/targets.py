@@ -7,6 +7,7 @@ from __future__ import annotations
 import io
 import math
 import re
+from collections.abc import Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -180,3 +181,30 @@ def _next_qp(quality: dict[int, float], psnr: float) -> int | None:
     else:  # every qp tried reaches it: higher, up to the range's end
         q = min(QP_RANGE[1], max(max(quality) + 1, guess))
     return None if q in quality else q
+
+
+def meet_target(
+    jobs: list[SegmentJob],
+    run: SegmentRunner,
+    target_size: str | None,
+    bitrate: str | None,
+    target_psnr: float | None,
+    audio_bytes: int,
+) -> tuple[SegmentRunner, list[SegmentJob]]:
+    """Code ``jobs`` to the target asked (targets.py); returns a runner that hands back
+    those results, in order, and the jobs labelled with the target."""
+    seconds = sum(j.frames for j in jobs) / jobs[0].info.fps if jobs else 0
+    size = size_target(target_size, bitrate, float(seconds))
+    if size and target_size:  # the whole file: the audio's bytes come first
+        size -= audio_bytes
+    if size is not None and size <= 0:
+        raise InputError(f"--target-size {target_size} leaves no bytes for the video")
+    target = Target(size=size, psnr=target_psnr)
+    jobs = [replace(j, target=target.label()) for j in jobs]
+    results = meet_size(jobs, size, run) if size else meet_psnr(jobs, target_psnr, run)
+
+    def given(asked: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+        for _job, result in zip(asked, results, strict=True):
+            yield result
+
+    return given, jobs
