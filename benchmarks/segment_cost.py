@@ -1,7 +1,7 @@
-"""What segments cost (and buy): BD-rate on PSNR-YUV of vcx with its default segments (at most
-10 s, cut at scene and activity changes) against vcx with a single segment (cut only at scene
-and activity changes: --segment-seconds very long) and against SVT-AV1 preset 8 alone, per
-clip. Prints one JSON line per clip.
+"""What segments cost: BD-rate on PSNR-YUV of vcx with segments of at most --segment-seconds
+(default 10; cut at scene changes too) against vcx with a single segment (cut only at scene
+changes: --segment-seconds very long) and against SVT-AV1 preset 8 alone, per clip. Prints one
+JSON line per clip.
 
     python benchmarks/segment_cost.py CLIP [CLIP ...] --frames 600 --qp 27,32,37,42
 """
@@ -77,13 +77,16 @@ def main() -> None:
     parser.add_argument("clips", nargs="+")
     parser.add_argument("--frames", type=int, default=600)
     parser.add_argument("--qp", default="27,32,37,42")
+    parser.add_argument("--segment-seconds", type=float, default=10.0)
     args = parser.parse_args()
     qps = [int(q) for q in args.qp.split(",")]
     for path in args.clips:
         clip = load_clip(Path(path), args.frames)
         curves: dict[str, list[dict]] = {"segments": [], "one": [], "av1": []}
         for qp in qps:
-            config = EncodeConfig(qp=qp, device="cpu", threads=1)
+            config = EncodeConfig(
+                qp=qp, device="cpu", threads=1, segment_seconds=args.segment_seconds
+            )
             curves["segments"].append(vcx_point(clip, config))
             curves["one"].append(vcx_point(clip, replace(config, segment_seconds=ONE_SEGMENT_S)))
             curves["av1"].append(av1_point(clip, qp))
