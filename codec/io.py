@@ -3,9 +3,12 @@ between PyAV frames and planes that the writers (writers.py) and base layer shar
 
 from __future__ import annotations
 
+import bisect
+import hashlib
 import io
 import itertools
 from collections.abc import Iterator
+from dataclasses import dataclass
 from fractions import Fraction
 from pathlib import Path
 
@@ -47,6 +50,26 @@ COLOUR_FIELDS = {
     "color_primaries": COLOR_UNSPECIFIED,
     "color_trc": COLOR_UNSPECIFIED,
 }
+
+
+@dataclass
+class FrameIndex:
+    """An input's frames as demuxing finds them: their presentation timestamps in order
+    (``pts``), and each packet's timestamp and hash in the order they are stored."""
+
+    pts: list[int]
+    packets: list[tuple[int, bytes]]
+
+    def digests(self, starts: list[int]) -> list[str]:
+        """For each stretch of the input from one of ``starts`` (timestamps, rising) to the
+        next, a hash of the packets shown in it, in stored order: what says that a stretch is
+        the same as before (resume)."""
+        digests = [hashlib.sha256(b"%d" % start) for start in starts]
+        for pts, packet in self.packets:
+            stretch = bisect.bisect_right(starts, pts) - 1
+            if 0 <= stretch and (stretch + 1 < len(starts) or pts <= self.pts[-1]):
+                digests[stretch].update(packet)
+        return [d.hexdigest() for d in digests]
 
 
 # --- reading --------------------------------------------------------------------------------
@@ -98,25 +121,56 @@ class VideoReader:
             start += gop.n_frames
         self.log.ended = max_frames is None or start < max_frames
 
-    def frames_at(self, first: int, seek_pts: int | None = None) -> Iterator[Gop]:
-        """One-frame GOPs from frame ``first`` on (``start`` counting from it): decoding from
-        the keyframe before ``seek_pts`` (that frame's presentation timestamp) where given and
-        the input is a container, else from the start, skipping the frames before."""
+    def index(self, max_frames: int | None = None) -> FrameIndex | None:
+        """The input's frames found by demuxing alone (no decoding): their presentation
+        timestamps in order and each packet's hash (the first ``max_frames``). None where that
+        cannot stand for the decoded frames: a folder of images, a raw stream without
+        timestamps, a demuxing error, or timestamps that differ from the first frames
+        decoded."""
+        if self._container is None and self.path.is_dir():
+            return None
+        fmt = RAW_FORMATS.get(self.path.suffix.lower())
+        packets: list[tuple[int, bytes]] = []
+        try:
+            with av.open(str(self.path), format=fmt) as container:
+                for packet in container.demux(container.streams.video[0]):
+                    if packet.size == 0:  # a flush packet, or an AVI tick with no frame
+                        continue
+                    if packet.pts is None:
+                        return None
+                    packets.append((packet.pts, hashlib.blake2b(bytes(packet)).digest()))
+        except (av.error.FFmpegError, OSError):
+            return None
+        pts = sorted(p for p, _ in packets)[:max_frames]
+        peeked = sorted(f.pts for f in self._peeked or () if f.pts is not None)
+        if not pts or peeked != pts[: len(peeked)]:
+            return None
+        return FrameIndex(pts, packets)
+
+    def frames_between(
+        self, first: int, start_pts: int | None, end_pts: int | None, seek: bool = True
+    ) -> Iterator[Gop]:
+        """One-frame GOPs of a stretch of the input (``start`` counting from its first). With
+        timestamps (an index's): the frames from ``start_pts`` up to ``end_pts`` (None: to the
+        end), decoded from the keyframe before ``start_pts`` where ``seek``, else from the
+        input's start. Without: the frames from frame ``first`` on, decoded from the start."""
         self.close()
         self._peeked = None
         self._frames = self._start()
         frames: Iterator[av.VideoFrame] = self._frames
-        if seek_pts is not None and self._container is not None:
-            stream = self._container.streams.video[0]
-            self._container.seek(seek_pts, stream=stream, backward=True)
-            frames = itertools.dropwhile(
-                lambda f: f.pts is not None and f.pts < seek_pts,
-                _container_frames(self._container, self.log),
-            )
-        else:
+        if start_pts is None:
             frames = itertools.islice(frames, first, None)
+        else:
+            if seek and self._container is not None:
+                stream = self._container.streams.video[0]
+                self._container.seek(start_pts, stream=stream, backward=True)
+                frames = _container_frames(self._container, self.log)
+            frames = itertools.dropwhile(lambda f: f.pts is None or f.pts < start_pts, frames)
+            if end_pts is not None:
+                frames = itertools.takewhile(lambda f: f.pts is None or f.pts < end_pts, frames)
         for n, frame in enumerate(frames):
             y, u, v = planes_from_frame(frame)
+            self.log.add(frame)
             yield Gop(y[None], u[None], v[None], start=n)
 
     def notes(self) -> list[str]:

@@ -40,6 +40,21 @@ class ReadLog:
             self.time_base = frame.time_base
         self.pts.append(frame.pts)
 
+    @classmethod
+    def joined(cls, logs: list[ReadLog]) -> ReadLog:
+        """One log of an input read in stretches (each a log of its own), in order."""
+        log = cls()
+        for part in logs:
+            log.timed = log.timed and part.timed
+            log.frames += part.frames
+            for name, count in part.formats.items():
+                log.formats[name] = log.formats.get(name, 0) + count
+            log.pts += part.pts
+            log.time_base = log.time_base or part.time_base
+            log.broken_packets += part.broken_packets
+            log.read_error = log.read_error or part.read_error
+        return log
+
     @property
     def steps(self) -> tuple[int, int] | None:
         """The shortest and longest interval between frames in presentation order (the

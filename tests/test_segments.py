@@ -28,7 +28,7 @@ from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_segment
 from vcodec.pipeline.jobs import SegmentJob, regroup
 from vcodec.pipeline.resume import store_path
-from vcodec.pipeline.segments import segment_gops
+from vcodec.pipeline.segments import longest_segment, scene_segments, window_gops
 from vcodec.pipeline.stream import SegmentMerger
 
 runner = CliRunner()
@@ -59,11 +59,12 @@ def still_then_moving(width: int = 96, height: int = 64, still: int = 112, movin
     return first + synthetic_planes(width, height, moving)
 
 
-def cuts_of(gops) -> list[tuple[int, int]]:
-    """(segment, frames) of each segment."""
+def cuts_of(pieces) -> list[tuple[int, int]]:
+    """(segment or window, frames) of each."""
     out: dict[int, int] = {}
-    for piece in gops:
-        out[piece.segment] = out.get(piece.segment, 0) + piece.gop.n_frames
+    for piece in pieces:
+        key, gop = (piece.segment, piece.gop) if hasattr(piece, "segment") else piece
+        out[key] = out.get(key, 0) + gop.n_frames
     return sorted(out.items())
 
 
@@ -72,17 +73,72 @@ def as_gops(planes, size: int = 7) -> list[Gop]:
     return [Gop.from_frames(planes[i : i + size], i) for i in range(0, len(planes), size)]
 
 
-def test_cuts_at_a_scene_change_and_the_longest_length() -> None:
+def test_windows_and_cuts_at_scene_changes() -> None:
     planes = synthetic_planes(64, 48, 40)
     cut = [tuple(255 - p for p in yuv) for yuv in planes[:30]]  # a new scene at frame 40
-    pieces = list(segment_gops(as_gops(planes + cut), Fraction(FPS), seconds=100))
+    pieces = list(scene_segments(as_gops(planes + cut)))
     assert cuts_of(pieces) == [(0, 40), (1, 30)]
     assert all(p.gop.n_frames <= GOP_SIZE for p in pieces)
     assert [p.gop.start for p in pieces if p.segment == 1] == [0, 16]  # from its own start
-    long = list(segment_gops(as_gops(synthetic_planes(64, 48, 100)), Fraction(FPS), seconds=2))
-    assert cuts_of(long) == [(0, 48), (1, 48), (2, 4)]  # 2 s = 50 frames: whole GOPs, 48
-    moving = list(segment_gops(as_gops(still_then_moving()), Fraction(FPS), seconds=100))
+    length = longest_segment(Fraction(FPS), 2)  # 2 s = 50 frames: whole GOPs, 48
+    windows = list(window_gops(as_gops(synthetic_planes(64, 48, 100)), length))
+    assert cuts_of(windows) == [(0, 48), (1, 48), (2, 4)]
+    assert all(g.n_frames == GOP_SIZE for _, g in windows[:-1])
+    moving = list(scene_segments(as_gops(still_then_moving())))
     assert cuts_of(moving) == [(0, 112), (1, 112)]  # the still scene's end is a scene change
+
+
+def test_a_scene_change_cuts_its_window(tmp_path) -> None:
+    """Windows of 32 frames (a grid from the first), the one with a new scene at frame 40 cut
+    there too: the same cuts and bytes however the input is read (a y4m indexed by its
+    timestamps, or a folder of frames read in a first pass) and whoever codes it."""
+    planes = synthetic_planes(64, 48, 40)
+    planes += [tuple(255 - p for p in yuv) for yuv in synthetic_planes(64, 48, 40)]
+    src = write_y4m(tmp_path / "in.y4m", planes)
+    args = ("--threads", "1", "--segment-seconds", "1.3", "--qp", "40")
+    outputs = []
+    for name, jobs in (("a", "1"), ("b", "2")):
+        out = tmp_path / f"{name}.vcx"
+        result = vcodec("encode", src, "-o", out, "--jobs", jobs, *args)
+        assert result.exit_code == 0, result.output
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+    segments = json.loads(vcodec("info", tmp_path / "a.vcx", "--json").stdout)["segments"]
+    assert [(s["first_frame"], s["frames"]) for s in segments] == [
+        (0, 32), (32, 8), (40, 24), (64, 16)
+    ]  # fmt: skip
+    folder = tmp_path / "frames"
+    assert vcodec("decode", tmp_path / "a.vcx", "-o", tmp_path / "d.y4m").exit_code == 0
+    folder.mkdir()
+    import av
+
+    with av.open(str(src)) as clip:
+        for n, frame in enumerate(clip.decode(video=0)):
+            frame.to_image().save(folder / f"{n:04d}.png")
+    for jobs in ("1", "2"):
+        out = tmp_path / f"frames{jobs}.vcx"
+        result = vcodec("encode", folder, "-o", out, "--jobs", jobs, *args)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "frames1.vcx").read_bytes() == (tmp_path / "frames2.vcx").read_bytes()
+    segments = json.loads(vcodec("info", tmp_path / "frames1.vcx", "--json").stdout)["segments"]
+    assert [s["frames"] for s in segments] == [32, 8, 24, 16]
+
+
+def test_an_mp4_with_b_frames_is_read_window_by_window(tmp_path, clip_factory) -> None:
+    """Windows found by demuxing an mp4 (reordered frames, one keyframe) and read after a
+    seek give the bytes one pass from the start gives, and every frame once."""
+    src = clip_factory("in.mp4", 64, 48, 70)
+    args = ("--threads", "1", "--segment-seconds", "1")
+    for jobs in ("1", "2"):
+        result = vcodec("encode", src, "-o", tmp_path / f"{jobs}.vcx", "--jobs", jobs, *args)
+        assert result.exit_code == 0, result.output
+    assert (tmp_path / "1.vcx").read_bytes() == (tmp_path / "2.vcx").read_bytes()
+    with open(tmp_path / "1.vcx", "rb") as f:
+        decoded = [f for g in VcxDecoder(f, "cpu").gops() for f in g.y]
+    source = [yuv[0] for yuv in synthetic_planes(64, 48, 70)]
+    assert len(decoded) == 70
+    for ref, test in zip(source, decoded, strict=True):
+        assert np.abs(ref.astype(int) - test).mean() < 6  # each frame in its place
 
 
 def test_segments_of_different_base_layers_join_into_one_stream(tmp_path) -> None:

@@ -37,6 +37,7 @@ VCX_VARIANTS: dict[str, dict] = {
     "vcx-flow": {"flow": True},  # the option off by default: what it would buy
     "vcx-nowiener": {"wiener": False},
     "vcx-wiener": {"wiener": True},  # on a base where it is off by default (BASE_STAGES_OFF)
+    "vcx-temporal": {"temporal": True},  # the same for temporal scaling
     "vcx-x265": {"base": "x265"},  # --base auto's two choices, each for every clip
     "vcx-av1": {"base": "av1"},
     "vcx-notune": {"tune": "none"},  # the base encoder's defaults instead of --tune psnr

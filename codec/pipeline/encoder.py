@@ -4,6 +4,7 @@ GOP by GOP and writes their payloads (side info, chunks) into the container."""
 from __future__ import annotations
 
 import contextlib
+import io
 import itertools
 import resource
 import tempfile
@@ -28,8 +29,9 @@ from vcodec.device import resolve_device
 from vcodec.errors import InputError, WorkerError
 from vcodec.files import atomic_output, check_output, special_file
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
-from vcodec.io import open_video, read_audio
+from vcodec.io import VideoReader, open_video, read_audio
 from vcodec.models.registry import REGISTRY
+from vcodec.notes import ReadLog
 from vcodec.pipeline.config import STILL_BASE, EncodeConfig
 from vcodec.pipeline.jobs import (
     SegmentJob,
@@ -37,11 +39,12 @@ from vcodec.pipeline.jobs import (
     SegmentRunner,
     inline_jobs,
     plan_sources,
+    plan_windows,
     set_threads,
     zip_results,
 )
 from vcodec.pipeline.plan import Plan, encoder_plan
-from vcodec.pipeline.segments import longest_segment, segment_gops
+from vcodec.pipeline.segments import longest_segment, scene_segments, window_gops
 from vcodec.pipeline.side_info import GopParams
 from vcodec.pipeline.stream import ChunkList, SegmentMerger, segment_stream
 from vcodec.pipeline.targets import meet_target
@@ -132,20 +135,25 @@ def encode(
         # spooled: the notes, known once the input is read, go into the header
         with tempfile.SpooledTemporaryFile(SPOOL_BYTES) as spool, open(tmp, "wb") as out:
             costs: dict[str, dict] = {}
+            logs: list[ReadLog] = []
+            windows = plan_windows(reader, src, config)  # demuxed: no frame decoded
+            gops: Iterable[Gop] = ()
+            jobs: Iterator[SegmentJob] | None = None
+            if windows is not None:  # each window read where it is coded
+                jobs = iter(windows)
+            elif runner is not None and runner is not run_here or targeted:
+                jobs = plan_sources(reader, src, config)  # a first pass, where the index fails
+            else:  # one pass: read and coded here
+                gops = reader.gops(GOP_SIZE, config.frames)
             if targeted:
-                jobs = list(plan_sources(reader, src, config))
                 asked = (target_size, bitrate, target_psnr, len(audio or b""))
-                runner, jobs = meet_target(jobs, runner or run_here, *asked)
-                gops, jobs = (), iter(jobs)
-            elif runner is None or runner is run_here:  # one pass: read and coded here
-                gops, jobs = reader.gops(GOP_SIZE, config.frames), None
-            else:  # a first pass cuts; the workers read their segments themselves
-                gops, jobs = (), plan_sources(reader, src, config)
+                runner, targeted_jobs = meet_target(list(jobs), runner or run_here, *asked)
+                jobs = iter(targeted_jobs)
             frames = encode_gops(
                 gops, reader.info, spool, config, audio=audio, progress=progress, costs=costs,
-                runner=runner, store=store, jobs=jobs,
+                runner=runner, store=store, jobs=jobs, logs=logs,
             )  # fmt: skip
-            notes = reader.notes()
+            notes = reader.notes() if windows is None else _notes(logs, reader, config)
             size = with_notes(spool, out, notes)
         store.finish()
     for note in notes:
@@ -181,6 +189,7 @@ def encode_gops(
     runner: SegmentRunner | None = None,
     store: Any = None,
     jobs: Iterator[SegmentJob] | None = None,
+    logs: list[ReadLog] | None = None,
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count.
 
@@ -188,29 +197,49 @@ def encode_gops(
     here, one after the other; workers.py has processes and Ray) and joined in order, so the
     bytes are the same whoever codes them. ``costs``, when given, receives each stage's
     seconds and bytes (and the base layer's), summed over the segments. ``store``: a
-    ResumeStore whose kept segments are taken instead of coding them again. ``jobs``: the
-    segments already cut (plan_sources: workers read their frames themselves); ``gops`` is
-    then not read."""
+    ResumeStore whose kept windows are taken instead of coding them again. ``jobs``: the
+    windows already found (plan_windows, plan_sources: workers read their frames
+    themselves); ``gops`` is then not read, and ``logs`` receives what their reading found."""
     config = config.validate()
     if jobs is None:
         run_elsewhere = runner is not None and runner is not run_here
         kept = store is not None and bool(store.entries)
-        tagged = segment_gops(gops, info.fps, config.segment_seconds)
+        tagged = window_gops(gops, longest_segment(info.fps, config.segment_seconds))
         jobs = inline_jobs(tagged, info, config, materialise=run_elsewhere or kept)
     merger = SegmentMerger()
     totals = costs if costs is not None else {}
     run = runner or run_here
     for job, result in zip_results(jobs, run, store):
         merger.add(result.data)
-        for name, cost in result.costs.items():
-            total = totals.setdefault(name, {"seconds": 0.0, "bytes": 0})
-            total["seconds"] += cost["seconds"]
-            total["bytes"] += cost["bytes"]
+        _add_costs(totals, result.costs)
+        if logs is not None and result.log is not None:
+            logs.append(result.log)
         if progress:
             progress(job.frames)
+    return _join(merger, info, config, out, audio)
+
+
+def _join(
+    merger: SegmentMerger, info: VideoInfo, config: EncodeConfig, out: BinaryIO, audio: bytes | None
+) -> int:
+    """Write the joined segments as one stream; returns its frame count."""
     header = _header(info, replace(config, base=merger.base or STILL_BASE), [])
     merger.write(out, header, audio)
     return merger.frames
+
+
+def _add_costs(totals: dict[str, dict[str, Any]], costs: dict[str, dict[str, Any]]) -> None:
+    for name, cost in costs.items():
+        total = totals.setdefault(name, {"seconds": 0.0, "bytes": 0})
+        total["seconds"] += cost["seconds"]
+        total["bytes"] += cost["bytes"]
+
+
+def _notes(logs: list[ReadLog], reader: VideoReader, config: EncodeConfig) -> list[str]:
+    """The notes of an input read window by window (each where it was coded)."""
+    log = ReadLog.joined(logs)
+    log.ended = config.frames is None or log.frames < config.frames
+    return log.notes(reader.info)
 
 
 def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
@@ -220,16 +249,33 @@ def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
 
 
 def encode_segment(job: SegmentJob) -> SegmentResult:
-    """Code one segment alone (its base layer and stages chosen on its own frames, --base
-    auto on its first GOP) into a .vcx of its own. A segment a worker read itself must give
-    the frames the first pass saw (its digest): read after a seek, they are read again from
-    the input's start where they do not (an open-GOP stream's leading pictures)."""
-    result = _encode_frames(job, job.read())
-    if job.source is not None and job.digest and job.read_digest != job.digest:
-        result = _encode_frames(job, job.read(seek=False))
-        if job.read_digest != job.digest:
-            raise WorkerError(f"segment {job.index}: the input changed while it was read")
-    return replace(result, digest=job.read_digest, frames=job.frames)
+    """Code one window: its segments (cut at its scene changes, each coded alone: its base
+    layer and stages chosen on its own frames) joined into a .vcx of its own. A window a
+    worker reads itself after a seek must start at the frame its index says; where it does
+    not (an open-GOP stream's leading pictures) it is read again from the input's start. One
+    found by a first pass must give the frames that pass saw (its digest)."""
+    result = _encode_window(job, job.read())
+    source = job.source
+    if source is not None and source.start_pts is not None:
+        if job.first_pts != source.start_pts:
+            result = _encode_window(job, job.read(seek=False))
+    elif source is not None and job.digest and job.read_digest != job.digest:
+        raise WorkerError(f"window {job.index}: the input changed while it was read")
+    digest = job.digest or job.read_digest
+    return replace(result, digest=digest, frames=job.frames, log=job.read_log)
+
+
+def _encode_window(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
+    merger, costs = SegmentMerger(), {}
+    for _, group in itertools.groupby(scene_segments(frames), key=lambda g: g.segment):
+        result = _encode_frames(job, (g.gop for g in group))
+        merger.add(result.data)
+        _add_costs(costs, result.costs)
+    if merger.segments == 0:
+        raise InputError("the input has no frames to encode")
+    out = io.BytesIO()
+    _join(merger, job.info, job.config.validate(), out, None)
+    return SegmentResult(out.getvalue(), costs)
 
 
 def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:

@@ -1,6 +1,6 @@
-"""Segments as jobs: what a worker needs to code one (its frames, or where to read them, found
-by a first pass), the result it sends back, and the order-keeping join of results with the
-segments resume kept."""
+"""Windows as jobs: what a worker needs to code one window's segments (its frames, or where to
+read them: found by demuxing the input, or by a first pass where demuxing cannot say), the
+result it sends back, and the order-keeping join of results with the windows resume kept."""
 
 from __future__ import annotations
 
@@ -18,8 +18,9 @@ import cv2
 import numpy as np
 
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
+from vcodec.notes import ReadLog
 from vcodec.pipeline.config import EncodeConfig
-from vcodec.pipeline.segments import SegmentGop, segment_gops
+from vcodec.pipeline.segments import longest_segment, regroup, window_gops
 
 if TYPE_CHECKING:
     from vcodec.io import VideoReader
@@ -27,21 +28,24 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class SegmentSource:
-    """Where a worker reads a segment itself: the input's path, the segment's first frame and
-    frame count, and that frame's presentation timestamp to seek to (None: read from the
-    start). The input must be visible to the worker at ``path`` (a shared file system)."""
+    """Where a worker reads a window itself: the input's path, the window's first frame and
+    frame count, and the presentation timestamps of its first frame and of the next window's
+    (an index's; None: counted from the input's start instead). The input must be visible to
+    the worker at ``path`` (a shared file system)."""
 
     path: str
     first_frame: int
     frames: int
-    seek_pts: int | None
+    start_pts: int | None = None
+    end_pts: int | None = None
 
 
 @dataclass
 class SegmentJob:
-    """One segment to code: its GOPs (``start`` from the segment's first frame) or its
-    ``source``, the stream's size and rate, the config, the sha256 of its frames when known
-    beforehand (``digest``: what resume checks, and what a worker's own reading must give)."""
+    """One window to code into its segments: its GOPs (``start`` from the window's first
+    frame) or its ``source``, the stream's size and rate, the config, and when known
+    beforehand its ``digest`` (what resume checks): its packets' hash (an index), or its
+    frames' sha256 (a first pass: what a worker's own reading must give)."""
 
     index: int
     info: VideoInfo
@@ -52,10 +56,12 @@ class SegmentJob:
     frames: int = 0
     target: str = ""  # what the user asked of it (targets.Target.label), else its qp
     read_digest: str = field(default="", compare=False)  # what reading it gave
+    read_log: ReadLog | None = field(default=None, compare=False)  # what reading it found
+    first_pts: int | None = field(default=None, compare=False)  # its first frame's, as read
 
     def read(self, seek: bool = True) -> Iterator[Gop]:
         """Its GOPs, read once; ``read_digest`` and ``frames`` are set once they are all read.
-        ``seek``: a source is read from the keyframe before the segment (else from the
+        ``seek``: a source is read from the keyframe before the window (else from the
         input's start: slow, but exact where seeking is not)."""
         digest, frames = hashlib.sha256(), 0
         for gop in self.gops if self.gops is not None else self._from_source(seek):
@@ -70,46 +76,42 @@ class SegmentJob:
 
         source = self.source
         with open_video(Path(source.path)) as reader:
-            frames = reader.frames_at(source.first_frame, source.seek_pts if seek else None)
-            yield from regroup(itertools.islice(frames, source.frames))
+            frames = reader.frames_between(
+                source.first_frame, source.start_pts, source.end_pts, seek=seek
+            )
+            frames = itertools.islice(frames, source.frames)
+            self.first_pts = None
+            for n, gop in enumerate(regroup(frames)):
+                if n == 0:
+                    self.first_pts = reader.log.pts[0] if reader.log.pts else None
+                yield gop
+            self.read_log = reader.log
 
 
 @dataclass
 class SegmentResult:
-    """A coded segment: a .vcx of its own (stream.segment_stream), its stages' costs, and the
-    sha256 of the frames it was coded from."""
+    """A coded window: a .vcx of its own holding its segments, its stages' costs, its digest
+    (the job's, else the sha256 of the frames it was coded from), its frames, and what
+    reading them found (a worker's own reading: the driver's notes)."""
 
     data: bytes
     costs: dict[str, dict[str, Any]]
     digest: str = ""
     frames: int = 0
+    log: ReadLog | None = None
 
 
 SegmentRunner = Callable[[Iterator[SegmentJob]], Iterator[SegmentResult]]
 
 
-def regroup(gops: Iterable[Gop], size: int = GOP_SIZE) -> Iterator[Gop]:
-    """The frames of ``gops`` in GOPs of ``size`` (the last may be shorter), ``start`` from 0."""
-    window: list[tuple[np.ndarray, ...]] = []
-    start = 0
-    for gop in gops:
-        for t in range(gop.n_frames):
-            window.append((gop.y[t], gop.u[t], gop.v[t]))
-            if len(window) == size:
-                yield Gop.from_frames(window, start)
-                start, window = start + size, []
-    if window:
-        yield Gop.from_frames(window, start)
-
-
 def inline_jobs(
-    gops: Iterable[SegmentGop], info: VideoInfo, config: EncodeConfig, materialise: bool
+    gops: Iterable[tuple[int, Gop]], info: VideoInfo, config: EncodeConfig, materialise: bool
 ) -> Iterator[SegmentJob]:
-    """Jobs over segment-tagged GOPs read here. Each job's GOPs stream from the input (code a
-    job before asking for the next) unless ``materialise``: then they are held, and its
-    digest known before coding (what resume needs)."""
-    for index, group in itertools.groupby(gops, key=lambda g: g.segment):
-        members: Iterable[Gop] = (g.gop for g in group)
+    """Jobs over window-tagged GOPs read here (segments.window_gops). Each job's GOPs stream
+    from the input (code a job before asking for the next) unless ``materialise``: then they
+    are held, and its digest known before coding (what resume needs)."""
+    for index, group in itertools.groupby(gops, key=lambda g: g[0]):
+        members: Iterable[Gop] = regroup(gop for _, gop in group)
         job = SegmentJob(index, info, config, gops=members)
         if materialise:
             job.gops = list(members)
@@ -157,23 +159,42 @@ def zip_results(
                 exhausted = True
 
 
+def plan_windows(
+    reader: VideoReader, path: str | Path, config: EncodeConfig
+) -> list[SegmentJob] | None:
+    """The windows of the input as demuxing finds them (VideoReader.index: no frame decoded),
+    each with its timestamps and its packets' hash; workers cut them into segments as they
+    code them. None where the input has no such index (plan_sources then)."""
+    index = reader.index(config.frames)
+    if index is None:
+        return None
+    length = longest_segment(reader.info.fps, config.segment_seconds)
+    firsts = list(range(0, len(index.pts), length))
+    starts = [index.pts[f] for f in firsts]
+    ends: list[int | None] = [*starts[1:], None]  # the last: its length (islice) ends it
+    jobs = []
+    for n, (first, start, end, digest) in enumerate(
+        zip(firsts, starts, ends, index.digests(starts), strict=True)
+    ):
+        frames = min(length, len(index.pts) - first)
+        source = SegmentSource(str(path), first, frames, start, end)
+        jobs.append(SegmentJob(n, reader.info, config, source=source, digest=digest, frames=frames))
+    return jobs
+
+
 def plan_sources(
     reader: VideoReader, path: str | Path, config: EncodeConfig
 ) -> Iterator[SegmentJob]:
-    """The first pass for workers that read their own frames: each segment, as soon as it is
-    cut, with its first frame, length, frames' sha256 and the timestamp to seek to (where the
-    timestamps so far rise frame by frame), nothing coded; workers start on it meanwhile."""
-    first, checked, rising = 0, 1, True
+    """The first pass where demuxing cannot index the input (a raw stream, a folder of images):
+    each window, as soon as it is read, with its first frame, length and frames' sha256,
+    nothing coded; workers start on it meanwhile, reading it from the input's start."""
+    first = 0
     gops = reader.gops(GOP_SIZE, config.frames)
-    tagged = segment_gops(gops, reader.info.fps, config.segment_seconds)
-    for job in inline_jobs(tagged, reader.info, config, materialise=False):
+    length = longest_segment(reader.info.fps, config.segment_seconds)
+    for job in inline_jobs(window_gops(gops, length), reader.info, config, materialise=False):
         for _ in job.read():
             pass
-        pts = reader.log.pts
-        rising = rising and all(pts[i - 1] < pts[i] for i in range(checked, len(pts)))
-        checked = len(pts)
-        seek = pts[first] if rising and len(pts) > first else None
-        source = SegmentSource(str(path), first, job.frames, seek)
+        source = SegmentSource(str(path), first, job.frames)
         yield replace(job, gops=None, digest=job.read_digest, source=source)
         first += job.frames
 

@@ -1,11 +1,13 @@
-"""Where a video is cut into independent segments: at scene changes (cheap frame-difference
-statistics) and at a maximum length; never by the number of workers, so the cuts (and the
-bytes) depend on the content and options alone."""
+"""Where a video is cut into independent segments: into windows of at most --segment-seconds
+(a grid from the first frame, whole GOPs), and each window at its scene changes (cheap
+frame-difference statistics, seen within the window). Never by the number of workers, so the
+cuts (and the bytes) depend on the content and options alone; and a window's cuts on its own
+frames alone, so a worker can read and cut its window without a first pass over the input."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import cv2
@@ -24,7 +26,8 @@ DEFAULT_SEGMENT_SECONDS = 60.0
 
 
 def longest_segment(fps: Fraction, seconds: float) -> int:
-    """The most frames a segment holds: ``seconds`` of video in whole GOPs (at least one)."""
+    """The frames of a window (the most a segment holds): ``seconds`` of video in whole GOPs
+    (at least one)."""
     return max(GOP_SIZE, int(seconds * fps) // GOP_SIZE * GOP_SIZE)
 
 
@@ -38,10 +41,9 @@ class SegmentGop:
 
 
 class _Cutter:
-    """The cut rules over a stream of frames (see the module's constants)."""
+    """The scene-change rule over a stream of frames (see the module's constants)."""
 
-    def __init__(self, fps: Fraction, seconds: float) -> None:
-        self.max_frames = longest_segment(fps, seconds)
+    def __init__(self) -> None:
         self.previous: np.ndarray | None = None
         self.recent: list[float] = []  # the last GOP's differences
 
@@ -60,34 +62,54 @@ class _Cutter:
         return diff >= SCENE_DIFF and diff >= SCENE_RATIO * level
 
 
-def segment_gops(
-    gops: Iterable[Gop], fps: Fraction, seconds: float = DEFAULT_SEGMENT_SECONDS
-) -> Iterator[SegmentGop]:
-    """The frames of ``gops`` regrouped into segments of GOPs of GOP_SIZE frames (a segment's
-    last GOP, and one cut short by a scene change, may be shorter), one GOP in memory."""
-    cutter = _Cutter(fps, seconds)
+def regroup(gops: Iterable[Gop], size: int = GOP_SIZE) -> Iterator[Gop]:
+    """The frames of ``gops`` in GOPs of ``size`` (the last may be shorter), ``start`` from 0;
+    a GOP that already is one is passed on as it is."""
+    window: list[tuple[np.ndarray, ...]] = []
+    start = 0
+    for gop in gops:
+        if not window and gop.n_frames == size:
+            yield gop if gop.start == start else replace(gop, start=start)
+            start += size
+            continue
+        for t in range(gop.n_frames):
+            window.append((gop.y[t], gop.u[t], gop.v[t]))
+            if len(window) == size:
+                yield Gop.from_frames(window, start)
+                start, window = start + size, []
+    if window:
+        yield Gop.from_frames(window, start)
+
+
+def window_gops(gops: Iterable[Gop], frames: int) -> Iterator[tuple[int, Gop]]:
+    """(window, GOP): the frames of ``gops`` in GOPs of GOP_SIZE (``start`` from the first
+    frame), each with its window of ``frames`` frames (longest_segment: whole GOPs)."""
+    for gop in regroup(gops):
+        yield gop.start // frames, gop
+
+
+def scene_segments(gops: Iterable[Gop]) -> Iterator[SegmentGop]:
+    """The frames of one window regrouped into its segments (a cut at each scene change), in
+    GOPs of GOP_SIZE frames (a segment's last GOP may be shorter), one GOP in memory. The rule
+    sees this window's frames alone, so a window's cuts do not depend on who reads it."""
+    cutter = _Cutter()
     segment, length = 0, 0
     window: list[tuple[np.ndarray, ...]] = []
 
     def emit() -> SegmentGop:
-        gop = Gop.from_frames(window, length)
-        return SegmentGop(segment, gop)
+        return SegmentGop(segment, Gop.from_frames(window, length))
 
     for gop in gops:
         for t in range(gop.n_frames):
-            diff = cutter.difference(gop.y[t])
-            scene = cutter.scene_change(diff)
+            scene = cutter.scene_change(cutter.difference(gop.y[t]))
             if scene and length + len(window) >= MIN_SCENE_FRAMES:
                 if window:
                     yield emit()
                 segment, length, window = segment + 1, 0, []
             window.append((gop.y[t], gop.u[t], gop.v[t]))
-            if len(window) < GOP_SIZE:
-                continue
-            yield emit()
-            length += len(window)
-            window = []
-            if length >= cutter.max_frames:
-                segment, length = segment + 1, 0
+            if len(window) == GOP_SIZE:
+                yield emit()
+                length += len(window)
+                window = []
     if window:
         yield emit()
