@@ -32,6 +32,8 @@ from vcodec.files import is_stdio
 
 setup_help()
 
+AS_PROGRAM = False  # run() as the vcodec program, not called as a library (CliRunner)
+
 app = typer.Typer(
     cls=OneLineErrors,
     name="vcodec",
@@ -320,7 +322,11 @@ def encode(
             detector=detector, threads=threads, segment_seconds=segment_seconds,
         ).validate()  # fmt: skip
         jobs = jobs or cores()
-        runner = ray_runner(cluster, config.threads or 1) if cluster else local_runner(jobs)
+        runner = (
+            ray_runner(cluster, config.threads or 1)
+            if cluster
+            else local_runner(jobs, fork=AS_PROGRAM)
+        )
 
         def encode_one(src: Path, output: Path) -> Any:
             with readable_input(src) as path:
@@ -552,7 +558,10 @@ app.add_typer(train_app, name="train")
 
 
 def run() -> None:
-    """Console-script entry point: SIGTERM and SIGHUP stop a run as Ctrl-C does."""
+    """Console-script entry point: SIGTERM and SIGHUP stop a run as Ctrl-C does; worker
+    processes may be forked (this process runs nothing else: workers.local_runner)."""
+    global AS_PROGRAM
+    AS_PROGRAM = True
     install_signal_handlers()
     app(prog_name="vcodec")
 

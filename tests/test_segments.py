@@ -184,6 +184,21 @@ def test_the_bytes_do_not_depend_on_the_workers(tmp_path) -> None:
     assert len(cuts) == 5 and all(c.threads == 1 for c in cuts)  # 1 s: 16-frame GOPs
 
 
+def test_forked_workers_give_the_same_bytes(tmp_path) -> None:
+    """The CLI's driver never loads torch, so its workers are forked (a test process may have
+    loaded it: spawned there)."""
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 64))
+    outputs = []
+    for jobs in ("1", "2"):
+        out = tmp_path / f"{jobs}.vcx"
+        command = [sys.executable, "-m", "vcodec.cli.main", "encode", str(src), "-o", str(out)]
+        args = ["--jobs", jobs, "--threads", "1", "--segment-seconds", "1"]
+        done = subprocess.run(command + args, capture_output=True, text=True, timeout=KILL_WAIT_S)
+        assert done.returncode == 0, done.stderr
+        outputs.append(out.read_bytes())
+    assert outputs[0] == outputs[1]
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
 def test_a_ray_cluster_gives_the_same_bytes(tmp_path) -> None:
     src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 64))

@@ -141,6 +141,7 @@ def encode(
             jobs: Iterator[SegmentJob] | None = None
             if windows is not None:  # each window read where it is coded
                 jobs = iter(windows)
+                reader.close()  # its decoder's threads end before workers start (fork)
             elif runner is not None and runner is not run_here or targeted:
                 jobs = plan_sources(reader, src, config)  # a first pass, where the index fails
             else:  # one pass: read and coded here

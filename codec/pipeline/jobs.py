@@ -60,16 +60,19 @@ class SegmentJob:
     first_pts: int | None = field(default=None, compare=False)  # its first frame's, as read
 
     def read(self, seek: bool = True) -> Iterator[Gop]:
-        """Its GOPs, read once; ``read_digest`` and ``frames`` are set once they are all read.
+        """Its GOPs, read once; ``frames`` and (but for an indexed window) ``read_digest``, the
+        frames' sha256, are set once they are all read.
         ``seek``: a source is read from the keyframe before the window (else from the
         input's start: slow, but exact where seeking is not)."""
         digest, frames = hashlib.sha256(), 0
+        indexed = self.source is not None and self.source.start_pts is not None
         for gop in self.gops if self.gops is not None else self._from_source(seek):
-            for plane in gop.planes():
-                digest.update(np.ascontiguousarray(plane).data)
+            if not indexed:  # an indexed window's digest is its packets'
+                for plane in gop.planes():
+                    digest.update(np.ascontiguousarray(plane).data)
             frames += gop.n_frames
             yield gop
-        self.read_digest, self.frames = digest.hexdigest(), frames
+        self.read_digest, self.frames = "" if indexed else digest.hexdigest(), frames
 
     def _from_source(self, seek: bool) -> Iterator[Gop]:
         from vcodec.io import open_video

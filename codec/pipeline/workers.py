@@ -8,6 +8,7 @@ import contextlib
 import itertools
 import multiprocessing
 import os
+import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -37,10 +38,11 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def local_runner(jobs: int) -> SegmentRunner:
-    """``jobs`` worker processes, each coding one segment at a time; a stream of a single
-    segment is coded here, with no process started. A segment whose config leaves its threads
-    to the encoder (0) gets cores / jobs of them in a worker, every core here."""
+def local_runner(jobs: int, fork: bool = False) -> SegmentRunner:
+    """``jobs`` worker processes, each coding one window at a time; a stream of a single
+    window is coded here, with no process started. A window whose config leaves its threads
+    to the encoder (0) gets cores / jobs of them in a worker, every core here. ``fork``: this
+    process may fork its workers (see _start_method), else they are spawned."""
     if jobs <= 1:
         return run_here
 
@@ -50,7 +52,7 @@ def local_runner(jobs: int) -> SegmentRunner:
             yield from run_here(iter(first))
             return
         share = max(1, cores() // jobs)
-        pool = ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn"))
+        pool = ProcessPoolExecutor(jobs, mp_context=_start_method(fork, first[0]))
         try:
             inflight: deque[Future] = deque()
             for job in itertools.chain(first, segments):
@@ -65,6 +67,16 @@ def local_runner(jobs: int) -> SegmentRunner:
             _stop(pool)
 
     return run
+
+
+def _start_method(fork: bool, job: SegmentJob) -> Any:
+    """Fork (workers start at once, every module already imported) where the caller allows
+    it (the CLI, whose driver runs no OpenCV or torch threads: a forked child of a process
+    that did can hang in their pools), torch is not loaded (a forked CUDA runtime is not safe)
+    and the windows were indexed (so no decoder of the input is open here); else spawn."""
+    indexed = job.source is not None and job.source.start_pts is not None
+    method = "fork" if fork and indexed and "torch" not in sys.modules else "spawn"
+    return multiprocessing.get_context(method)
 
 
 def _result(future: Future) -> SegmentResult:
