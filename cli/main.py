@@ -280,16 +280,23 @@ def encode(
     target_psnr: Annotated[
         float | None,
         typer.Option(
-            help="Each segment at the highest qp whose PSNR-YUV reaches this many dB (probe "
+            help="Each window at the highest qp whose PSNR-YUV reaches this many dB (probe "
             "encodes, decoded and measured).",
+        ),
+    ] = None,
+    target_msssim: Annotated[
+        float | None,
+        typer.Option(
+            help="Each window at the highest qp whose luma MS-SSIM reaches this (0.95, 0.99), "
+            "as --target-psnr does.",
         ),
     ] = None,
     segment_seconds: Annotated[
         float,
         typer.Option(
-            help="The longest segment, in seconds (each cut is a keyframe: shorter segments "
-            "mean more parallel work and finer resume, and a larger file). Segments are also "
-            "cut at scene changes.",
+            help="The longest segment, in seconds: the input is cut into windows this long "
+            "(each cut is a keyframe: shorter windows mean more parallel work and finer "
+            "resume, and a larger file), and each window at its scene changes.",
         ),
     ] = 60.0,
     stats: Annotated[
@@ -333,11 +340,11 @@ def encode(
                 with open_video(path) as reader:
                     total = reader.info.frame_count
                 total = min(total, frames) if total and frames else total or frames
-                with frame_progress(f"encoding {_name(src)}", total, "segments") as progress:
+                with frame_progress(f"encoding {_name(src)}", total, "windows") as progress:
                     return run_encode(
                         path, output, config, force=force, progress=progress, runner=runner,
                         resume=resume, target_size=target_size, bitrate=bitrate,
-                        target_psnr=target_psnr,
+                        target_psnr=target_psnr, target_msssim=target_msssim,
                     )  # fmt: skip
 
         inputs = batch_inputs(sources)

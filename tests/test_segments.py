@@ -300,6 +300,18 @@ def test_a_size_target_is_met_and_each_segment_reaches_a_psnr_target(tmp_path) -
             errors += [np.mean((a.astype(float) - b) ** 2) for a, b in zip(ref, test, strict=True)]
         mse = (6 * errors[0] + errors[1] + errors[2]) / 8 / count
         assert 36 <= 10 * np.log10(255**2 / mse) < 38, segment
+    out = tmp_path / "msssim.vcx"
+    result = vcodec("encode", src, "-o", out, "--target-msssim", "0.97", *args)
+    assert result.exit_code == 0, result.output
+    from vcodec.eval.metrics import msssim_y
+
+    with open(out, "rb") as f:
+        decoded_y = np.concatenate([g.y for g in VcxDecoder(f, "cpu").gops()])
+    source_y = np.stack([yuv[0] for yuv in source])
+    for segment in json.loads(vcodec("info", out, "--json").stdout)["segments"]:
+        window = slice(segment["first_frame"], segment["first_frame"] + segment["frames"])
+        assert np.mean(msssim_y(source_y[window], decoded_y[window])) >= 0.97, segment
+        assert segment["target"] == "msssim 0.97"
     bad = vcodec("encode", src, "-o", tmp_path / "x.vcx", "--target-size", "lots")
     assert bad.exit_code == 3 and "25MB" in bad.stderr
 

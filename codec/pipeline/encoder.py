@@ -97,6 +97,7 @@ def encode(
     target_size: str | None = None,
     bitrate: str | None = None,
     target_psnr: float | None = None,
+    target_msssim: float | None = None,
 ) -> EncodeStats:
     """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``, segment
     by segment (``runner``: where they are coded, default one after the other here). What
@@ -106,8 +107,9 @@ def encode(
     Each coded segment is kept beside the partial output until the encode ends; a run killed
     midway leaves them, and the same encode with ``resume`` takes them back (ResumeStore).
     ``target_size`` (``25MB``: the whole file), ``bitrate`` (``800k``: the video's bits a
-    second) or ``target_psnr`` (dB, PSNR-YUV per segment) choose each segment's qp instead
-    of --qp (targets.py), from probe encodes; they do not resume."""
+    second), ``target_psnr`` (dB, PSNR-YUV per window) or ``target_msssim`` (luma MS-SSIM
+    per window) choose each window's qp instead of --qp (targets.py), from probe encodes;
+    they do not resume."""
     import warnings
 
     from vcodec.errors import VcxWarning
@@ -115,9 +117,9 @@ def encode(
     from vcodec.pipeline.stream import with_notes
 
     config = config.validate()
-    targeted = bool(target_size or bitrate or target_psnr)
+    targeted = bool(target_size or bitrate or target_psnr or target_msssim)
     if targeted and resume:
-        raise InputError("--resume does not go with --target-size, --bitrate or --target-psnr")
+        raise InputError("--resume does not go with --target-size, --bitrate or a quality target")
     if special_file(dst) is None:  # first the checks that protect files, then the name's
         check_output(dst, force=force, inputs=[src])
     check_vcx_name(dst)
@@ -147,7 +149,7 @@ def encode(
             else:  # one pass: read and coded here
                 gops = reader.gops(GOP_SIZE, config.frames)
             if targeted:
-                asked = (target_size, bitrate, target_psnr, len(audio or b""))
+                asked = (target_size, bitrate, target_psnr, target_msssim, len(audio or b""))
                 runner, targeted_jobs = meet_target(list(jobs), runner or run_here, *asked)
                 jobs = iter(targeted_jobs)
             frames = encode_gops(

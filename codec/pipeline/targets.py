@@ -1,13 +1,14 @@
 """Rate and quality targets: a whole file's size (--target-size, --bitrate) shared out among
-its segments from probe encodes, or each segment at the highest qp that reaches a PSNR
-(--target-psnr), as av1an's target-quality search does with its probes."""
+its windows from probe encodes, or each window at the highest qp that reaches a PSNR
+(--target-psnr) or an MS-SSIM (--target-msssim), as av1an's target-quality search does with
+its probes."""
 
 from __future__ import annotations
 
 import io
 import math
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -19,20 +20,31 @@ from vcodec.pipeline.jobs import SegmentJob, SegmentResult, SegmentRunner, regro
 PROBE_STEP = 6  # the second probe's qp above the first (--qp): about half the bytes
 QP_RANGE = (1, 51)  # the qps a target may choose
 SIZE_TOLERANCE = 0.02  # a size within this share of its target is not corrected further
-MAX_CORRECTIONS = 8  # re-encodes of single segments to bring the total onto the target
-PSNR_ROUNDS = 5  # rounds of the --target-psnr search after the two probes
+MAX_CORRECTIONS = 8  # re-encodes of single windows to bring the total onto the target
+QUALITY_ROUNDS = 5  # rounds of the --target-psnr and --target-msssim search after the two probes
 UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "ki": 2**10, "mi": 2**20, "gi": 2**30}
 
 
 @dataclass(frozen=True)
 class Target:
-    """What the user asked: the video's bytes (``size``), or a PSNR-YUV per segment (dB)."""
+    """What the user asked: the video's bytes (``size``), or per window a PSNR-YUV (dB) or a
+    luma MS-SSIM."""
 
     size: int | None = None
     psnr: float | None = None
+    msssim: float | None = None
 
     def label(self) -> str:
-        return f"size {self.size}" if self.size else f"psnr {self.psnr}"
+        if self.size:
+            return f"size {self.size}"
+        return f"psnr {self.psnr}" if self.psnr is not None else f"msssim {self.msssim}"
+
+    def quality(self) -> tuple[float, Callable[[list[Gop], bytes], float]]:
+        """The quality target in decibels, and what measures a coded window in them: PSNR-YUV,
+        or MS-SSIM as -10 log10(1 - MS-SSIM) (so that one search, in dB, serves both)."""
+        if self.psnr is not None:
+            return self.psnr, psnr_yuv
+        return msssim_db(self.msssim), lambda source, data: msssim_db(msssim(source, data))
 
 
 def parse_amount(text: str, unit: str) -> float:
@@ -55,11 +67,9 @@ def size_target(target_size: str | None, bitrate: str | None, seconds: float) ->
 
 
 def psnr_yuv(source: list[Gop], data: bytes) -> float:
-    """The PSNR-YUV of a coded segment (a .vcx of its own) against its frames, over all of
+    """The PSNR-YUV of a coded window (a .vcx of its own) against its frames, over all of
     its frames' pixels."""
-    from vcodec.pipeline.decoder import VcxDecoder
-
-    decoded = list(regroup(VcxDecoder(io.BytesIO(data), "cpu").gops()))
+    decoded = _decoded(data)
     errors = np.zeros(3)
     for ref, test in zip(regroup(source), decoded, strict=True):
         for i, (a, b) in enumerate(zip(ref.planes(), test.planes(), strict=True)):
@@ -67,6 +77,25 @@ def psnr_yuv(source: list[Gop], data: bytes) -> float:
     frames = sum(g.n_frames for g in source)
     mse = float(np.dot(PSNR_YUV_WEIGHTS, errors / frames) / sum(PSNR_YUV_WEIGHTS))
     return 10 * math.log10(255**2 / max(mse, 1e-10))
+
+
+def msssim(source: list[Gop], data: bytes) -> float:
+    """The mean luma MS-SSIM of a coded window (a .vcx of its own) against its frames."""
+    from vcodec.eval.metrics import msssim_y
+
+    ref = np.concatenate([g.y for g in source])
+    test = np.concatenate([g.y for g in _decoded(data)])
+    return float(np.mean(msssim_y(ref, test)))
+
+
+def msssim_db(value: float) -> float:
+    return -10 * math.log10(max(1e-10, 1 - value))
+
+
+def _decoded(data: bytes) -> list[Gop]:
+    from vcodec.pipeline.decoder import VcxDecoder
+
+    return list(regroup(VcxDecoder(io.BytesIO(data), "cpu").gops()))
 
 
 def at_qps(jobs: list[SegmentJob], qps: list[int], run: SegmentRunner) -> list[SegmentResult]:
@@ -81,17 +110,17 @@ def at_qps(jobs: list[SegmentJob], qps: list[int], run: SegmentRunner) -> list[S
 def _missing(
     jobs: list[SegmentJob], chosen: list[int], tried: dict, run: SegmentRunner
 ) -> list[tuple[int, SegmentResult]]:
-    """The chosen (segment, qp) pairs not coded yet, coded now: (segment, result)."""
+    """The chosen (window, qp) pairs not coded yet, coded now: (window, result)."""
     todo = [i for i in range(len(jobs)) if (i, chosen[i]) not in tried]
     results = at_qps([jobs[i] for i in todo], [chosen[i] for i in todo], run)
     return list(zip(todo, results, strict=True))
 
 
 def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[SegmentResult]:
-    """Every segment at a qp such that the total is as close to ``size`` bytes as whole qps
+    """Every window at a qp such that the total is as close to ``size`` bytes as whole qps
     allow: two probes each (--qp and PROBE_STEP above), a log-linear model of bytes against
-    qp per segment, one qp q* for all (equal slopes: bits go where they buy most), rounded
-    per segment to the nearest total, then single segments moved a qp at a time while that
+    qp per window, one qp q* for all (equal slopes: bits go where they buy most), rounded
+    per window to the nearest total, then single windows moved a qp at a time while that
     brings the total closer."""
     low = [j.config.qp for j in jobs]
     high = [min(QP_RANGE[1], q + PROBE_STEP) for q in low]
@@ -133,11 +162,16 @@ def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[Seg
     return [tried[i, q] for i, q in enumerate(chosen)]
 
 
-def meet_psnr(jobs: list[SegmentJob], psnr: float, run: SegmentRunner) -> list[SegmentResult]:
-    """Each segment at the highest qp whose PSNR-YUV reaches ``psnr``: a search per segment,
-    all segments a round at a time (each round codes one qp of every unfinished segment), from
+def meet_quality(
+    jobs: list[SegmentJob],
+    goal: float,
+    measure: Callable[[list[Gop], bytes], float],
+    run: SegmentRunner,
+) -> list[SegmentResult]:
+    """Each window at the highest qp whose quality (``measure``, in dB) reaches ``goal``: a
+    search per window, all a round at a time (each round codes one qp of every unfinished one), from
     the probes (--qp, PROBE_STEP above) by straight lines between the qps that reach it and
-    those that do not, until they are neighbours (PSNR_ROUNDS at most)."""
+    those that do not, until they are neighbours (QUALITY_ROUNDS at most)."""
     tried: dict[tuple[int, int], SegmentResult] = {}
     quality: list[dict[int, float]] = [{} for _ in jobs]
 
@@ -146,33 +180,33 @@ def meet_psnr(jobs: list[SegmentJob], psnr: float, run: SegmentRunner) -> list[S
             indices, qps, at_qps([jobs[i] for i in indices], qps, run), strict=True
         ):
             tried[i, q] = result
-            quality[i][q] = psnr_yuv(list(jobs[i].read()), result.data)  # one segment in memory
+            quality[i][q] = measure(list(jobs[i].read()), result.data)  # one window in memory
 
     everyone = list(range(len(jobs)))
     code(everyone, [j.config.qp for j in jobs])
     code(everyone, [min(QP_RANGE[1], j.config.qp + PROBE_STEP) for j in jobs])
-    for _ in range(PSNR_ROUNDS):
-        nexts = {i: q for i in everyone if (q := _next_qp(quality[i], psnr)) is not None}
+    for _ in range(QUALITY_ROUNDS):
+        nexts = {i: q for i in everyone if (q := _next_qp(quality[i], goal)) is not None}
         if not nexts:
             break
         code(list(nexts), list(nexts.values()))
-    return [tried[i, _best_qp(quality[i], psnr)] for i in everyone]
+    return [tried[i, _best_qp(quality[i], goal)] for i in everyone]
 
 
-def _best_qp(quality: dict[int, float], psnr: float) -> int:
-    """The highest qp tried that reaches ``psnr``; none does: the lowest tried."""
-    good = [q for q, db in quality.items() if db >= psnr]
+def _best_qp(quality: dict[int, float], goal: float) -> int:
+    """The highest qp tried that reaches ``goal``; none does: the lowest tried."""
+    good = [q for q, db in quality.items() if db >= goal]
     return max(good) if good else min(quality)
 
 
-def _next_qp(quality: dict[int, float], psnr: float) -> int | None:
+def _next_qp(quality: dict[int, float], goal: float) -> int | None:
     """The qp to try next, or None when the answer is known (neighbours, or a range end)."""
-    good = [q for q, db in quality.items() if db >= psnr]
-    above = [q for q, db in quality.items() if db < psnr and good and q > max(good)]
+    good = [q for q, db in quality.items() if db >= goal]
+    above = [q for q, db in quality.items() if db < goal and good and q > max(good)]
     points = sorted(quality.items())
     (q0, d0), (q1, d1) = points[0], points[-1]
     slope = (d1 - d0) / (q1 - q0) if q1 != q0 and d1 != d0 else -0.5
-    guess = round(q0 + (psnr - d0) / slope)
+    guess = round(q0 + (goal - d0) / slope)
     if good and above:  # between the best qp that reaches it and the next that does not
         low, high = max(good), min(above)
         return None if high - low <= 1 else min(high - 1, max(low + 1, guess))
@@ -189,6 +223,7 @@ def meet_target(
     target_size: str | None,
     bitrate: str | None,
     target_psnr: float | None,
+    target_msssim: float | None,
     audio_bytes: int,
 ) -> tuple[SegmentRunner, list[SegmentJob]]:
     """Code ``jobs`` to the target asked (targets.py); returns a runner that hands back
@@ -199,9 +234,16 @@ def meet_target(
         size -= audio_bytes
     if size is not None and size <= 0:
         raise InputError(f"--target-size {target_size} leaves no bytes for the video")
-    target = Target(size=size, psnr=target_psnr)
+    if sum(x is not None for x in (size, target_psnr, target_msssim)) > 1:
+        raise InputError("give one target: a size or bitrate, --target-psnr or --target-msssim")
+    if target_msssim is not None and not 0 < target_msssim < 1:
+        raise InputError(f"--target-msssim is between 0 and 1 (0.95, 0.99), not {target_msssim}")
+    target = Target(size=size, psnr=target_psnr, msssim=target_msssim)
     jobs = [replace(j, target=target.label()) for j in jobs]
-    results = meet_size(jobs, size, run) if size else meet_psnr(jobs, target_psnr, run)
+    if size:
+        results = meet_size(jobs, size, run)
+    else:
+        results = meet_quality(jobs, *target.quality(), run)
 
     def given(asked: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
         for _job, result in zip(asked, results, strict=True):
