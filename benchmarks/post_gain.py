@@ -20,7 +20,7 @@ from recon_vs_interp import HELD_OUT
 from shared_clips import clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
-from vcodec.eval.metrics import psnr, psnr_yuv
+from vcodec.metrics import psnr, psnr_yuv
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops

@@ -21,7 +21,7 @@ import numpy as np
 from shared_clips import SHARED_CLIPS
 
 from vcodec.eval.bench import load_clip
-from vcodec.eval.metrics import MetricAccumulator
+from vcodec.metrics import MetricAccumulator
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops

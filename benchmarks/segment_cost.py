@@ -20,8 +20,8 @@ import numpy as np
 
 from vcodec.eval.anchors import CodecName, run_anchor
 from vcodec.eval.clips import load_clip
-from vcodec.eval.metrics import psnr
 from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
+from vcodec.metrics import psnr
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
 from vcodec.pipeline.encoder import encode_gops

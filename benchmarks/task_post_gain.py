@@ -18,9 +18,9 @@ from pathlib import Path
 import torch
 
 from vcodec.eval.bench import load_clip
-from vcodec.eval.metrics import MetricAccumulator
 from vcodec.eval.scoring import ground_truth, pooled, score
 from vcodec.eval.tasks import expand_inputs
+from vcodec.metrics import MetricAccumulator
 from vcodec.models.detectors import load_detector
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder

@@ -20,8 +20,8 @@ from recon_vs_interp import HELD_OUT
 from shared_clips import SHARED_CLIPS, clip_parser, clip_paths
 
 from vcodec.eval.bench import load_clip
-from vcodec.eval.metrics import psnr, psnr_yuv
 from vcodec.frames import Gop
+from vcodec.metrics import psnr, psnr_yuv
 from vcodec.models.detectors import NanoDet, cosine_similarity
 from vcodec.models.postprocess import PostNet
 from vcodec.pipeline import decoder as vcx_decoder

@@ -103,6 +103,14 @@ def bench(
     clips_dir: Annotated[Path, typer.Option("--clips", help="Where --set finds its clips.")] = Path(
         "../shared/data/clips"
     ),
+    cluster: Annotated[
+        str | None,
+        typer.Option(
+            help="Run each point (clip x codec x qp) as a task on a Ray cluster: auto (the "
+            "one `ray start` runs here), HOST:PORT, or local (one started for the run). Needs "
+            "vcodec[cluster]; speeds are then measured beside other points.",
+        ),
+    ] = None,
     device: Device = "auto",
     force: Force = False,
 ) -> None:
@@ -140,7 +148,9 @@ def bench(
                 if not err.is_terminal:  # a log: one line per point instead of the bar
                     err.print(f"{label} ({int(bar.tasks[0].completed)}/{total})")
 
-            result = run_bench(inputs or [], config, out_dir, force=force, progress=progress)
+            result = run_bench(
+                inputs or [], config, out_dir, force=force, progress=progress, cluster=cluster
+            )
         for table in result.tables:
             out.print(table)
         out.print(f"wrote {', '.join(str(p) for p in result.files)}")

@@ -12,8 +12,8 @@ import pytest
 
 from vcodec.bitstream.container import BaseData, StreamHeader, VcxReader, encode_header
 from vcodec.errors import OutputExistsError, UnknownModelError, VcxError
-from vcodec.eval.metrics import psnr
 from vcodec.io import open_video
+from vcodec.metrics import psnr
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder, decode
 from vcodec.pipeline.encoder import encode, encode_gops

@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from vcodec.bitstream.container import Samples, VcxReader, encode_header
 from vcodec.cli.main import app
 from vcodec.errors import MalformedError, UnknownModelError, VcxError
-from vcodec.eval.metrics import psnr
 from vcodec.frames import VideoInfo
+from vcodec.metrics import psnr
 from vcodec.models.registry import REGISTRY
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder

@@ -7,7 +7,8 @@ import pytest
 import torch
 from pytorch_msssim import ms_ssim
 
-from vcodec.eval.metrics import (
+from vcodec.frames import Gop, yuv_mse
+from vcodec.metrics import (
     PSNR_CAP_DB,
     MetricAccumulator,
     _ms_ssim_levels,
@@ -16,7 +17,6 @@ from vcodec.eval.metrics import (
     msssim_y,
     psnr,
 )
-from vcodec.frames import Gop, yuv_mse
 
 
 def textured(frames: int, height: int, width: int, seed: int = 0) -> np.ndarray:

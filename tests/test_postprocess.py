@@ -13,8 +13,8 @@ from typer.testing import CliRunner
 from vcodec.bitstream.container import VcxReader
 from vcodec.cli.main import app
 from vcodec.errors import InputError
-from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop
+from vcodec.metrics import psnr
 from vcodec.models.postprocess import LitePostNet, PostNet, multiply_adds
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder

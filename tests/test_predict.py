@@ -17,8 +17,8 @@ from typer.testing import CliRunner
 
 from vcodec.bitstream.container import BaseData, Cut, End, VcxReader, VcxWriter, encode_header
 from vcodec.cli.main import app
-from vcodec.eval.metrics import psnr
 from vcodec.frames import Gop, VideoInfo
+from vcodec.metrics import psnr
 from vcodec.models.postprocess import PostNet
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder

@@ -209,6 +209,19 @@ def test_a_ray_cluster_gives_the_same_bytes(tmp_path) -> None:
     assert (tmp_path / "r.vcx").read_bytes() == (tmp_path / "a.vcx").read_bytes()
 
 
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
+def test_the_bench_grid_on_a_ray_cluster_measures_the_same_points(tmp_path) -> None:
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(64, 48, 16))
+    args = ("--codecs", "vcx,vcx:fast", "--qp", "30,40", "--frames", "16", "--device", "cpu")
+    found = []
+    for name, extra in (("here", ()), ("ray", ("--cluster", "local"))):
+        result = vcodec("bench", src, *args, "--out", tmp_path / name, *extra)
+        assert result.exit_code == 0, result.output
+        points = json.loads((tmp_path / name / "bench.json").read_text())["points"]
+        found.append([(p["codec"], p["q"], p["bytes"], round(p["psnr_yuv"], 6)) for p in points])
+    assert found[0] == found[1] and len(found[0]) == 6  # SVT-AV1 comes with vcx on its base
+
+
 def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path) -> None:
     src = write_y4m(tmp_path / "in.y4m", synthetic_planes(128, 96, 320))
     args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64", "--base", "x265"]
@@ -303,7 +316,7 @@ def test_a_size_target_is_met_and_each_segment_reaches_a_psnr_target(tmp_path) -
     out = tmp_path / "msssim.vcx"
     result = vcodec("encode", src, "-o", out, "--target-msssim", "0.97", *args)
     assert result.exit_code == 0, result.output
-    from vcodec.eval.metrics import msssim_y
+    from vcodec.metrics import msssim_y
 
     with open(out, "rb") as f:
         decoded_y = np.concatenate([g.y for g in VcxDecoder(f, "cpu").gops()])

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import functools
 import io
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import Any
 
 import av
 
@@ -26,7 +28,6 @@ from vcodec.eval.anchors import (
 from vcodec.eval.clips import Clip, clip_entry, load_clip, sample_clip, with_rois
 from vcodec.eval.frame_crops import FrameCrop, centre_crop, middle_frame
 from vcodec.eval.html_report import ClipFrames, write_html_report
-from vcodec.eval.metrics import MetricAccumulator, RegionPsnr
 from vcodec.eval.outputs import OUTPUT_FILES, bench_outputs, check_out_dir
 from vcodec.eval.pareto import MAP_METRIC, MIN_SHARED_DB, map_rows, plot_pareto
 from vcodec.eval.report import (
@@ -43,6 +44,7 @@ from vcodec.eval.scoring import TASK_BD_METRICS, TASKS, TaskScore, ground_truth,
 from vcodec.eval.tables import render_tables
 from vcodec.eval.tasks import expand_inputs
 from vcodec.frames import Gop
+from vcodec.metrics import MetricAccumulator, RegionPsnr
 from vcodec.models.detectors import load_detector
 from vcodec.pipeline.config import AUTO_BASE, BASES, EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
@@ -173,9 +175,12 @@ def run_bench(
     *,
     force: bool = False,
     progress: Callable[[str], None] | None = None,
+    cluster: str | None = None,
 ) -> BenchResult:
     """Bench every clip (the built-in sample when ``inputs`` is empty); write JSON, CSV and
-    the plots. Nothing is written until every point is measured (outputs.bench_outputs)."""
+    the plots. Nothing is written until every point is measured (outputs.bench_outputs).
+    ``cluster``: each point (clip x codec x qp) a Ray task on the cluster at that address
+    (workers.ray_runner's), the clips' frames shipped once through its object store."""
     out_dir = Path(out_dir)
     check_out_dir(out_dir, force=force)
     detector = (
@@ -192,21 +197,21 @@ def run_bench(
         ]
     points, per_class, scores, costs = [], [], {}, {}
     crops: dict[tuple[str, str, int], FrameCrop] = {}  # report.html's: a frame of each point
-    for clip in clips:
-        for codec in config.codecs:
-            for qp in config.qps:
-                cost: dict = {}
-                point, task = bench_point(clip, codec, qp, config, detector, cost, crops)
-                points.append(point)
-                if cost:
-                    costs[clip.name, point.codec, qp] = cost
-                scores[clip.name, codec, qp] = task
-                if task is not None and task.per_class is not None:
-                    per_class.append(
-                        {"clip": clip.name, "codec": codec, "q": qp, "ap50": task.per_class}
-                    )
-                if progress:
-                    progress(f"{clip.name} {codec} q{qp}")
+    grid = [(clip, codec, qp) for clip in clips for codec in config.codecs for qp in config.qps]
+    if cluster is None:
+        measured = (measure_point(*cell, config, detector) for cell in grid)
+    else:
+        measured = points_on_cluster(grid, config, cluster)
+    for (clip, codec, qp), (point, task, cost, crop) in zip(grid, measured, strict=True):
+        points.append(point)
+        if cost:
+            costs[clip.name, point.codec, qp] = cost
+        crops[clip.name, point.codec, qp] = crop
+        scores[clip.name, codec, qp] = task
+        if task is not None and task.per_class is not None:
+            per_class.append({"clip": clip.name, "codec": codec, "q": qp, "ap50": task.per_class})
+        if progress:
+            progress(f"{clip.name} {codec} q{qp}")
     if detector is not None and len(clips) > 1:
         points += pooled_points(config.task, clips, points, scores)
     metrics = ("psnr_y", "psnr_yuv", "msssim_y", "psnr_roi")
@@ -239,6 +244,52 @@ def run_bench(
         )
     files = [out_dir / n for n in OUTPUT_FILES]
     return BenchResult(points, rows, files, tables, speed_map)
+
+
+Measured = tuple[BenchPoint, TaskScore | None, dict, FrameCrop]  # measure_point's
+
+
+def measure_point(clip: Clip, codec: str, qp: int, config: BenchConfig, detector=None) -> Measured:
+    """One point with its task scores, costs and report crop (bench_point's)."""
+    cost: dict = {}
+    crops: dict = {}
+    point, task = bench_point(clip, codec, qp, config, detector, cost, crops)
+    return point, task, cost, crops[clip.name, point.codec, qp]
+
+
+def points_on_cluster(
+    grid: list[tuple[Clip, str, int]], config: BenchConfig, address: str
+) -> Iterator[Measured]:
+    """Each cell of ``grid`` measured as a Ray task (one CPU each; the detector, if any,
+    loaded once in each worker process), in order. A point's speeds are its worker's, beside
+    the others running then: the speed/size map wants a quiet machine, one point at a time."""
+    from vcodec.pipeline.workers import RAY_RETRIES, connect_ray, ray_result
+
+    ray, started = connect_ray(address)
+    try:
+        task = ray.remote(max_retries=RAY_RETRIES)(_point_on_worker)
+        shipped: dict[str, Any] = {}
+        refs = []
+        for clip, codec, qp in grid:
+            if clip.name not in shipped:
+                shipped[clip.name] = ray.put(clip)
+            refs.append(task.remote(shipped[clip.name], codec, qp, config))
+        for ref in refs:
+            yield ray_result(ray, ref)
+    finally:
+        if started:
+            ray.shutdown()
+
+
+@functools.lru_cache(maxsize=2)
+def _worker_detector(spec: str, device: str) -> Any:
+    return load_detector(spec, device)
+
+
+def _point_on_worker(clip: Clip, codec: str, qp: int, config: BenchConfig) -> Measured:
+    device = str(resolve_device(config.device))
+    detector = _worker_detector(config.detector, device) if config.task else None
+    return measure_point(clip, codec, qp, config, detector)
 
 
 def reference_label(config: BenchConfig) -> str:

@@ -9,12 +9,12 @@ from pathlib import Path
 import numpy as np
 
 from vcodec.errors import InputError
-from vcodec.eval.metrics import msssim_settings
 from vcodec.eval.sample import make_sample
 from vcodec.eval.scoring import Truth
 from vcodec.eval.tasks import PSEUDO_MIN_SCORE, find_labels
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.io import open_video
+from vcodec.metrics import msssim_settings
 from vcodec.stages.roi import RoiMap
 
 

@@ -81,7 +81,7 @@ def psnr_yuv(source: list[Gop], data: bytes) -> float:
 
 def msssim(source: list[Gop], data: bytes) -> float:
     """The mean luma MS-SSIM of a coded window (a .vcx of its own) against its frames."""
-    from vcodec.eval.metrics import msssim_y
+    from vcodec.metrics import msssim_y
 
     ref = np.concatenate([g.y for g in source])
     test = np.concatenate([g.y for g in _decoded(data)])

@@ -5,6 +5,7 @@ so the stream's bytes do not depend on who coded what."""
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import itertools
 import multiprocessing
 import os
@@ -97,16 +98,15 @@ def _stop(pool: ProcessPoolExecutor) -> None:
 
 def ray_runner(address: str, threads: int) -> SegmentRunner:
     """Ray Core tasks on the cluster at ``address`` (``auto``: the one ``ray start`` runs
-    here; ``local``: one started for this run), each segment a task needing ``threads`` CPUs
-    and retried RAY_RETRIES times if its worker or node is lost. The segment's frames travel
-    through Ray's object store."""
-    try:
-        import ray
-    except ImportError:
-        raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'") from None
+    here; ``local``: one started for this run), each window a task needing ``threads`` CPUs
+    and retried RAY_RETRIES times if its worker or node is lost. Workers read their windows
+    from the input's path (a shared file system); a job and its result are a few hundred
+    bytes and the window's .vcx bytes."""
+    if importlib.util.find_spec("ray") is None:
+        raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'")
 
     def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
-        started = _connect(ray, address)
+        ray, started = connect_ray(address)
         try:
             task = ray.remote(max_retries=RAY_RETRIES, num_cpus=max(1, threads))(encode_segment)
             capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads))
@@ -116,9 +116,9 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
                     job = replace(job, config=replace(job.config, threads=threads))
                 inflight.append(task.remote(job))
                 if len(inflight) > capacity:
-                    yield _ray_result(ray, inflight.popleft())
+                    yield ray_result(ray, inflight.popleft())
             while inflight:
-                yield _ray_result(ray, inflight.popleft())
+                yield ray_result(ray, inflight.popleft())
         finally:
             if started:
                 ray.shutdown()
@@ -126,10 +126,15 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
     return run
 
 
-def _connect(ray: Any, address: str) -> bool:
-    """Join (or, for ``local``, start) the cluster; True when this run started it."""
+def connect_ray(address: str) -> tuple[Any, bool]:
+    """Ray, joined to (or, for ``local``, having started) the cluster at ``address``; and
+    whether this call did it (then the caller shuts it down)."""
+    try:
+        import ray
+    except ImportError:
+        raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'") from None
     if ray.is_initialized():
-        return False
+        return ray, False
     try:
         if address == LOCAL_CLUSTER:
             ray.init(
@@ -142,16 +147,17 @@ def _connect(ray: Any, address: str) -> bool:
             ray.init(address=address, log_to_driver=False)
     except (ConnectionError, RuntimeError, ValueError) as exc:
         raise InputError(f"cannot join the Ray cluster at {address!r}: {exc}") from None
-    return True
+    return ray, True
 
 
-def _ray_result(ray: Any, ref: Any) -> SegmentResult:
+def ray_result(ray: Any, ref: Any) -> Any:
+    """A task's result; its vcodec error as it is, any other failure one WorkerError."""
     try:
         return ray.get(ref)
     except ray.exceptions.RayTaskError as exc:
         cause = getattr(exc, "cause", None)
         if isinstance(cause, VcxError):
             raise cause from None
-        raise WorkerError(f"a segment failed on the cluster: {cause or exc}") from None
+        raise WorkerError(f"a task failed on the cluster: {cause or exc}") from None
     except ray.exceptions.RayError as exc:
-        raise WorkerError(f"a segment was lost on the cluster: {type(exc).__name__}") from None
+        raise WorkerError(f"a task was lost on the cluster: {type(exc).__name__}") from None
