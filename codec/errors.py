@@ -64,6 +64,11 @@ class InputError(VcxError, ValueError):
     exit_code = EXIT_BAD_INPUT
 
 
+class InputNotVisibleError(InputError):
+    """A worker cannot read the input at the driver's path (no shared file system there, or
+    another file by that name): the driver sends it the window's packets instead."""
+
+
 class OutputError(VcxError, OSError):
     """The output cannot be written: no permission, a read-only file system, a full disk."""
 

@@ -160,18 +160,11 @@ class VideoReader:
         frames: Iterator[av.VideoFrame] = self._frames
         if start_pts is None:
             frames = itertools.islice(frames, first, None)
-        else:
-            if seek and self._container is not None:
-                stream = self._container.streams.video[0]
-                self._container.seek(start_pts, stream=stream, backward=True)
-                frames = _container_frames(self._container, self.log)
-            frames = itertools.dropwhile(lambda f: f.pts is None or f.pts < start_pts, frames)
-            if end_pts is not None:
-                frames = itertools.takewhile(lambda f: f.pts is None or f.pts < end_pts, frames)
-        for n, frame in enumerate(frames):
-            y, u, v = planes_from_frame(frame)
-            self.log.add(frame)
-            yield Gop(y[None], u[None], v[None], start=n)
+        elif seek and self._container is not None:
+            stream = self._container.streams.video[0]
+            self._container.seek(start_pts, stream=stream, backward=True)
+            frames = _container_frames(self._container, self.log)
+        return stretch(frames, start_pts, end_pts, self.log)
 
     def notes(self) -> list[str]:
         """What the last ``gops()`` pass converted or found, one line each (FORMAT.md, notes)."""
@@ -245,6 +238,69 @@ class VideoReader:
             self.log.add(frame)
             n += 1
         return Gop(y[:n], u[:n], v[:n], start=start) if n else None
+
+
+def stretch(
+    frames: Iterator[av.VideoFrame], start_pts: int | None, end_pts: int | None, log: ReadLog
+) -> Iterator[Gop]:
+    """One-frame GOPs of the ``frames`` from ``start_pts`` up to ``end_pts`` (None: no bound),
+    each added to ``log``."""
+    if start_pts is not None:
+        frames = itertools.dropwhile(lambda f: f.pts is None or f.pts < start_pts, frames)
+    if end_pts is not None:
+        frames = itertools.takewhile(lambda f: f.pts is None or f.pts < end_pts, frames)
+    for n, frame in enumerate(frames):
+        y, u, v = planes_from_frame(frame)
+        log.add(frame)
+        yield Gop(y[None], u[None], v[None], start=n)
+
+
+@dataclass(frozen=True)
+class Excerpt:
+    """The packets that decode a stretch of an input, for a worker that cannot read the input
+    itself: the codec, its extradata and time base, and each packet's (pts, dts, bytes) in
+    stored order, from the keyframe before the stretch to the keyframe after it."""
+
+    codec: str
+    extradata: bytes
+    time_base: Fraction
+    packets: list[tuple[int | None, int | None, bytes]]
+
+    def frames(self) -> Iterator[av.VideoFrame]:
+        """The decoded frames, skipping packets that do not decode (as ffmpeg does)."""
+        decoder = av.CodecContext.create(self.codec, "r")
+        decoder.extradata = self.extradata or None
+        decoder.thread_type = "AUTO"
+        for pts, dts, data in self.packets:
+            packet = av.Packet(data)
+            packet.pts, packet.dts, packet.time_base = pts, dts, self.time_base
+            try:
+                yield from decoder.decode(packet)
+            except av.error.FFmpegError:
+                continue
+        yield from decoder.decode(None)
+
+
+def excerpt(path: str | Path, start_pts: int, end_pts: int | None) -> Excerpt:
+    """The packets that decode the frames of ``path`` from ``start_pts`` up to ``end_pts``
+    (None: to the end): from the keyframe at or before the first to the first keyframe shown
+    at or after ``end_pts``. An open GOP's leading pictures before that keyframe are left out."""
+    path = Path(path)
+    with av.open(str(path), format=RAW_FORMATS.get(path.suffix.lower())) as container:
+        stream = container.streams.video[0]
+        container.seek(start_pts, stream=stream, backward=True)
+        packets: list[tuple[int | None, int | None, bytes]] = []
+        for packet in container.demux(stream):
+            if packet.size == 0:
+                continue
+            ahead = end_pts is not None and packet.pts is not None and packet.pts >= end_pts
+            if packets and ahead and packet.is_keyframe:
+                break
+            packets.append((packet.pts, packet.dts, bytes(packet)))
+        context = stream.codec_context
+        return Excerpt(
+            context.name, bytes(context.extradata or b""), Fraction(stream.time_base), packets
+        )
 
 
 def frame_rate(frames: list[av.VideoFrame], *stated: Fraction | None) -> Fraction | None:

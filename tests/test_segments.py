@@ -222,6 +222,50 @@ def test_the_bench_grid_on_a_ray_cluster_measures_the_same_points(tmp_path) -> N
     assert found[0] == found[1] and len(found[0]) == 6  # SVT-AV1 comes with vcx on its base
 
 
+def indexed_windows(src: Path, seconds: float = 1) -> list[SegmentJob]:
+    from vcodec.io import open_video
+    from vcodec.pipeline.jobs import plan_windows
+
+    config = EncodeConfig(threads=1, segment_seconds=seconds, device="cpu")
+    with open_video(src) as reader:
+        return plan_windows(reader, src, config)
+
+
+def test_a_window_sent_as_its_packets_codes_to_the_same_bytes(tmp_path, clip_factory) -> None:
+    """A worker that cannot read the input gets the window's packets (io.excerpt) and codes
+    the same bytes; one that sees another file by that name says so."""
+    from dataclasses import replace
+
+    from vcodec.errors import InputNotVisibleError
+    from vcodec.pipeline.workers import shipped
+
+    src = clip_factory("in.mp4", 64, 48, 60)  # reordered frames, one keyframe
+    jobs = indexed_windows(src)
+    assert len(jobs) == 4
+    for job in jobs:
+        here = encode_segment(job).data
+        away = shipped(job)
+        away = replace(away, source=replace(away.source, path=str(tmp_path / "elsewhere.mp4")))
+        assert encode_segment(away).data == here
+    other = replace(jobs[1], source=replace(jobs[1].source, size=1))
+    with pytest.raises(InputNotVisibleError):
+        encode_segment(other)
+
+
+@pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
+def test_a_cluster_that_does_not_see_the_input_gets_its_packets(tmp_path, clip_factory) -> None:
+    from dataclasses import replace
+
+    from vcodec.pipeline.encoder import run_here
+    from vcodec.pipeline.workers import ray_runner
+
+    src = clip_factory("in.mp4", 64, 48, 60)
+    jobs = indexed_windows(src)
+    unseen = [replace(j, source=replace(j.source, size=1)) for j in jobs]  # another file there
+    away = [r.data for r in ray_runner("local", 1)(iter(unseen))]
+    assert away == [r.data for r in run_here(iter(jobs))]
+
+
 def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path) -> None:
     src = write_y4m(tmp_path / "in.y4m", synthetic_planes(128, 96, 320))
     args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64", "--base", "x265"]

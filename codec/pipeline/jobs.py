@@ -17,27 +17,31 @@ from typing import TYPE_CHECKING, Any
 import cv2
 import numpy as np
 
+from vcodec.errors import InputNotVisibleError
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.notes import ReadLog
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.segments import longest_segment, regroup, window_gops
 
 if TYPE_CHECKING:
-    from vcodec.io import VideoReader
+    from vcodec.io import Excerpt, VideoReader
 
 
 @dataclass(frozen=True)
 class SegmentSource:
     """Where a worker reads a window itself: the input's path, the window's first frame and
     frame count, and the presentation timestamps of its first frame and of the next window's
-    (an index's; None: counted from the input's start instead). The input must be visible to
-    the worker at ``path`` (a shared file system)."""
+    (an index's; None: counted from the input's start instead). The worker reads the input at
+    ``path`` where it sees it there (a shared file system: the same size), else it raises
+    InputNotVisibleError and the driver sends the window's packets (``excerpt``)."""
 
     path: str
     first_frame: int
     frames: int
     start_pts: int | None = None
     end_pts: int | None = None
+    size: int = 0  # the input's bytes as the driver saw them (0: not checked)
+    excerpt: Excerpt | None = None  # the window's packets, shipped where the path is not seen
 
 
 @dataclass
@@ -75,20 +79,37 @@ class SegmentJob:
         self.read_digest, self.frames = "" if indexed else digest.hexdigest(), frames
 
     def _from_source(self, seek: bool) -> Iterator[Gop]:
-        from vcodec.io import open_video
+        from vcodec.io import open_video, stretch
 
         source = self.source
+        if source.excerpt is not None:
+            log = ReadLog()
+            frames = stretch(source.excerpt.frames(), source.start_pts, source.end_pts, log)
+            yield from self._first_noted(frames, log)
+            return
+        if source.size and not _visible(source):
+            raise InputNotVisibleError(f"{source.path} is not on this worker")
         with open_video(Path(source.path)) as reader:
             frames = reader.frames_between(
                 source.first_frame, source.start_pts, source.end_pts, seek=seek
             )
-            frames = itertools.islice(frames, source.frames)
-            self.first_pts = None
-            for n, gop in enumerate(regroup(frames)):
-                if n == 0:
-                    self.first_pts = reader.log.pts[0] if reader.log.pts else None
-                yield gop
-            self.read_log = reader.log
+            yield from self._first_noted(frames, reader.log)
+
+    def _first_noted(self, frames: Iterator[Gop], log: ReadLog) -> Iterator[Gop]:
+        """The window's frames in GOPs; its first frame's timestamp and the log kept."""
+        self.first_pts, self.read_log = None, log
+        for n, gop in enumerate(regroup(itertools.islice(frames, self.source.frames))):
+            if n == 0:
+                self.first_pts = log.pts[0] if log.pts else None
+            yield gop
+
+
+def _visible(source: SegmentSource) -> bool:
+    """Whether this machine sees the input at ``source.path`` (a file of the driver's size)."""
+    try:
+        return os.path.getsize(source.path) == source.size
+    except OSError:
+        return False
 
 
 @dataclass
@@ -180,7 +201,7 @@ def plan_windows(
         zip(firsts, starts, ends, index.digests(starts), strict=True)
     ):
         frames = min(length, len(index.pts) - first)
-        source = SegmentSource(str(path), first, frames, start, end)
+        source = SegmentSource(str(path), first, frames, start, end, os.path.getsize(path))
         jobs.append(SegmentJob(n, reader.info, config, source=source, digest=digest, frames=frames))
     return jobs
 

@@ -17,7 +17,7 @@ from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from typing import Any
 
-from vcodec.errors import InputError, VcxError, WorkerError
+from vcodec.errors import InputError, InputNotVisibleError, VcxError, WorkerError
 from vcodec.pipeline.encoder import (
     SegmentJob,
     SegmentResult,
@@ -100,30 +100,56 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
     """Ray Core tasks on the cluster at ``address`` (``auto``: the one ``ray start`` runs
     here; ``local``: one started for this run), each window a task needing ``threads`` CPUs
     and retried RAY_RETRIES times if its worker or node is lost. Workers read their windows
-    from the input's path (a shared file system); a job and its result are a few hundred
-    bytes and the window's .vcx bytes."""
+    from the input's path where they see it (a shared file system): a job is then a few
+    hundred bytes. Once one does not, every window goes with its packets (shipped: a few MB
+    a window, through Ray's object store). A result is the window's .vcx bytes."""
     if importlib.util.find_spec("ray") is None:
         raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'")
 
     def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
         ray, started = connect_ray(address)
+        ship = False  # a worker did not see the input: send every window's packets
         try:
             task = ray.remote(max_retries=RAY_RETRIES, num_cpus=max(1, threads))(encode_segment)
             capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads))
-            inflight: deque[Any] = deque()
+            inflight: deque[tuple[SegmentJob, Any]] = deque()
+
+            def result() -> SegmentResult:
+                nonlocal ship
+                job, ref = inflight.popleft()
+                try:
+                    return ray_result(ray, ref)
+                except InputNotVisibleError:
+                    ship = True
+                    return ray_result(ray, task.remote(shipped(job)))
+
             for job in segments:
                 if not job.config.threads:
                     job = replace(job, config=replace(job.config, threads=threads))
-                inflight.append(task.remote(job))
+                inflight.append((job, task.remote(shipped(job) if ship else job)))
                 if len(inflight) > capacity:
-                    yield ray_result(ray, inflight.popleft())
+                    yield result()
             while inflight:
-                yield ray_result(ray, inflight.popleft())
+                yield result()
         finally:
             if started:
                 ray.shutdown()
 
     return run
+
+
+def shipped(job: SegmentJob) -> SegmentJob:
+    """``job`` with its window's packets (io.excerpt), for a worker that cannot read the input."""
+    from vcodec.io import excerpt
+
+    source = job.source
+    if source is None or source.start_pts is None:
+        raise WorkerError(
+            f"{source.path if source else 'the input'} is not visible to the cluster's workers "
+            "and has no timestamps to send it by: put it on a shared file system"
+        )
+    packets = excerpt(source.path, source.start_pts, source.end_pts)
+    return replace(job, source=replace(source, excerpt=packets))
 
 
 def connect_ray(address: str) -> tuple[Any, bool]:
