@@ -40,6 +40,18 @@ class ReadLog:
             self.time_base = frame.time_base
         self.pts.append(frame.pts)
 
+    def to_json(self) -> dict:
+        """The log as JSON values (a resumed encode's notes count the windows it kept)."""
+        out = dict(vars(self))
+        out["time_base"] = None if self.time_base is None else str(self.time_base)
+        return out
+
+    @classmethod
+    def from_json(cls, data: dict) -> ReadLog:
+        log = cls(**data)
+        log.time_base = None if log.time_base is None else Fraction(log.time_base)
+        return log
+
     @classmethod
     def joined(cls, logs: list[ReadLog]) -> ReadLog:
         """One log of an input read in stretches (each a log of its own), in order."""

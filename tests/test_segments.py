@@ -266,8 +266,10 @@ def test_a_cluster_that_does_not_see_the_input_gets_its_packets(tmp_path, clip_f
     assert away == [r.data for r in run_here(iter(jobs))]
 
 
-def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path) -> None:
-    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(128, 96, 320))
+def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path, clip_factory) -> None:
+    """Notes included: an mp4 states its frame count, which the kept windows' frames count
+    towards (else the resumed run would note a truncated input the whole run did not)."""
+    src = clip_factory("in.mp4", 128, 96, 320)
     args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64", "--base", "x265"]
     whole = tmp_path / "whole.vcx"
     assert vcodec("encode", src, "-o", whole, *args).exit_code == 0

@@ -155,7 +155,8 @@ def zip_results(
     def todo() -> Iterator[SegmentJob]:
         for job in jobs:
             kept = store.kept(job) if store is not None and job.digest else None
-            done.append((job, None if kept is None else SegmentResult(kept, {}, job.digest)))
+            result = None if kept is None else SegmentResult(kept[0], {}, job.digest, log=kept[1])
+            done.append((job, result))
             if kept is None:
                 yield job
 
@@ -172,7 +173,7 @@ def zip_results(
             result = ready.popleft()
             job.digest, job.frames = result.digest, result.frames or job.frames
             if store is not None:
-                store.keep(job, result.data)
+                store.keep(job, result.data, result.log)
             yield job, result
         elif exhausted:
             raise RuntimeError(f"segment {job.index} came back from no worker")

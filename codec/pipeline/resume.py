@@ -18,6 +18,7 @@ from vcodec import __version__
 from vcodec.bitstream.container import FORMAT_VERSION
 from vcodec.errors import OutputError, VcxWarning
 from vcodec.files import partial_path
+from vcodec.notes import ReadLog
 
 MANIFEST = "manifest.json"
 
@@ -74,22 +75,25 @@ class ResumeStore:
             store._write_manifest()
         return store
 
-    def kept(self, job: Any) -> bytes | None:
-        """The kept bytes of segment ``job`` if its frames are the same, else None."""
+    def kept(self, job: Any) -> tuple[bytes, ReadLog | None] | None:
+        """The kept bytes of window ``job`` if its frames are the same, else None; with what
+        reading it found (its notes' share)."""
         entry = self.entries.get(str(job.index))
         if self.folder is None or entry is None or entry["frames"] != job.digest:
             return None
         try:
             data = (self.folder / f"{job.index:06d}.vcx").read_bytes()
-        except OSError:
+            log = None if entry.get("log") is None else ReadLog.from_json(entry["log"])
+        except (OSError, TypeError, ValueError):
             return None
         if hashlib.sha256(data).hexdigest() != entry["bytes"]:
             return None
         self.reused += 1
-        return data
+        return data, log
 
-    def keep(self, job: Any, data: bytes) -> None:
-        """Keep segment ``job``'s bytes (written whole, then named, then in the manifest)."""
+    def keep(self, job: Any, data: bytes, log: ReadLog | None = None) -> None:
+        """Keep window ``job``'s bytes (written whole, then named, then in the manifest), and
+        what reading it found."""
         if self.folder is None:
             return
         name = self.folder / f"{job.index:06d}.vcx"
@@ -98,7 +102,9 @@ class ResumeStore:
             partial.write_bytes(data)
             os.replace(partial, name)
             digest = hashlib.sha256(data).hexdigest()
-            self.entries[str(job.index)] = {"frames": job.digest, "bytes": digest}
+            self.entries[str(job.index)] = {
+                "frames": job.digest, "bytes": digest, "log": log and log.to_json()
+            }  # fmt: skip
             self._write_manifest()
 
     def abandon(self) -> None:
