@@ -32,6 +32,8 @@ DEFAULT_FPS = Fraction(25)
 # frames decoded on opening: their timestamps, in presentation order, give the frame rate
 # (enough for B-frame reordering; a few frames of memory)
 PEEK_FRAMES = 8
+# with --frames N, demuxing stops this many packets after the Nth: enough for any reordering
+REORDER_PACKETS = 64
 RATE_TOLERANCE = Fraction(1, 20)  # a stated rate this close to the timestamps' is taken
 MAX_RATE_DENOMINATOR = 1001
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg")
@@ -139,11 +141,13 @@ class VideoReader:
                     if packet.pts is None:
                         return None
                     packets.append((packet.pts, hashlib.blake2b(bytes(packet)).digest()))
+                    if max_frames is not None and len(packets) >= max_frames + REORDER_PACKETS:
+                        break
         except (av.error.FFmpegError, OSError):
             return None
         pts = sorted(p for p, _ in packets)[:max_frames]
         peeked = sorted(f.pts for f in self._peeked or () if f.pts is not None)
-        if not pts or peeked != pts[: len(peeked)]:
+        if not pts or peeked[: len(pts)] != pts[: len(peeked)]:
             return None
         return FrameIndex(pts, packets)
 

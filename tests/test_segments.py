@@ -137,6 +137,10 @@ def test_an_mp4_with_b_frames_is_read_window_by_window(tmp_path, clip_factory) -
         decoded = [f for g in VcxDecoder(f, "cpu").gops() for f in g.y]
     source = [yuv[0] for yuv in synthetic_planes(64, 48, 70)]
     assert len(decoded) == 70
+    from vcodec.io import open_video
+
+    with open_video(src) as reader:
+        assert len(reader.index(5).pts) == 5  # --frames under the frames peeked on opening
     for ref, test in zip(source, decoded, strict=True):
         assert np.abs(ref.astype(int) - test).mean() < 6  # each frame in its place
 
