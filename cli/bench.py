@@ -108,7 +108,8 @@ def bench(
         typer.Option(
             help="Run each point (clip x codec x qp) as a task on a Ray cluster: auto (the "
             "one `ray start` runs here), HOST:PORT, or local (one started for the run). Needs "
-            "vcodec[cluster]; speeds are then measured beside other points.",
+            "the cluster extra (pip install vcodec\\[cluster]); speeds are then measured "
+            "beside other points.",
         ),
     ] = None,
     device: Device = "auto",

@@ -254,8 +254,9 @@ def encode(
     cluster: Annotated[
         str | None,
         typer.Option(
-            help="Code the segments as Ray tasks: auto (join the cluster `ray start` runs "
-            "here), HOST:PORT, or local (start one for this run). Needs vcodec[cluster].",
+            help="Code the windows as Ray tasks: auto (join the cluster `ray start` runs "
+            "here), HOST:PORT, or local (start one for this run). Needs the cluster extra "
+            "(pip install vcodec\\[cluster]).",
         ),
     ] = None,
     resume: Annotated[
