@@ -47,7 +47,7 @@ def main() -> None:
     kept = 0
     while process.poll() is None and kept < windows // 2:
         try:
-            kept = len(json.loads(manifest.read_text())["segments"])
+            kept = len(json.loads(manifest.read_text())["windows"])
         except (OSError, ValueError, KeyError):
             pass
         time.sleep(0.01)

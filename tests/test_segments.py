@@ -25,8 +25,8 @@ from vcodec.errors import MalformedError
 from vcodec.frames import GOP_SIZE, Gop, VideoInfo
 from vcodec.pipeline.config import EncodeConfig
 from vcodec.pipeline.decoder import VcxDecoder
-from vcodec.pipeline.encoder import encode_segment
-from vcodec.pipeline.jobs import SegmentJob, regroup
+from vcodec.pipeline.encoder import encode_window
+from vcodec.pipeline.jobs import WindowJob, regroup
 from vcodec.pipeline.resume import store_path
 from vcodec.pipeline.segments import longest_segment, scene_segments, window_gops
 from vcodec.pipeline.stream import SegmentMerger
@@ -154,7 +154,7 @@ def test_segments_of_different_base_layers_join_into_one_stream(tmp_path) -> Non
     for base, frames in (("x265", planes[:112]), ("av1", planes[112:])):
         gops = list(regroup([Gop.from_frames(frames)]))
         config = EncodeConfig(qp=32, base=base, device="cpu", threads=1)
-        merger.add(encode_segment(SegmentJob(0, info, config, gops=gops)).data)
+        merger.add(encode_window(WindowJob(0, info, config, gops=gops)).data)
     out = tmp_path / "a.vcx"
     with open(out, "wb") as f:
         merger.write(f, StreamHeader(96, 64, FPS, 1), None)
@@ -226,7 +226,7 @@ def test_the_bench_grid_on_a_ray_cluster_measures_the_same_points(tmp_path) -> N
     assert found[0] == found[1] and len(found[0]) == 6  # SVT-AV1 comes with vcx on its base
 
 
-def indexed_windows(src: Path, seconds: float = 1) -> list[SegmentJob]:
+def indexed_windows(src: Path, seconds: float = 1) -> list[WindowJob]:
     from vcodec.io import open_video
     from vcodec.pipeline.jobs import plan_windows
 
@@ -247,13 +247,13 @@ def test_a_window_sent_as_its_packets_codes_to_the_same_bytes(tmp_path, clip_fac
     jobs = indexed_windows(src)
     assert len(jobs) == 4
     for job in jobs:
-        here = encode_segment(job).data
+        here = encode_window(job).data
         away = shipped(job)
         away = replace(away, source=replace(away.source, path=str(tmp_path / "elsewhere.mp4")))
-        assert encode_segment(away).data == here
+        assert encode_window(away).data == here
     other = replace(jobs[1], source=replace(jobs[1].source, size=1))
     with pytest.raises(InputNotVisibleError):
-        encode_segment(other)
+        encode_window(other)
 
 
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
@@ -284,7 +284,7 @@ def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path, clip_factory) -> No
     deadline = time.monotonic() + KILL_WAIT_S
     while time.monotonic() < deadline and process.poll() is None:
         try:
-            if len(json.loads(manifest.read_text())["segments"]) >= 3:
+            if len(json.loads(manifest.read_text())["windows"]) >= 3:
                 break
         except (OSError, ValueError, KeyError):
             pass
@@ -292,7 +292,7 @@ def test_a_killed_encode_resumes_to_the_same_bytes(tmp_path, clip_factory) -> No
     os.kill(process.pid, signal.SIGKILL)
     process.wait()
     assert not out.exists() and manifest.exists()
-    kept = len(json.loads(manifest.read_text())["segments"])
+    kept = len(json.loads(manifest.read_text())["windows"])
     assert 3 <= kept < 20
     again = vcodec("encode", src, "-o", out, *args, "--resume")
     assert again.exit_code == 0, again.output
@@ -306,11 +306,11 @@ def test_kept_segments_are_not_reused_without_resume_or_with_other_options(tmp_p
     store = store_path(out)
     args = ["--jobs", "1", "--threads", "1", "--segment-seconds", "0.64"]
     store.mkdir()
-    (store / "manifest.json").write_text(json.dumps({"key": {}, "segments": {"0": {}}}))
+    (store / "manifest.json").write_text(json.dumps({"key": {}, "windows": {"0": {}}}))
     result = vcodec("encode", src, "-o", out, *args, "--resume")
     assert result.exit_code == 0 and "other options" in result.stderr
     store.mkdir()
-    (store / "manifest.json").write_text(json.dumps({"key": {}, "segments": {"0": {}}}))
+    (store / "manifest.json").write_text(json.dumps({"key": {}, "windows": {"0": {}}}))
     result = vcodec("encode", src, "-o", out, *args, "--force")
     assert "other options" in result.stderr and not store.exists()
 

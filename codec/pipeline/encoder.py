@@ -34,9 +34,9 @@ from vcodec.models.registry import REGISTRY
 from vcodec.notes import ReadLog
 from vcodec.pipeline.config import STILL_BASE, EncodeConfig
 from vcodec.pipeline.jobs import (
-    SegmentJob,
-    SegmentResult,
-    SegmentRunner,
+    WindowJob,
+    WindowResult,
+    WindowRunner,
     inline_jobs,
     plan_sources,
     plan_windows,
@@ -92,19 +92,19 @@ def encode(
     *,
     force: bool = False,
     progress: Progress | None = None,
-    runner: SegmentRunner | None = None,
+    runner: WindowRunner | None = None,
     resume: bool = False,
     target_size: str | None = None,
     bitrate: str | None = None,
     target_psnr: float | None = None,
     target_msssim: float | None = None,
 ) -> EncodeStats:
-    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``, segment
-    by segment (``runner``: where they are coded, default one after the other here). What
+    """Encode the video file (or frame directory) ``src`` into the .vcx file ``dst``, window
+    by window (``runner``: where they are coded, default one after the other here). What
     reading the input changed or found (a converted pixel format, a variable frame rate made
     constant, a truncated input) goes into the header's notes and is warned (VcxWarning).
 
-    Each coded segment is kept beside the partial output until the encode ends; a run killed
+    Each coded window is kept beside the partial output until the encode ends; a run killed
     midway leaves them, and the same encode with ``resume`` takes them back (ResumeStore).
     ``target_size`` (``25MB``: the whole file), ``bitrate`` (``800k``: the video's bits a
     second), ``target_psnr`` (dB, PSNR-YUV per window) or ``target_msssim`` (luma MS-SSIM
@@ -140,7 +140,7 @@ def encode(
             logs: list[ReadLog] = []
             windows = plan_windows(reader, src, config)  # demuxed: no frame decoded
             gops: Iterable[Gop] = ()
-            jobs: Iterator[SegmentJob] | None = None
+            jobs: Iterator[WindowJob] | None = None
             if windows is not None:  # each window read where it is coded
                 jobs = iter(windows)
                 reader.close()  # its decoder's threads end before workers start (fork)
@@ -189,19 +189,19 @@ def encode_gops(
     audio: bytes | None = None,
     progress: Progress | None = None,
     costs: dict[str, dict[str, Any]] | None = None,
-    runner: SegmentRunner | None = None,
+    runner: WindowRunner | None = None,
     store: Any = None,
-    jobs: Iterator[SegmentJob] | None = None,
+    jobs: Iterator[WindowJob] | None = None,
     logs: list[ReadLog] | None = None,
 ) -> int:
     """Encode GOPs of ``info``'s size into an open binary stream; returns the frame count.
 
-    The frames are cut into segments (segments.py), each coded alone by ``runner`` (default:
-    here, one after the other; workers.py has processes and Ray) and joined in order, so the
-    bytes are the same whoever codes them. ``costs``, when given, receives each stage's
-    seconds and bytes (and the base layer's), summed over the segments. ``store``: a
-    ResumeStore whose kept windows are taken instead of coding them again. ``jobs``: the
-    windows already found (plan_windows, plan_sources: workers read their frames
+    The frames are cut into windows and these into segments (segments.py), each window coded
+    by ``runner`` (default: here, one after the other; workers.py has processes and Ray) and
+    joined in order, so the bytes are the same whoever codes them. ``costs``, when given,
+    receives each stage's seconds and bytes (and the base layer's), summed over the segments.
+    ``store``: a ResumeStore whose kept windows are taken instead of coding them again.
+    ``jobs``: the windows already found (plan_windows, plan_sources: workers read their frames
     themselves); ``gops`` is then not read, and ``logs`` receives what their reading found."""
     config = config.validate()
     if jobs is None:
@@ -245,30 +245,30 @@ def _notes(logs: list[ReadLog], reader: VideoReader, config: EncodeConfig) -> li
     return log.notes(reader.info)
 
 
-def run_here(jobs: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
-    """The default runner: every segment coded in this process, in order."""
+def run_here(jobs: Iterator[WindowJob]) -> Iterator[WindowResult]:
+    """The default runner: every window coded in this process, in order."""
     for job in jobs:
-        yield encode_segment(job)
+        yield encode_window(job)
 
 
-def encode_segment(job: SegmentJob) -> SegmentResult:
+def encode_window(job: WindowJob) -> WindowResult:
     """Code one window: its segments (cut at its scene changes, each coded alone: its base
     layer and stages chosen on its own frames) joined into a .vcx of its own. A window a
     worker reads itself after a seek must start at the frame its index says; where it does
     not (an open-GOP stream's leading pictures) it is read again from the input's start. One
     found by a first pass must give the frames that pass saw (its digest)."""
-    result = _encode_window(job, job.read())
+    result = _code_segments(job, job.read())
     source = job.source
     if source is not None and source.start_pts is not None:
         if job.first_pts != source.start_pts:
-            result = _encode_window(job, job.read(seek=False))
+            result = _code_segments(job, job.read(seek=False))
     elif source is not None and job.digest and job.read_digest != job.digest:
         raise WorkerError(f"window {job.index}: the input changed while it was read")
     digest = job.digest or job.read_digest
     return replace(result, digest=digest, frames=job.frames, log=job.read_log)
 
 
-def _encode_window(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
+def _code_segments(job: WindowJob, frames: Iterator[Gop]) -> WindowResult:
     merger, costs = SegmentMerger(), {}
     for _, group in itertools.groupby(scene_segments(frames), key=lambda g: g.segment):
         result = _encode_frames(job, (g.gop for g in group))
@@ -278,10 +278,10 @@ def _encode_window(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
         raise InputError("the input has no frames to encode")
     out = io.BytesIO()
     _join(merger, job.info, job.config.validate(), out, None)
-    return SegmentResult(out.getvalue(), costs)
+    return WindowResult(out.getvalue(), costs)
 
 
-def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
+def _encode_frames(job: WindowJob, frames: Iterator[Gop]) -> WindowResult:
     config = job.config.validate()
     set_threads(config.threads)
     first = next(frames, None)
@@ -299,7 +299,7 @@ def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
         models = list(mask_models(config.recon_model))
         _encode_pure(gops, chunks, masks)
         data = segment_stream(_header(job.info, config, models), cut, chunks, set())
-        return SegmentResult(data, {})
+        return WindowResult(data, {})
     plan = encoder_plan(config, job.info, device)
     hybrid = _HybridEncoder(chunks, job.info, config, plan)
     hybrid.run(gops)
@@ -308,7 +308,7 @@ def _encode_frames(job: SegmentJob, frames: Iterator[Gop]) -> SegmentResult:
     with hybrid.container.timed():
         header = _header(job.info, config, plan.models())
         data = segment_stream(header, cut, chunks, plan.unused_models())
-    return SegmentResult(data, hybrid.costs())
+    return WindowResult(data, hybrid.costs())
 
 
 def _encode_pure(gops: Iterable[Gop], writer: ChunkList, masks: MaskCodec) -> None:

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
 
 @dataclass(frozen=True)
-class SegmentSource:
+class WindowSource:
     """Where a worker reads a window itself: the input's path, the window's first frame and
     frame count, and the presentation timestamps of its first frame and of the next window's
     (an index's; None: counted from the input's start instead). The worker reads the input at
@@ -45,7 +45,7 @@ class SegmentSource:
 
 
 @dataclass
-class SegmentJob:
+class WindowJob:
     """One window to code into its segments: its GOPs (``start`` from the window's first
     frame) or its ``source``, the stream's size and rate, the config, and when known
     beforehand its ``digest`` (what resume checks): its packets' hash (an index), or its
@@ -55,7 +55,7 @@ class SegmentJob:
     info: VideoInfo
     config: EncodeConfig
     gops: Iterable[Gop] | None = None
-    source: SegmentSource | None = None
+    source: WindowSource | None = None
     digest: str = ""
     frames: int = 0
     target: str = ""  # what the user asked of it (targets.Target.label), else its qp
@@ -104,7 +104,7 @@ class SegmentJob:
             yield gop
 
 
-def _visible(source: SegmentSource) -> bool:
+def _visible(source: WindowSource) -> bool:
     """Whether this machine sees the input at ``source.path`` (a file of the driver's size)."""
     try:
         return os.path.getsize(source.path) == source.size
@@ -113,7 +113,7 @@ def _visible(source: SegmentSource) -> bool:
 
 
 @dataclass
-class SegmentResult:
+class WindowResult:
     """A coded window: a .vcx of its own holding its segments, its stages' costs, its digest
     (the job's, else the sha256 of the frames it was coded from), its frames, and what
     reading them found (a worker's own reading: the driver's notes)."""
@@ -125,18 +125,18 @@ class SegmentResult:
     log: ReadLog | None = None
 
 
-SegmentRunner = Callable[[Iterator[SegmentJob]], Iterator[SegmentResult]]
+WindowRunner = Callable[[Iterator[WindowJob]], Iterator[WindowResult]]
 
 
 def inline_jobs(
     gops: Iterable[tuple[int, Gop]], info: VideoInfo, config: EncodeConfig, materialise: bool
-) -> Iterator[SegmentJob]:
+) -> Iterator[WindowJob]:
     """Jobs over window-tagged GOPs read here (segments.window_gops). Each job's GOPs stream
     from the input (code a job before asking for the next) unless ``materialise``: then they
     are held, and its digest known before coding (what resume needs)."""
     for index, group in itertools.groupby(gops, key=lambda g: g[0]):
         members: Iterable[Gop] = regroup(gop for _, gop in group)
-        job = SegmentJob(index, info, config, gops=members)
+        job = WindowJob(index, info, config, gops=members)
         if materialise:
             job.gops = list(members)
             for _ in job.read():
@@ -146,22 +146,22 @@ def inline_jobs(
 
 
 def zip_results(
-    jobs: Iterator[SegmentJob], run: SegmentRunner, store: Any
-) -> Iterator[tuple[SegmentJob, SegmentResult]]:
-    """Each job with its result, in order: a segment the store kept is taken from it, the
+    jobs: Iterator[WindowJob], run: WindowRunner, store: Any
+) -> Iterator[tuple[WindowJob, WindowResult]]:
+    """Each job with its result, in order: a window the store kept is taken from it, the
     others go to ``run`` (which keeps their order) and into the store."""
-    done: deque[tuple[SegmentJob, SegmentResult | None]] = deque()
+    done: deque[tuple[WindowJob, WindowResult | None]] = deque()
 
-    def todo() -> Iterator[SegmentJob]:
+    def todo() -> Iterator[WindowJob]:
         for job in jobs:
             kept = store.kept(job) if store is not None and job.digest else None
-            result = None if kept is None else SegmentResult(kept[0], {}, job.digest, log=kept[1])
+            result = None if kept is None else WindowResult(kept[0], {}, job.digest, log=kept[1])
             done.append((job, result))
             if kept is None:
                 yield job
 
     results = run(todo())
-    ready: deque[SegmentResult] = deque()  # the runner's results, in the order of its jobs
+    ready: deque[WindowResult] = deque()  # the runner's results, in the order of its jobs
     exhausted = False
     while done or not exhausted:
         job, kept = done[0] if done else (None, None)
@@ -176,7 +176,7 @@ def zip_results(
                 store.keep(job, result.data, result.log)
             yield job, result
         elif exhausted:
-            raise RuntimeError(f"segment {job.index} came back from no worker")
+            raise RuntimeError(f"window {job.index} came back from no worker")
         else:
             try:
                 ready.append(next(results))
@@ -186,7 +186,7 @@ def zip_results(
 
 def plan_windows(
     reader: VideoReader, path: str | Path, config: EncodeConfig
-) -> list[SegmentJob] | None:
+) -> list[WindowJob] | None:
     """The windows of the input as demuxing finds them (VideoReader.index: no frame decoded),
     each with its timestamps and its packets' hash; workers cut them into segments as they
     code them. None where the input has no such index (plan_sources then)."""
@@ -202,14 +202,14 @@ def plan_windows(
         zip(firsts, starts, ends, index.digests(starts), strict=True)
     ):
         frames = min(length, len(index.pts) - first)
-        source = SegmentSource(str(path), first, frames, start, end, os.path.getsize(path))
-        jobs.append(SegmentJob(n, reader.info, config, source=source, digest=digest, frames=frames))
+        source = WindowSource(str(path), first, frames, start, end, os.path.getsize(path))
+        jobs.append(WindowJob(n, reader.info, config, source=source, digest=digest, frames=frames))
     return jobs
 
 
 def plan_sources(
     reader: VideoReader, path: str | Path, config: EncodeConfig
-) -> Iterator[SegmentJob]:
+) -> Iterator[WindowJob]:
     """The first pass where demuxing cannot index the input (a raw stream, a folder of images):
     each window, as soon as it is read, with its first frame, length and frames' sha256,
     nothing coded; workers start on it meanwhile, reading it from the input's start."""
@@ -219,7 +219,7 @@ def plan_sources(
     for job in inline_jobs(window_gops(gops, length), reader.info, config, materialise=False):
         for _ in job.read():
             pass
-        source = SegmentSource(str(path), first, job.frames)
+        source = WindowSource(str(path), first, job.frames)
         yield replace(job, gops=None, digest=job.read_digest, source=source)
         first += job.frames
 

@@ -1,5 +1,6 @@
-"""Resume: each coded segment kept beside the partial output, with a manifest (options and
-the sha256 of each segment's frames and bytes), so a killed encode continues where it was."""
+"""Resume: each coded window kept beside the partial output, with a manifest (options, and
+each window's digest, bytes' sha256 and what reading it found), so a killed encode continues
+where it was."""
 
 from __future__ import annotations
 
@@ -24,18 +25,18 @@ MANIFEST = "manifest.json"
 
 
 def store_path(dst: str | Path) -> Path:
-    """The folder of an encode's kept segments: ``.NAME.segments`` beside its output."""
+    """The folder of an encode's kept windows: ``.NAME.windows`` beside its output."""
     path = Path(dst)
-    return path.with_name(f".{path.name}.segments")
+    return path.with_name(f".{path.name}.windows")
 
 
 def options_key(config: Any) -> dict[str, Any]:
-    """What must match for a kept segment to be reused: every option, the format, vcodec."""
+    """What must match for a kept window to be reused: every option, the format, vcodec."""
     return {"options": asdict(config), "format": FORMAT_VERSION, "vcodec": __version__}
 
 
 class ResumeStore:
-    """The kept segments of one encode (``open`` finds or starts them; ``kept`` and ``keep``
+    """The kept windows of one encode (``open`` finds or starts them; ``kept`` and ``keep``
     read and add one; ``finish`` removes them once the output is whole)."""
 
     def __init__(
@@ -46,7 +47,7 @@ class ResumeStore:
 
     @classmethod
     def open(cls, dst: str | Path, config: Any, *, resume: bool, keep: bool = True) -> ResumeStore:
-        """The store for ``dst``. Kept segments of the same options are reused with
+        """The store for ``dst``. Kept windows of the same options are reused with
         ``resume``; without it, or when the options changed, they are dropped, and a
         VcxWarning says so in one line. ``keep``: False for outputs with no folder of their
         own (a device, a pipe): nothing is kept."""
@@ -57,16 +58,16 @@ class ResumeStore:
         manifest = _read_manifest(folder)
         entries: dict[str, Any] = {}
         if manifest is not None and manifest.get("key") != key:
-            _warn(f"{len(manifest.get('segments', {}))} segments kept by an earlier encode of "
+            _warn(f"{len(manifest.get('windows', {}))} windows kept by an earlier encode of "
                   f"{Path(dst).name} were coded with other options or another vcodec: coding "
                   "again")  # fmt: skip
         elif manifest is not None and not resume:
             _warn(
-                f"{len(manifest.get('segments', {}))} segments of an interrupted encode of "
+                f"{len(manifest.get('windows', {}))} windows of an interrupted encode of "
                 f"{Path(dst).name} are kept in {folder}; coding again (--resume reuses them)"
             )
         elif manifest is not None:
-            entries = manifest.get("segments", {})
+            entries = manifest.get("windows", {})
         if not entries and folder.exists():
             shutil.rmtree(folder, ignore_errors=True)
         store = cls(folder, key, entries, Path(dst))
@@ -108,18 +109,18 @@ class ResumeStore:
             self._write_manifest()
 
     def abandon(self) -> None:
-        """The encode failed: a store that kept no segment goes (one that did stays)."""
+        """The encode failed: a store that kept no window goes (one that did stays)."""
         if self.folder is not None and not self.entries:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def finish(self) -> None:
-        """The output is whole: the kept segments go."""
+        """The output is whole: the kept windows go."""
         if self.folder is not None:
             shutil.rmtree(self.folder, ignore_errors=True)
 
     def _write_manifest(self) -> None:
         partial = partial_path(self.folder / MANIFEST)
-        partial.write_text(json.dumps({"key": self.key, "segments": self.entries}, indent=1))
+        partial.write_text(json.dumps({"key": self.key, "windows": self.entries}, indent=1))
         os.replace(partial, self.folder / MANIFEST)
 
 
@@ -133,7 +134,7 @@ def _read_manifest(folder: Path) -> dict[str, Any] | None:
 
 @contextlib.contextmanager
 def _output_errors(output: Path) -> Iterator[None]:
-    """An OS error writing the kept segments of ``output`` (rights, a full disk) is an
+    """An OS error writing the kept windows of ``output`` (rights, a full disk) is an
     OutputError about the output."""
     try:
         yield

@@ -15,7 +15,7 @@ import numpy as np
 
 from vcodec.errors import InputError
 from vcodec.frames import PSNR_YUV_WEIGHTS, Gop
-from vcodec.pipeline.jobs import SegmentJob, SegmentResult, SegmentRunner, regroup
+from vcodec.pipeline.jobs import WindowJob, WindowResult, WindowRunner, regroup
 
 PROBE_STEP = 6  # the second probe's qp above the first (--qp): about half the bytes
 QP_RANGE = (1, 51)  # the qps a target may choose
@@ -98,7 +98,7 @@ def _decoded(data: bytes) -> list[Gop]:
     return list(regroup(VcxDecoder(io.BytesIO(data), "cpu").gops()))
 
 
-def at_qps(jobs: list[SegmentJob], qps: list[int], run: SegmentRunner) -> list[SegmentResult]:
+def at_qps(jobs: list[WindowJob], qps: list[int], run: WindowRunner) -> list[WindowResult]:
     """Each job coded at its qp (the runner keeps their order)."""
     coded = [
         replace(j, config=replace(j.config, qp=q), gops=None)
@@ -108,15 +108,15 @@ def at_qps(jobs: list[SegmentJob], qps: list[int], run: SegmentRunner) -> list[S
 
 
 def _missing(
-    jobs: list[SegmentJob], chosen: list[int], tried: dict, run: SegmentRunner
-) -> list[tuple[int, SegmentResult]]:
+    jobs: list[WindowJob], chosen: list[int], tried: dict, run: WindowRunner
+) -> list[tuple[int, WindowResult]]:
     """The chosen (window, qp) pairs not coded yet, coded now: (window, result)."""
     todo = [i for i in range(len(jobs)) if (i, chosen[i]) not in tried]
     results = at_qps([jobs[i] for i in todo], [chosen[i] for i in todo], run)
     return list(zip(todo, results, strict=True))
 
 
-def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[SegmentResult]:
+def meet_size(jobs: list[WindowJob], size: int, run: WindowRunner) -> list[WindowResult]:
     """Every window at a qp such that the total is as close to ``size`` bytes as whole qps
     allow: two probes each (--qp and PROBE_STEP above), a log-linear model of bytes against
     qp per window, one qp q* for all (equal slopes: bits go where they buy most), rounded
@@ -124,7 +124,7 @@ def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[Seg
     brings the total closer."""
     low = [j.config.qp for j in jobs]
     high = [min(QP_RANGE[1], q + PROBE_STEP) for q in low]
-    tried: dict[tuple[int, int], SegmentResult] = {}
+    tried: dict[tuple[int, int], WindowResult] = {}
     for qps in (low, high):
         for i, result in enumerate(at_qps(jobs, qps, run)):
             tried[i, qps[i]] = result
@@ -163,16 +163,16 @@ def meet_size(jobs: list[SegmentJob], size: int, run: SegmentRunner) -> list[Seg
 
 
 def meet_quality(
-    jobs: list[SegmentJob],
+    jobs: list[WindowJob],
     goal: float,
     measure: Callable[[list[Gop], bytes], float],
-    run: SegmentRunner,
-) -> list[SegmentResult]:
+    run: WindowRunner,
+) -> list[WindowResult]:
     """Each window at the highest qp whose quality (``measure``, in dB) reaches ``goal``: a
     search per window, all a round at a time (each round codes one qp of every unfinished one), from
     the probes (--qp, PROBE_STEP above) by straight lines between the qps that reach it and
     those that do not, until they are neighbours (QUALITY_ROUNDS at most)."""
-    tried: dict[tuple[int, int], SegmentResult] = {}
+    tried: dict[tuple[int, int], WindowResult] = {}
     quality: list[dict[int, float]] = [{} for _ in jobs]
 
     def code(indices: list[int], qps: list[int]) -> None:
@@ -218,14 +218,14 @@ def _next_qp(quality: dict[int, float], goal: float) -> int | None:
 
 
 def meet_target(
-    jobs: list[SegmentJob],
-    run: SegmentRunner,
+    jobs: list[WindowJob],
+    run: WindowRunner,
     target_size: str | None,
     bitrate: str | None,
     target_psnr: float | None,
     target_msssim: float | None,
     audio_bytes: int,
-) -> tuple[SegmentRunner, list[SegmentJob]]:
+) -> tuple[WindowRunner, list[WindowJob]]:
     """Code ``jobs`` to the target asked (targets.py); returns a runner that hands back
     those results, in order, and the jobs labelled with the target."""
     seconds = sum(j.frames for j in jobs) / jobs[0].info.fps if jobs else 0
@@ -245,7 +245,7 @@ def meet_target(
     else:
         results = meet_quality(jobs, *target.quality(), run)
 
-    def given(asked: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+    def given(asked: Iterator[WindowJob]) -> Iterator[WindowResult]:
         for _job, result in zip(asked, results, strict=True):
             yield result
 

@@ -1,5 +1,5 @@
-"""Where segments are coded: here, in local worker processes (--jobs), or as Ray tasks on a
-cluster (--cluster). Each is a SegmentRunner: segments in, their results out in the same order,
+"""Where windows are coded: here, in local worker processes (--jobs), or as Ray tasks on a
+cluster (--cluster). Each is a WindowRunner: windows in, their results out in the same order,
 so the stream's bytes do not depend on who coded what."""
 
 from __future__ import annotations
@@ -19,16 +19,16 @@ from typing import Any
 
 from vcodec.errors import InputError, InputNotVisibleError, VcxError, WorkerError
 from vcodec.pipeline.encoder import (
-    SegmentJob,
-    SegmentResult,
-    SegmentRunner,
-    encode_segment,
+    WindowJob,
+    WindowResult,
+    WindowRunner,
+    encode_window,
     run_here,
 )
 
-RAY_RETRIES = 3  # a segment whose Ray worker or node is lost is tried this many times more
+RAY_RETRIES = 3  # a window whose Ray worker or node is lost is tried this many times more
 LOCAL_CLUSTER = "local"  # --cluster local: a Ray cluster started for this run on this machine
-RAY_OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store (segments' frames pass it)
+RAY_OBJECT_STORE_BYTES = 256 << 20  # a local cluster's object store (shipped packets, clips)
 
 
 def cores() -> int:
@@ -39,7 +39,7 @@ def cores() -> int:
         return os.cpu_count() or 1
 
 
-def local_runner(jobs: int, fork: bool = False) -> SegmentRunner:
+def local_runner(jobs: int, fork: bool = False) -> WindowRunner:
     """``jobs`` worker processes, each coding one window at a time; a stream of a single
     window is coded here, with no process started. A window whose config leaves its threads
     to the encoder (0) gets cores / jobs of them in a worker, every core here. ``fork``: this
@@ -47,8 +47,8 @@ def local_runner(jobs: int, fork: bool = False) -> SegmentRunner:
     if jobs <= 1:
         return run_here
 
-    def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
-        first = list(itertools.islice(segments, 2))
+    def run(windows: Iterator[WindowJob]) -> Iterator[WindowResult]:
+        first = list(itertools.islice(windows, 2))
         if len(first) < 2:
             yield from run_here(iter(first))
             return
@@ -56,10 +56,10 @@ def local_runner(jobs: int, fork: bool = False) -> SegmentRunner:
         pool = ProcessPoolExecutor(jobs, mp_context=_start_method(fork, first[0]))
         try:
             inflight: deque[Future] = deque()
-            for job in itertools.chain(first, segments):
+            for job in itertools.chain(first, windows):
                 if not job.config.threads:
                     job = replace(job, config=replace(job.config, threads=share))
-                inflight.append(pool.submit(encode_segment, job))
+                inflight.append(pool.submit(encode_window, job))
                 if len(inflight) > jobs:
                     yield _result(inflight.popleft())
             while inflight:
@@ -70,7 +70,7 @@ def local_runner(jobs: int, fork: bool = False) -> SegmentRunner:
     return run
 
 
-def _start_method(fork: bool, job: SegmentJob) -> Any:
+def _start_method(fork: bool, job: WindowJob) -> Any:
     """Fork (workers start at once, every module already imported) where the caller allows
     it (the CLI, whose driver runs no OpenCV or torch threads: a forked child of a process
     that did can hang in their pools), torch is not loaded (a forked CUDA runtime is not safe)
@@ -80,15 +80,15 @@ def _start_method(fork: bool, job: SegmentJob) -> Any:
     return multiprocessing.get_context(method)
 
 
-def _result(future: Future) -> SegmentResult:
+def _result(future: Future) -> WindowResult:
     try:
         return future.result()
     except BrokenProcessPool:
-        raise WorkerError("a worker process died while coding a segment") from None
+        raise WorkerError("a worker process died while coding a window") from None
 
 
 def _stop(pool: ProcessPoolExecutor) -> None:
-    """Shut the pool down at once: queued segments dropped, running workers ended."""
+    """Shut the pool down at once: queued windows dropped, running workers ended."""
     processes = list(getattr(pool, "_processes", {}).values())
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
@@ -96,7 +96,7 @@ def _stop(pool: ProcessPoolExecutor) -> None:
             process.terminate()
 
 
-def ray_runner(address: str, threads: int) -> SegmentRunner:
+def ray_runner(address: str, threads: int) -> WindowRunner:
     """Ray Core tasks on the cluster at ``address`` (``auto``: the one ``ray start`` runs
     here; ``local``: one started for this run), each window a task needing ``threads`` CPUs
     and retried RAY_RETRIES times if its worker or node is lost. Workers read their windows
@@ -106,15 +106,15 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
     if importlib.util.find_spec("ray") is None:
         raise InputError("--cluster needs Ray: pip install 'vcodec[cluster]'")
 
-    def run(segments: Iterator[SegmentJob]) -> Iterator[SegmentResult]:
+    def run(windows: Iterator[WindowJob]) -> Iterator[WindowResult]:
         ray, started = connect_ray(address)
         ship = False  # a worker did not see the input: send every window's packets
         try:
-            task = ray.remote(max_retries=RAY_RETRIES, num_cpus=max(1, threads))(encode_segment)
+            task = ray.remote(max_retries=RAY_RETRIES, num_cpus=max(1, threads))(encode_window)
             capacity = max(1, int(ray.cluster_resources().get("CPU", 1)) // max(1, threads))
-            inflight: deque[tuple[SegmentJob, Any]] = deque()
+            inflight: deque[tuple[WindowJob, Any]] = deque()
 
-            def result() -> SegmentResult:
+            def result() -> WindowResult:
                 nonlocal ship
                 job, ref = inflight.popleft()
                 try:
@@ -123,7 +123,7 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
                     ship = True
                     return ray_result(ray, task.remote(shipped(job)))
 
-            for job in segments:
+            for job in windows:
                 if not job.config.threads:
                     job = replace(job, config=replace(job.config, threads=threads))
                 inflight.append((job, task.remote(shipped(job) if ship else job)))
@@ -138,7 +138,7 @@ def ray_runner(address: str, threads: int) -> SegmentRunner:
     return run
 
 
-def shipped(job: SegmentJob) -> SegmentJob:
+def shipped(job: WindowJob) -> WindowJob:
     """``job`` with its window's packets (io.excerpt), for a worker that cannot read the input."""
     from vcodec.io import excerpt
 
