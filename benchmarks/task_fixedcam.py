@@ -77,15 +77,21 @@ def load_window(name: str, file: str, first: int) -> Clip:
     return Clip(name, reader.info, gops)
 
 
-def run_points(clips: list[Clip], config: BenchConfig, judge, cache: Path, tag: str) -> dict:
-    """(window, codec, q) -> (BenchPoint, TaskScore), from the cache where it is there."""
+def run_points(
+    clips: list[Clip], config: BenchConfig, judge, cache: Path, tag: str, reverse: bool = False
+) -> dict:
+    """(window, codec, q) -> (BenchPoint, TaskScore), from the cache where it is there
+    (``reverse``: the windows from the last, so that a second run shares the work)."""
     out = {}
-    for clip in clips:
+    for clip in reversed(clips) if reverse else clips:
         for codec in CODECS:
             for qp in QPS:
                 path = cache / f"{clip.name}.{codec}.{tag}.q{qp}.pkl"
                 if not path.is_file():
-                    path.write_bytes(pickle.dumps(bench_point(clip, codec, qp, config, judge)))
+                    data = pickle.dumps(bench_point(clip, codec, qp, config, judge))
+                    partial = path.with_suffix(".partial")
+                    partial.write_bytes(data)
+                    partial.replace(path)
                 out[clip.name, codec, qp] = pickle.loads(path.read_bytes())
         print(f"{clip.name}: done", flush=True)
     return out
@@ -163,6 +169,8 @@ def main() -> None:
     parser.add_argument("--maps", default="320", help="NanoDet-m size of vcx-task's ROI maps")
     parser.add_argument("--bootstrap", type=int, default=1000, help="resamples of the windows")
     parser.add_argument("--windows-per-clip", type=int, default=WINDOWS_PER_CLIP)
+    parser.add_argument("--reverse", action="store_true", help="code the windows from the last")
+    parser.add_argument("--cached-only", action="store_true", help="score the cached windows only")
     args = parser.parse_args()
     args.cache.mkdir(parents=True, exist_ok=True)
     judge_spec = f"onnx-nanodet:{str(NANODET).format(args.judge)}"
@@ -180,7 +188,14 @@ def main() -> None:
     tag = f"j{args.judge}m{args.maps}f{FRAMES}"
     print(f"{len(clips)} windows of {FRAMES} frames; judge NanoDet-m {args.judge}, maps "
           f"{args.maps}", flush=True)  # fmt: skip
-    results = run_points(clips, config, judge, args.cache, tag)
+    if args.cached_only:  # the windows every point of which is cached already
+        done = lambda c: all(  # noqa: E731
+            (args.cache / f"{c.name}.{k}.{tag}.q{q}.pkl").is_file() for k in CODECS for q in QPS
+        )
+        clips = [c for c in clips if done(c)]
+        truths = {c.name: c.truth for c in clips}
+        print(f"{len(clips)} windows with every point cached", flush=True)
+    results = run_points(clips, config, judge, args.cache, tag, args.reverse)
     classes = scored_classes(truths, TRAFFIC)
     results, truths = restricted(results, truths, classes)
     sources = {n: replace(s, evidence=only(classes, s.evidence)) for n, s in sources.items()}
