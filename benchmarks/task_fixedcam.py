@@ -179,22 +179,20 @@ def main() -> None:
     config = BenchConfig(task="detect", detector=judge_spec, map_detector=map_spec)
     finder = roi_finder(*detector_roi(map_spec))
     clips, sources = [], {}
+    tag = f"j{args.judge}m{args.maps}f{FRAMES}"
+    cached = lambda name: all(  # noqa: E731
+        (args.cache / f"{name}.{k}.{tag}.q{q}.pkl").is_file() for k in CODECS for q in QPS
+    )
     for window in windows(args.windows_per_clip):
+        if args.cached_only and not cached(window[0]):  # score the windows already coded
+            continue
         clip = with_rois(load_window(*window), finder)
         truth = ground_truth("detect", judge, clip.gops, Truth(), clip.name)
         clips.append(replace(clip, truth=truth))
         sources[clip.name] = score("detect", judge, clip.gops, truth)
     truths = {c.name: c.truth for c in clips}
-    tag = f"j{args.judge}m{args.maps}f{FRAMES}"
     print(f"{len(clips)} windows of {FRAMES} frames; judge NanoDet-m {args.judge}, maps "
           f"{args.maps}", flush=True)  # fmt: skip
-    if args.cached_only:  # the windows every point of which is cached already
-        done = lambda c: all(  # noqa: E731
-            (args.cache / f"{c.name}.{k}.{tag}.q{q}.pkl").is_file() for k in CODECS for q in QPS
-        )
-        clips = [c for c in clips if done(c)]
-        truths = {c.name: c.truth for c in clips}
-        print(f"{len(clips)} windows with every point cached", flush=True)
     results = run_points(clips, config, judge, args.cache, tag, args.reverse)
     classes = scored_classes(truths, TRAFFIC)
     results, truths = restricted(results, truths, classes)
