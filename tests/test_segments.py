@@ -203,6 +203,16 @@ def test_forked_workers_give_the_same_bytes(tmp_path) -> None:
     assert outputs[0] == outputs[1]
 
 
+def test_a_process_that_coded_frames_itself_spawns_its_workers(tmp_path) -> None:
+    """A batch's driver codes a one-window file itself (OpenCV's pool runs there): workers
+    for its next file are spawned, not forked (a forked child can hang in that pool)."""
+    from vcodec.pipeline.jobs import may_fork
+
+    src = write_y4m(tmp_path / "in.y4m", synthetic_planes(64, 48, 8))
+    assert vcodec("encode", src, "-o", tmp_path / "a.vcx", "--jobs", "1").exit_code == 0
+    assert not may_fork()
+
+
 @pytest.mark.skipif(importlib.util.find_spec("ray") is None, reason="needs vcodec[cluster]: ray")
 def test_a_ray_cluster_gives_the_same_bytes(tmp_path) -> None:
     src = write_y4m(tmp_path / "in.y4m", synthetic_planes(96, 64, 64))

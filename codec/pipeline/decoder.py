@@ -31,6 +31,7 @@ from vcodec.errors import MalformedError
 from vcodec.files import atomic_output
 from vcodec.frames import Gop, VideoInfo
 from vcodec.models.registry import require
+from vcodec.pipeline.jobs import frames_handled_here
 from vcodec.pipeline.plan import Plan, decoder_plan
 from vcodec.pipeline.side_info import GopParams, unpack_side_info
 from vcodec.pipeline.stream import open_vcx
@@ -81,6 +82,7 @@ class VcxDecoder:
     ) -> None:
         """``limits`` (frame size, GOP length) are checked on the header before anything is
         allocated for the stream (LimitError)."""
+        frames_handled_here()
         self.device = resolve_device(device)
         self._reader = VcxReader(stream, limits)
         self.header = self._reader.header

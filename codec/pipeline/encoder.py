@@ -37,6 +37,7 @@ from vcodec.pipeline.jobs import (
     WindowJob,
     WindowResult,
     WindowRunner,
+    frames_handled_here,
     inline_jobs,
     plan_sources,
     plan_windows,
@@ -257,6 +258,7 @@ def encode_window(job: WindowJob) -> WindowResult:
     worker reads itself after a seek must start at the frame its index says; where it does
     not (an open-GOP stream's leading pictures) it is read again from the input's start. One
     found by a first pass must give the frames that pass saw (its digest)."""
+    frames_handled_here()
     result = _code_segments(job, job.read())
     source = job.source
     if source is not None and source.start_pts is not None:

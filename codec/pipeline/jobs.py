@@ -27,6 +27,22 @@ if TYPE_CHECKING:
     from vcodec.io import Excerpt, VideoReader
 
 
+_FRAMES_HANDLED_HERE = False  # this process coded or decoded frames (OpenCV's pool may run)
+
+
+def frames_handled_here() -> None:
+    """Note that this process codes or decodes frames itself: its workers are not forked
+    from then on (a forked child of a process whose OpenCV or torch pool ran can hang)."""
+    global _FRAMES_HANDLED_HERE
+    _FRAMES_HANDLED_HERE = True
+
+
+def may_fork() -> bool:
+    """Whether worker processes may be forked from this one: it has handled no frames and
+    not loaded torch (a forked CUDA runtime is not safe either)."""
+    return not _FRAMES_HANDLED_HERE and "torch" not in sys.modules
+
+
 @dataclass(frozen=True)
 class WindowSource:
     """Where a worker reads a window itself: the input's path, the window's first frame and

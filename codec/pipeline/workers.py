@@ -9,7 +9,6 @@ import importlib.util
 import itertools
 import multiprocessing
 import os
-import sys
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import Future, ProcessPoolExecutor
@@ -25,6 +24,7 @@ from vcodec.pipeline.encoder import (
     encode_window,
     run_here,
 )
+from vcodec.pipeline.jobs import may_fork
 
 RAY_RETRIES = 3  # a window whose Ray worker or node is lost is tried this many times more
 LOCAL_CLUSTER = "local"  # --cluster local: a Ray cluster started for this run on this machine
@@ -72,12 +72,12 @@ def local_runner(jobs: int, fork: bool = False) -> WindowRunner:
 
 def _start_method(fork: bool, job: WindowJob) -> Any:
     """Fork (workers start at once, every module already imported) where the caller allows
-    it (the CLI, whose driver runs no OpenCV or torch threads: a forked child of a process
-    that did can hang in their pools), torch is not loaded (a forked CUDA runtime is not safe)
-    and the windows were indexed (so no decoder of the input is open here); else spawn."""
+    it (the CLI: a library's caller may have run OpenCV's or torch's pools, and a forked
+    child of such a process can hang in them), this process has handled no frames itself
+    (jobs.may_fork) and the windows were indexed (no decoder of the input open here); else
+    spawn."""
     indexed = job.source is not None and job.source.start_pts is not None
-    method = "fork" if fork and indexed and "torch" not in sys.modules else "spawn"
-    return multiprocessing.get_context(method)
+    return multiprocessing.get_context("fork" if fork and indexed and may_fork() else "spawn")
 
 
 def _result(future: Future) -> WindowResult:
