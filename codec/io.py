@@ -96,13 +96,18 @@ class VideoReader:
     a context manager (or call ``close()``) to release the open file.
     """
 
-    def __init__(self, path: Path, fps: Fraction | None = None) -> None:
+    def __init__(self, path: Path, fps: Fraction | None = None, describe: bool = True) -> None:
+        """``describe``: decode the first frames now, for ``info`` (a worker reading one
+        stretch with frames_between needs none: it has the driver's)."""
         if not path.exists():
             raise InputError(f"Input {path} does not exist.")
         self.path = path
         self._container: av.container.InputContainer | None = None
         self.log = ReadLog()
         self._frames = self._start()
+        self._peeked = None
+        if not describe:
+            return
         peeked = list(itertools.islice(self._frames, PEEK_FRAMES))
         if not peeked:
             self.close()

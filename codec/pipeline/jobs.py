@@ -95,7 +95,7 @@ class WindowJob:
         self.read_digest, self.frames = "" if indexed else digest.hexdigest(), frames
 
     def _from_source(self, seek: bool) -> Iterator[Gop]:
-        from vcodec.io import open_video, stretch
+        from vcodec.io import VideoReader, stretch
 
         source = self.source
         if source.excerpt is not None:
@@ -105,7 +105,7 @@ class WindowJob:
             return
         if source.size and not _visible(source):
             raise InputNotVisibleError(f"{source.path} is not on this worker")
-        with open_video(Path(source.path)) as reader:
+        with VideoReader(Path(source.path), describe=False) as reader:
             frames = reader.frames_between(
                 source.first_frame, source.start_pts, source.end_pts, seek=seek
             )
